@@ -1,0 +1,481 @@
+import { resolveStreamName, type ServiceIdentity } from '../common/arn.js';
+import type { Clock } from '../common/clock.js';
+import {
+  InvalidArgumentError,
+  ProvisionedThroughputExceededError,
+  ResourceNotFoundError,
+  RheosError,
+  ServiceUnavailableError,
+} from '../common/errors.js';
+import { MAX_HASH_KEY, partitionKeyToHashKey } from '../common/hash-key.js';
+import { decodeIterator, encodeIterator, type SigningKeyring } from '../common/iterator-token.js';
+import {
+  GET_RECORDS_MAX_RECORDS,
+  GET_RECORDS_MAX_SIZE_BYTES,
+  PUT_RECORDS_MAX_RECORDS,
+  PUT_RECORDS_MAX_SIZE_BYTES,
+  RECORD_MAX_SIZE_BYTES,
+  SHARD_ITERATOR_MAX_LENGTH,
+} from '../common/limits.js';
+import {
+  formatSequenceNumber,
+  parseSequenceNumber,
+  type LogPosition,
+} from '../common/sequence-number.js';
+import { Validator } from '../common/validation.js';
+import { streamNotFound } from '../coordinator/metadata-machine.js';
+import { isServing, type ShardRecord, type StreamRecord } from '../coordinator/model.js';
+import {
+  ShardIteratorType,
+  type GetRecordsRequest,
+  type GetRecordsResponse,
+  type GetShardIteratorRequest,
+  type GetShardIteratorResponse,
+  type PutRecordRequest,
+  type PutRecordResponse,
+  type PutRecordsRequest,
+  type PutRecordsRequestEntry,
+  type PutRecordsResponse,
+  type PutRecordsResultEntry,
+} from '../gen/rheos/v1/data.js';
+import { EncryptionType } from '../gen/rheos/v1/stream.js';
+import type { Broker } from './broker.js';
+import type { ShardReplica } from './replica.js';
+
+/**
+ * The data plane: PutRecord(s), GetShardIterator, GetRecords, with Kinesis semantics. Requests are
+ * checked completely before anything is written; a record is acknowledged only once the entry
+ * holding it is committed.
+ */
+
+export interface DataPlaneOptions {
+  readonly broker: Broker;
+  readonly keyring: SigningKeyring;
+  readonly clock: Clock;
+  readonly identity: ServiceIdentity;
+}
+
+const EXPLICIT_HASH_KEY_PATTERN = /^(0|[1-9]\d{0,38})$/;
+const SEQUENCE_NUMBER_PATTERN = /^(0|[1-9]\d{0,128})$/;
+
+interface RoutedRecord {
+  readonly requestIndex: number;
+  readonly entry: PutRecordsRequestEntry;
+  readonly sizeBytes: number;
+}
+
+export class DataPlane {
+  constructor(private readonly options: DataPlaneOptions) {}
+
+  async putRecord(request: PutRecordRequest): Promise<PutRecordResponse> {
+    const v = new Validator();
+    this.validateStreamRef(v, request);
+    validateEntry(v, request, '');
+    if (request.sequenceNumberForOrdering !== undefined) {
+      v.pattern(
+        'sequenceNumberForOrdering',
+        request.sequenceNumberForOrdering,
+        SEQUENCE_NUMBER_PATTERN,
+        '0|([1-9]\\d{0,128})',
+      );
+    }
+    v.throwIfInvalid();
+    const sizeBytes = recordSize(request);
+    checkRecordSize(sizeBytes);
+    const stream = this.servingStream(request);
+    const shard = this.route(stream, request);
+    const [result] = await this.putToShard(
+      stream,
+      shard,
+      [{ requestIndex: 0, entry: request, sizeBytes }],
+      true,
+    );
+    if (result === undefined || result.errorCode !== '') {
+      throw new RheosError('InternalFailureException', 'Internal service failure.', {
+        retriable: true,
+        indeterminate: true,
+      });
+    }
+    return {
+      shardId: result.shardId,
+      sequenceNumber: result.sequenceNumber,
+      encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
+    };
+  }
+
+  async putRecords(request: PutRecordsRequest): Promise<PutRecordsResponse> {
+    const v = new Validator();
+    this.validateStreamRef(v, request);
+    if (request.records.length < 1) {
+      v.fail('records', `[]`, 'Member must have length greater than or equal to 1');
+    } else if (request.records.length > PUT_RECORDS_MAX_RECORDS) {
+      v.fail(
+        'records',
+        `<${request.records.length} records>`,
+        `Member must have length less than or equal to ${PUT_RECORDS_MAX_RECORDS}`,
+      );
+    } else {
+      request.records.forEach((entry, i) => validateEntry(v, entry, `records.${i + 1}.member.`));
+    }
+    v.throwIfInvalid();
+    let totalBytes = 0;
+    const sizes = request.records.map((entry) => {
+      const size = recordSize(entry);
+      checkRecordSize(size);
+      totalBytes += size;
+      return size;
+    });
+    if (totalBytes > PUT_RECORDS_MAX_SIZE_BYTES) {
+      throw new InvalidArgumentError(
+        `Records size exceeds 5 MB limit: the request holds ${totalBytes} bytes of data and partition keys.`,
+      );
+    }
+    const stream = this.servingStream(request);
+    // Route everything first, so a bad hash key fails the request before anything is written.
+    const byShard = new Map<ShardRecord, RoutedRecord[]>();
+    request.records.forEach((entry, requestIndex) => {
+      const shard = this.route(stream, entry);
+      let group = byShard.get(shard);
+      if (group === undefined) byShard.set(shard, (group = []));
+      group.push({ requestIndex, entry, sizeBytes: sizes[requestIndex] as number });
+    });
+    const results: PutRecordsResultEntry[] = new Array(request.records.length);
+    await Promise.all(
+      [...byShard].map(async ([shard, group]) => {
+        const shardResults = await this.putToShard(stream, shard, group, false);
+        group.forEach((routed, k) => {
+          results[routed.requestIndex] = shardResults[k] as PutRecordsResultEntry;
+        });
+      }),
+    );
+    const failedRecordCount = results.filter((r) => r.errorCode !== '').length;
+    return {
+      failedRecordCount,
+      records: results,
+      encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
+    };
+  }
+
+  /**
+   * Writes one shard's share of a request as one log entry. Throughput is charged record by
+   * record in request order; once one record is throttled, the shard's later records in this
+   * request are throttled too, so a client that retries the failures keeps its order.
+   */
+  private async putToShard(
+    stream: StreamRecord,
+    shard: ShardRecord,
+    group: readonly RoutedRecord[],
+    throwOnFailure: boolean,
+  ): Promise<PutRecordsResultEntry[]> {
+    const replica = this.replica(shard);
+    const quota = this.options.broker.quota(shard.incarnation, stream.shardLimits);
+    let accepted = 0;
+    while (accepted < group.length && quota.tryWrite((group[accepted] as RoutedRecord).sizeBytes))
+      accepted++;
+    const throttled = this.throttledWrite(stream, shard);
+    if (accepted === 0 && throwOnFailure) throw throttled;
+    const results: PutRecordsResultEntry[] = group.map(() => failure(throttled));
+    if (accepted === 0) return results;
+    const records = group
+      .slice(0, accepted)
+      .map((r) => ({ partitionKey: r.entry.partitionKey, data: r.entry.data }));
+    try {
+      const { index } = await replica.propose(records);
+      for (let offset = 0; offset < accepted; offset++) {
+        results[offset] = {
+          shardId: shard.shardId,
+          sequenceNumber: formatSequenceNumber({ incarnation: shard.incarnation, index, offset }),
+          errorCode: '',
+          errorMessage: '',
+        };
+      }
+    } catch (error) {
+      if (throwOnFailure) throw error;
+      const failed = failure(error);
+      for (let offset = 0; offset < accepted; offset++) results[offset] = failed;
+    }
+    return results;
+  }
+
+  async getShardIterator(request: GetShardIteratorRequest): Promise<GetShardIteratorResponse> {
+    const v = new Validator();
+    this.validateStreamRef(v, request);
+    v.shardId('shardId', request.shardId);
+    const type = request.shardIteratorType;
+    if (
+      type === ShardIteratorType.SHARD_ITERATOR_TYPE_UNSPECIFIED ||
+      type === ShardIteratorType.UNRECOGNIZED
+    ) {
+      v.fail(
+        'shardIteratorType',
+        type,
+        'Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON, LATEST]',
+      );
+    }
+    if (request.startingSequenceNumber !== '') {
+      v.pattern(
+        'startingSequenceNumber',
+        request.startingSequenceNumber,
+        SEQUENCE_NUMBER_PATTERN,
+        '0|([1-9]\\d{0,128})',
+      );
+    }
+    v.throwIfInvalid();
+    checkIteratorArguments(request);
+    const stream = this.servingStream(request);
+    const shard = stream.shards.find((s) => s.shardId === request.shardId);
+    if (shard === undefined) {
+      throw new ResourceNotFoundError(
+        `Shard ${request.shardId} in stream ${stream.name} under account ${this.options.identity.accountId} does not exist`,
+      );
+    }
+    const replica = this.replica(shard);
+    const position = await this.startPosition(request, shard, replica);
+    return { shardIterator: this.iterator(stream, shard, position) };
+  }
+
+  private async startPosition(
+    request: GetShardIteratorRequest,
+    shard: ShardRecord,
+    replica: ShardReplica,
+  ): Promise<LogPosition> {
+    switch (request.shardIteratorType) {
+      case ShardIteratorType.SHARD_ITERATOR_TYPE_TRIM_HORIZON:
+        return replica.trimHorizon();
+      case ShardIteratorType.SHARD_ITERATOR_TYPE_LATEST:
+        return replica.latest();
+      case ShardIteratorType.SHARD_ITERATOR_TYPE_AT_TIMESTAMP:
+        return replica.positionAtTimestamp(request.timestampMs as number);
+      case ShardIteratorType.SHARD_ITERATOR_TYPE_AT_SEQUENCE_NUMBER:
+      case ShardIteratorType.SHARD_ITERATOR_TYPE_AFTER_SEQUENCE_NUMBER: {
+        const parts = parseSequenceNumber(request.startingSequenceNumber);
+        if (parts === undefined || parts.incarnation !== shard.incarnation) {
+          throw new InvalidArgumentError(
+            `Invalid StartingSequenceNumber. The sequence number ${request.startingSequenceNumber} ` +
+              `does not belong to shard ${shard.shardId}.`,
+          );
+        }
+        if (parts.index > replica.commitIndex()) {
+          throw new InvalidArgumentError(
+            `Invalid StartingSequenceNumber. The sequence number ${request.startingSequenceNumber} ` +
+              `is beyond the latest record of shard ${shard.shardId}.`,
+          );
+        }
+        const after =
+          request.shardIteratorType === ShardIteratorType.SHARD_ITERATOR_TYPE_AFTER_SEQUENCE_NUMBER;
+        return { index: parts.index, offset: parts.offset + (after ? 1 : 0) };
+      }
+      default:
+        throw new InvalidArgumentError(`Unknown ShardIteratorType ${request.shardIteratorType}.`);
+    }
+  }
+
+  async getRecords(request: GetRecordsRequest): Promise<GetRecordsResponse> {
+    const v = new Validator();
+    if (request.shardIterator === '') v.required('shardIterator', request.shardIterator);
+    else v.length('shardIterator', request.shardIterator, 1, SHARD_ITERATOR_MAX_LENGTH);
+    if (request.limit !== undefined) v.range('limit', request.limit, 1, GET_RECORDS_MAX_RECORDS);
+    v.throwIfInvalid();
+    const { clock, identity } = this.options;
+    const claims = decodeIterator(request.shardIterator, this.options.keyring, clock.nowMs());
+    const location = this.options.broker.directory().shardByIncarnation(claims.shardIncarnation);
+    const stream = location?.stream;
+    if (
+      location === undefined ||
+      stream === undefined ||
+      stream.incarnation !== claims.streamIncarnation ||
+      !isServing(stream)
+    ) {
+      throw new ResourceNotFoundError(
+        `The stream or shard of this shard iterator no longer exists under account ${identity.accountId}.`,
+      );
+    }
+    if (request.streamArn !== '') {
+      const named = resolveStreamName({ streamName: '', streamArn: request.streamArn }, identity);
+      if (named !== stream.name) {
+        throw new InvalidArgumentError(
+          `The shard iterator belongs to stream ${stream.name}, not to ${request.streamArn}.`,
+        );
+      }
+    }
+    const { shard } = location;
+    const replica = this.replica(shard);
+    const quota = this.options.broker.quota(shard.incarnation, stream.shardLimits);
+    if (!quota.tryStartRead()) {
+      throw new ProvisionedThroughputExceededError(
+        `Rate exceeded for Shard - ${shard.shardId} in stream ${stream.name} under account ${identity.accountId}.`,
+      );
+    }
+    const result = await replica.read(claims.position, {
+      maxRecords: request.limit ?? GET_RECORDS_MAX_RECORDS,
+      maxBytes: GET_RECORDS_MAX_SIZE_BYTES,
+    });
+    let bytes = 0;
+    const records = result.records.map((r) => {
+      bytes += r.data.length + Buffer.byteLength(r.partitionKey, 'utf8');
+      return {
+        sequenceNumber: formatSequenceNumber({ incarnation: shard.incarnation, ...r.position }),
+        approximateArrivalTimestampMs: r.arrivalMs,
+        data: r.data,
+        partitionKey: r.partitionKey,
+        encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
+      };
+    });
+    quota.chargeRead(bytes);
+    const lastArrivalMs = result.records[result.records.length - 1]?.arrivalMs;
+    const millisBehindLatest =
+      result.caughtUp || lastArrivalMs === undefined
+        ? 0
+        : Math.max(0, result.tipArrivalMs - lastArrivalMs);
+    return {
+      records,
+      nextShardIterator: this.iterator(stream, shard, result.next),
+      millisBehindLatest,
+      childShards: [],
+    };
+  }
+
+  private iterator(stream: StreamRecord, shard: ShardRecord, position: LogPosition): string {
+    return encodeIterator(
+      {
+        streamIncarnation: stream.incarnation,
+        shardIncarnation: shard.incarnation,
+        position,
+        issuedMs: this.options.clock.nowMs(),
+      },
+      this.options.keyring.current(),
+    );
+  }
+
+  private validateStreamRef(v: Validator, ref: { streamName: string; streamArn: string }): void {
+    if (ref.streamName === '' && ref.streamArn === '') v.required('streamName', ref.streamName);
+    else if (ref.streamName !== '') v.streamName('streamName', ref.streamName);
+  }
+
+  private servingStream(ref: { streamName: string; streamArn: string }): StreamRecord {
+    const name = resolveStreamName(ref, this.options.identity);
+    const stream = this.options.broker.directory().stream(name);
+    if (stream === undefined || !isServing(stream))
+      throw streamNotFound(name, this.options.identity);
+    return stream;
+  }
+
+  private route(
+    stream: StreamRecord,
+    entry: { partitionKey: string; explicitHashKey?: string | undefined },
+  ): ShardRecord {
+    let hashKey: bigint;
+    if (entry.explicitHashKey !== undefined) {
+      hashKey = BigInt(entry.explicitHashKey);
+      if (hashKey > MAX_HASH_KEY) {
+        throw new InvalidArgumentError(
+          `Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, ${MAX_HASH_KEY}]. ` +
+            `Specified value was ${entry.explicitHashKey}`,
+        );
+      }
+    } else {
+      hashKey = partitionKeyToHashKey(entry.partitionKey);
+    }
+    const shard = this.options.broker.directory().router(stream).route(hashKey);
+    if (shard === undefined)
+      throw new ServiceUnavailableError(`No open shard owns hash key ${hashKey}.`);
+    return shard;
+  }
+
+  private replica(shard: ShardRecord): ShardReplica {
+    const replica = this.options.broker.replicas.get(shard.incarnation);
+    if (replica === undefined) {
+      throw new ServiceUnavailableError(
+        `Shard ${shard.shardId} is not available on this broker yet.`,
+      );
+    }
+    return replica;
+  }
+
+  private throttledWrite(
+    stream: StreamRecord,
+    shard: ShardRecord,
+  ): ProvisionedThroughputExceededError {
+    return new ProvisionedThroughputExceededError(
+      `Rate exceeded for shard ${shard.shardId} in stream ${stream.name} under account ${this.options.identity.accountId}.`,
+    );
+  }
+}
+
+function validateEntry(
+  v: Validator,
+  entry: { partitionKey: string; data: Buffer; explicitHashKey?: string | undefined },
+  prefix: string,
+): void {
+  v.partitionKey(prefix + 'partitionKey', entry.partitionKey);
+  if (entry.data.length > RECORD_MAX_SIZE_BYTES) {
+    v.fail(
+      prefix + 'data',
+      entry.data,
+      `Member must have length less than or equal to ${RECORD_MAX_SIZE_BYTES}`,
+    );
+  }
+  if (
+    entry.explicitHashKey !== undefined &&
+    !EXPLICIT_HASH_KEY_PATTERN.test(entry.explicitHashKey)
+  ) {
+    v.fail(
+      prefix + 'explicitHashKey',
+      entry.explicitHashKey,
+      'Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})',
+    );
+  }
+}
+
+function recordSize(entry: { partitionKey: string; data: Buffer }): number {
+  return entry.data.length + Buffer.byteLength(entry.partitionKey, 'utf8');
+}
+
+function checkRecordSize(sizeBytes: number): void {
+  if (sizeBytes > RECORD_MAX_SIZE_BYTES) {
+    throw new InvalidArgumentError(
+      `A record's data and partition key together are ${sizeBytes} bytes, above the limit of ${RECORD_MAX_SIZE_BYTES} bytes.`,
+    );
+  }
+}
+
+function checkIteratorArguments(request: GetShardIteratorRequest): void {
+  const type = request.shardIteratorType;
+  const bySequence =
+    type === ShardIteratorType.SHARD_ITERATOR_TYPE_AT_SEQUENCE_NUMBER ||
+    type === ShardIteratorType.SHARD_ITERATOR_TYPE_AFTER_SEQUENCE_NUMBER;
+  const name = type.replace('SHARD_ITERATOR_TYPE_', '');
+  if (bySequence && request.startingSequenceNumber === '') {
+    throw new InvalidArgumentError(
+      `Must specify a StartingSequenceNumber for iterator type ${name}.`,
+    );
+  }
+  if (!bySequence && request.startingSequenceNumber !== '') {
+    throw new InvalidArgumentError(
+      `Request specified ${name} and also a StartingSequenceNumber; only AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER take one.`,
+    );
+  }
+  const byTime = type === ShardIteratorType.SHARD_ITERATOR_TYPE_AT_TIMESTAMP;
+  if (byTime && request.timestampMs === undefined) {
+    throw new InvalidArgumentError(
+      'Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP.',
+    );
+  }
+  if (!byTime && request.timestampMs !== undefined) {
+    throw new InvalidArgumentError(
+      `Request specified ${name} and also a Timestamp; only AT_TIMESTAMP takes one.`,
+    );
+  }
+}
+
+function failure(error: unknown): PutRecordsResultEntry {
+  if (error instanceof RheosError && error.name === 'ProvisionedThroughputExceededException') {
+    return { sequenceNumber: '', shardId: '', errorCode: error.name, errorMessage: error.message };
+  }
+  return {
+    sequenceNumber: '',
+    shardId: '',
+    errorCode: 'InternalFailure',
+    errorMessage: 'Internal service failure.',
+  };
+}

@@ -1,0 +1,63 @@
+import type { LogPosition } from '../common/sequence-number.js';
+
+/**
+ * A shard replica as the data plane sees it: propose -> commit -> apply, and reads of committed
+ * entries only. The replication-factor-1 implementation (SingleNodeReplica) numbers its log
+ * exactly as the Raft implementation will (log starts at 1, every term begins with an empty
+ * entry), so sequence numbers, iterators and storage do not change when replication arrives.
+ */
+
+export interface ProposedRecord {
+  readonly partitionKey: string;
+  readonly data: Buffer;
+}
+
+export interface AppendResult {
+  /** Log index of the entry holding the records; record i has offset i. */
+  readonly index: number;
+  readonly arrivalMs: number;
+}
+
+export interface ReadRecord {
+  readonly position: LogPosition;
+  readonly arrivalMs: number;
+  readonly partitionKey: string;
+  readonly data: Buffer;
+}
+
+export interface ReadLimits {
+  readonly maxRecords: number;
+  /** Data plus partition keys; at least one record is returned if any is there. */
+  readonly maxBytes: number;
+}
+
+export interface ReadResult {
+  readonly records: ReadRecord[];
+  /** Where the next read continues. */
+  readonly next: LogPosition;
+  /** Arrival time of the newest committed entry (for millisBehindLatest). */
+  readonly tipArrivalMs: number;
+  /** True if `next` is past the last committed entry. */
+  readonly caughtUp: boolean;
+}
+
+export interface ShardReplica {
+  /** The shard incarnation this replica stores. */
+  readonly shard: number;
+  /** Appends one entry holding `records`; resolves once it is committed (durable on a quorum). */
+  propose(records: readonly ProposedRecord[]): Promise<AppendResult>;
+  read(from: LogPosition, limits: ReadLimits): Promise<ReadResult>;
+  /** The oldest position still stored. */
+  trimHorizon(): LogPosition;
+  /** The position just after the last committed entry. */
+  latest(): LogPosition;
+  /** The first position whose record arrived at or after `ms`, or latest() if none. */
+  positionAtTimestamp(ms: number): Promise<LogPosition>;
+  /** The index of the last committed entry. */
+  commitIndex(): number;
+  /** Removes entries that arrived before `cutoffMs`; resolves with how many were removed. */
+  trimArrivedBefore(cutoffMs: number): Promise<number>;
+  close(): Promise<void>;
+  /** Closes and deletes every stored byte of the shard. */
+  destroy(): Promise<void>;
+}

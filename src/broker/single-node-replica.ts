@@ -1,0 +1,253 @@
+import { assert } from '../common/assert.js';
+import type { Clock } from '../common/clock.js';
+import {
+  InternalFailureError,
+  ProvisionedThroughputExceededError,
+  ServiceUnavailableError,
+} from '../common/errors.js';
+import type { LogPosition } from '../common/sequence-number.js';
+import { EntryType, type LogEntry } from '../storage/entry-codec.js';
+import type { GroupCommitWriter } from '../storage/group-commit.js';
+import { decodeRecordBatch, encodeRecordBatch } from '../storage/record-batch.js';
+import { LogGapError, ShardLog, type TrimPoint } from '../storage/shard-log.js';
+import type {
+  AppendResult,
+  ProposedRecord,
+  ReadLimits,
+  ReadRecord,
+  ReadResult,
+  ShardReplica,
+} from './replica.js';
+
+/**
+ * Replication factor 1: the broker is the only voter, so an entry is committed as soon as the
+ * group-commit batch holding it is synced. It behaves like a one-node Raft group: on every start
+ * it begins a new term with an empty entry, and commits everything its log holds once that entry
+ * is durable.
+ */
+
+export interface SingleNodeReplicaOptions {
+  readonly shard: number;
+  readonly log: ShardLog;
+  readonly writer: GroupCommitWriter;
+  readonly clock: Clock;
+  /** Uncommitted bytes this replica may have queued before it refuses more writes. */
+  readonly maxPendingBytes?: number;
+}
+
+/** The replica's own id in the one-member configuration (what Raft would store as its vote). */
+const SELF_ID = 1;
+
+export class SingleNodeReplica implements ShardReplica {
+  readonly shard: number;
+  private readonly log: ShardLog;
+  private readonly writer: GroupCommitWriter;
+  private readonly clock: Clock;
+  private readonly maxPendingBytes: number;
+
+  private term = 0;
+  private lastIndex = 0;
+  private lastArrivalMs = 0;
+  private committed = 0;
+  private committedArrivalMs = 0;
+  private applied = 0;
+  private trimPoint: TrimPoint = { index: 0, term: 0 };
+  private pendingBytes = 0;
+  private closed = false;
+  private trimming = false;
+
+  private constructor(options: SingleNodeReplicaOptions) {
+    this.shard = options.shard;
+    this.log = options.log;
+    this.writer = options.writer;
+    this.clock = options.clock;
+    this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
+  }
+
+  static async open(options: SingleNodeReplicaOptions): Promise<SingleNodeReplica> {
+    const replica = new SingleNodeReplica(options);
+    await replica.recover();
+    return replica;
+  }
+
+  private async recover(): Promise<void> {
+    const recovered = await this.log.recover();
+    this.trimPoint = recovered.trimPoint;
+    this.lastIndex = recovered.lastIndex;
+    this.lastArrivalMs = recovered.lastArrivalMs;
+    this.applied = recovered.appliedIndex;
+    this.committed = Math.min(recovered.hardState.commit, recovered.lastIndex);
+    // A new term, opened with an empty entry: committing it commits everything before it.
+    this.term = Math.max(recovered.hardState.term, recovered.lastTerm) + 1;
+    const entry = this.nextEntry(EntryType.Empty, Buffer.alloc(0));
+    await this.writer.write([
+      ...this.log.appendOps([entry]),
+      this.log.hardStateOp({ term: this.term, vote: SELF_ID, commit: entry.index }),
+    ]);
+    this.committed = entry.index;
+    this.committedArrivalMs = entry.arrivalMs;
+    // Re-apply what a crash left unapplied (index keys are idempotent puts).
+    const unapplied: LogEntry[] = [];
+    for await (const e of this.log.entries(this.applied + 1, this.committed)) unapplied.push(e);
+    await this.writer.write(this.log.applyOps(unapplied));
+    this.applied = this.committed;
+  }
+
+  async propose(records: readonly ProposedRecord[]): Promise<AppendResult> {
+    if (this.closed) throw new ServiceUnavailableError(`shard ${this.shard} is closing`);
+    assert(records.length > 0, 'a proposal holds at least one record');
+    if (this.pendingBytes >= this.maxPendingBytes || this.writer.isFull()) {
+      throw new ProvisionedThroughputExceededError(
+        'Rate exceeded for shard: too many writes are waiting for disk.',
+      );
+    }
+    const entry = this.nextEntry(EntryType.Records, encodeRecordBatch(records));
+    const size = entry.payload.length;
+    this.pendingBytes += size;
+    try {
+      await this.writer.write(this.log.appendOps([entry]));
+    } catch (error) {
+      throw new InternalFailureError(
+        'Internal service failure: the write may or may not be stored.',
+        {
+          cause: error,
+        },
+      );
+    } finally {
+      this.pendingBytes -= size;
+    }
+    assert(entry.index > this.committed, 'entries commit in log order');
+    this.committed = entry.index;
+    this.committedArrivalMs = entry.arrivalMs;
+    this.apply(entry);
+    return { index: entry.index, arrivalMs: entry.arrivalMs };
+  }
+
+  async read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.readOnce(from, limits);
+      } catch (error) {
+        // A retention trim may delete entries under a reader that checked the trim point just
+        // before; then the read restarts from the new trim horizon. Any other hole is corruption.
+        if (!(error instanceof LogGapError) || attempt > 2) throw error;
+        if (this.trimHorizon().index <= from.index) throw error;
+      }
+    }
+  }
+
+  private async readOnce(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
+    const horizon = this.trimHorizon();
+    const start = from.index < horizon.index ? horizon : from;
+    const commit = this.committed;
+    const tipArrivalMs = this.committedArrivalMs;
+    const records: ReadRecord[] = [];
+    let bytes = 0;
+    let next: LogPosition = { index: Math.max(start.index, commit + 1), offset: 0 };
+    if (start.index <= commit) {
+      next = { index: commit + 1, offset: 0 };
+      scan: for await (const entry of this.log.entries(start.index, commit)) {
+        if (entry.type !== EntryType.Records) continue;
+        const batch = decodeRecordBatch(entry.index, entry.payload);
+        const firstOffset = entry.index === start.index ? start.offset : 0;
+        for (let offset = firstOffset; offset < batch.length; offset++) {
+          const record = batch[offset] as (typeof batch)[number];
+          const size = record.data.length + Buffer.byteLength(record.partitionKey, 'utf8');
+          if (
+            records.length >= limits.maxRecords ||
+            (records.length > 0 && bytes + size > limits.maxBytes)
+          ) {
+            next = { index: entry.index, offset };
+            break scan;
+          }
+          records.push({
+            position: { index: entry.index, offset },
+            arrivalMs: entry.arrivalMs,
+            partitionKey: record.partitionKey,
+            data: record.data,
+          });
+          bytes += size;
+        }
+      }
+    }
+    return { records, next, tipArrivalMs, caughtUp: next.index > commit };
+  }
+
+  trimHorizon(): LogPosition {
+    return { index: this.trimPoint.index + 1, offset: 0 };
+  }
+
+  latest(): LogPosition {
+    return { index: this.committed + 1, offset: 0 };
+  }
+
+  commitIndex(): number {
+    return this.committed;
+  }
+
+  async positionAtTimestamp(ms: number): Promise<LogPosition> {
+    const applied = this.applied;
+    const indexed = await this.log.firstIndexArrivedAtOrAfter(ms, applied);
+    if (indexed !== undefined) return { index: indexed, offset: 0 };
+    // Entries committed but not yet applied have no index keys yet; they arrived after every
+    // indexed entry, so scanning them finishes the search.
+    const commit = this.committed;
+    for await (const entry of this.log.entries(
+      Math.max(applied, this.trimPoint.index) + 1,
+      commit,
+    )) {
+      if (entry.type === EntryType.Records && entry.arrivalMs >= ms)
+        return { index: entry.index, offset: 0 };
+    }
+    return { index: commit + 1, offset: 0 };
+  }
+
+  async trimArrivedBefore(cutoffMs: number): Promise<number> {
+    if (this.trimming || this.closed) return 0;
+    this.trimming = true;
+    try {
+      const last = await this.log.lastArrivedBefore(cutoffMs);
+      if (last === undefined || last.index <= this.trimPoint.index) return 0;
+      assert(last.index <= this.committed, 'only committed entries are indexed');
+      const entry = await this.log.entryAt(last.index);
+      const point: TrimPoint = { index: last.index, term: entry.term };
+      // The pointer is durable before any entry goes, so a crash never leaves a hole that
+      // looks like corruption; removal is idempotent and finishes on a later pass.
+      await this.writer.write([this.log.trimPointOp(point)]);
+      const previous = this.trimPoint.index;
+      this.trimPoint = point;
+      await this.log.removeTrimmed(point, previous, last.arrivalMs);
+      return point.index - previous;
+    } finally {
+      this.trimming = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  async destroy(): Promise<void> {
+    this.closed = true;
+    await this.log.destroy();
+  }
+
+  private nextEntry(type: EntryType, payload: Buffer): LogEntry {
+    // Arrival times never go backwards within a shard, even if the wall clock does, so
+    // AT_TIMESTAMP can search the log by arrival time.
+    const arrivalMs = Math.max(this.clock.nowMs(), this.lastArrivalMs);
+    this.lastArrivalMs = arrivalMs;
+    this.lastIndex++;
+    return { index: this.lastIndex, term: this.term, type, arrivalMs, payload };
+  }
+
+  private apply(entry: LogEntry): void {
+    this.writer.write(this.log.applyOps([entry])).then(
+      () => {
+        this.applied = Math.max(this.applied, entry.index);
+      },
+      // A failed write is fail-stop for the whole broker (GroupCommitWriter.onFatal).
+      () => undefined,
+    );
+  }
+}

@@ -1,0 +1,50 @@
+import { InvalidArgumentError, ResourceNotFoundError, ValidationError } from './errors.js';
+import { STREAM_NAME_PATTERN } from './limits.js';
+
+/** Where this cluster says it lives, for ARNs and error messages. */
+export interface ServiceIdentity {
+  readonly region: string;
+  readonly accountId: string;
+}
+
+export const DEFAULT_IDENTITY: ServiceIdentity = { region: 'us-east-1', accountId: '000000000000' };
+
+const STREAM_ARN_PATTERN =
+  /^arn:aws[a-z-]*:kinesis:([a-z0-9-]+):(\d{12}):stream\/([a-zA-Z0-9_.-]+)$/;
+
+export function streamArn(identity: ServiceIdentity, streamName: string): string {
+  return `arn:aws:kinesis:${identity.region}:${identity.accountId}:stream/${streamName}`;
+}
+
+/**
+ * Requests name a stream by StreamName or StreamARN (or both, if they agree). Returns the name;
+ * the caller validates the name itself.
+ */
+export function resolveStreamName(
+  ref: { readonly streamName: string; readonly streamArn: string },
+  identity: ServiceIdentity,
+): string {
+  if (ref.streamArn === '') return ref.streamName;
+  const match = STREAM_ARN_PATTERN.exec(ref.streamArn);
+  if (match === null) {
+    throw new ValidationError(
+      `1 validation error detected: Value '${ref.streamArn}' at 'streamARN' failed to satisfy ` +
+        `constraint: Member must satisfy regular expression pattern: ` +
+        `arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+`,
+    );
+  }
+  const [, region, accountId, name] = match as unknown as [string, string, string, string];
+  if (region !== identity.region || accountId !== identity.accountId) {
+    throw new ResourceNotFoundError(
+      `Stream ${name} under account ${accountId} not found in region ${region}.`,
+    );
+  }
+  if (ref.streamName !== '' && ref.streamName !== name) {
+    throw new InvalidArgumentError(
+      `StreamARN ${ref.streamArn} and StreamName ${ref.streamName} name different streams.`,
+    );
+  }
+  if (!STREAM_NAME_PATTERN.test(name))
+    throw new InvalidArgumentError(`Invalid StreamARN ${ref.streamArn}.`);
+  return name;
+}

@@ -1,0 +1,151 @@
+/**
+ * One error model for the whole product. Every error a client can see has a Kinesis error name and
+ * two flags that drive a single retry policy:
+ *  - `retriable`: trying the same request again may succeed;
+ *  - `indeterminate`: the outcome is unknown (the write may or may not have happened), so a retry
+ *    may duplicate. A definite error (indeterminate = false) guarantees nothing was written.
+ * The same names travel as gRPC status + metadata and as the Kinesis JSON error shape.
+ */
+
+export interface RheosErrorOptions {
+  retriable?: boolean;
+  indeterminate?: boolean;
+  cause?: unknown;
+}
+
+export type KinesisErrorName =
+  | 'ResourceNotFoundException'
+  | 'ResourceInUseException'
+  | 'ValidationException'
+  | 'InvalidArgumentException'
+  | 'ProvisionedThroughputExceededException'
+  | 'ExpiredIteratorException'
+  | 'ExpiredNextTokenException'
+  | 'LimitExceededException'
+  | 'AccessDeniedException'
+  | 'InternalFailureException'
+  | 'ServiceUnavailableException';
+
+export class RheosError extends Error {
+  override readonly name: KinesisErrorName;
+  readonly retriable: boolean;
+  readonly indeterminate: boolean;
+
+  constructor(name: KinesisErrorName, message: string, options: RheosErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = name;
+    this.retriable = options.retriable ?? false;
+    this.indeterminate = options.indeterminate ?? false;
+  }
+}
+
+/** The stream, shard or other resource does not exist (or is not ACTIVE for data-plane calls). */
+export class ResourceNotFoundError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ResourceNotFoundException', message, options);
+  }
+}
+
+/** The resource exists but its state forbids the operation (for example, a stream being created). */
+export class ResourceInUseError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ResourceInUseException', message, options);
+  }
+}
+
+/** A request field breaks a constraint of the API model (length, pattern, range). */
+export class ValidationError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ValidationException', message, options);
+  }
+}
+
+/** The request is well-formed but its values make no sense for the resource it names. */
+export class InvalidArgumentError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('InvalidArgumentException', message, options);
+  }
+}
+
+/** A per-shard rate limit was hit, or the write pipeline is full. Nothing was written. */
+export class ProvisionedThroughputExceededError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ProvisionedThroughputExceededException', message, { retriable: true, ...options });
+  }
+}
+
+/** The shard iterator is older than its lifetime (5 minutes): get a new one. */
+export class ExpiredIteratorError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ExpiredIteratorException', message, options);
+  }
+}
+
+/** A pagination token is older than its lifetime. */
+export class ExpiredNextTokenError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ExpiredNextTokenException', message, options);
+  }
+}
+
+/** An account or stream limit (shard count, tag count, on-demand streams) would be exceeded. */
+export class LimitExceededError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('LimitExceededException', message, options);
+  }
+}
+
+export class AccessDeniedError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('AccessDeniedException', message, options);
+  }
+}
+
+/**
+ * A fault inside the server. Retriable; indeterminate unless the caller knows the write never
+ * reached the log.
+ */
+export class InternalFailureError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('InternalFailureException', message, {
+      retriable: true,
+      indeterminate: true,
+      ...options,
+    });
+  }
+}
+
+/** The server is shutting down or cannot serve right now. */
+export class ServiceUnavailableError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ServiceUnavailableException', message, { retriable: true, ...options });
+  }
+}
+
+const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptions) => RheosError> =
+  {
+    ResourceNotFoundException: ResourceNotFoundError,
+    ResourceInUseException: ResourceInUseError,
+    ValidationException: ValidationError,
+    InvalidArgumentException: InvalidArgumentError,
+    ProvisionedThroughputExceededException: ProvisionedThroughputExceededError,
+    ExpiredIteratorException: ExpiredIteratorError,
+    ExpiredNextTokenException: ExpiredNextTokenError,
+    LimitExceededException: LimitExceededError,
+    AccessDeniedException: AccessDeniedError,
+    InternalFailureException: InternalFailureError,
+    ServiceUnavailableException: ServiceUnavailableError,
+  };
+
+export function isKinesisErrorName(name: string): name is KinesisErrorName {
+  return Object.hasOwn(constructors, name);
+}
+
+/** Rebuilds the error class for a name that crossed the wire. */
+export function errorFromName(
+  name: KinesisErrorName,
+  message: string,
+  options: RheosErrorOptions,
+): RheosError {
+  return new constructors[name](message, options);
+}

@@ -1,0 +1,69 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  errorFromName,
+  InternalFailureError,
+  isKinesisErrorName,
+  RheosError,
+  ServiceUnavailableError,
+  ValidationError,
+  type KinesisErrorName,
+} from './errors.js';
+
+/**
+ * The error model on gRPC: a status code for generic clients, plus metadata carrying the Kinesis
+ * error name and the retriable/indeterminate flags for ours.
+ */
+
+const NAME_KEY = 'rheos-error-name';
+const RETRIABLE_KEY = 'rheos-retriable';
+const INDETERMINATE_KEY = 'rheos-indeterminate';
+
+const STATUS_BY_NAME: Record<KinesisErrorName, status> = {
+  ResourceNotFoundException: status.NOT_FOUND,
+  ResourceInUseException: status.FAILED_PRECONDITION,
+  ValidationException: status.INVALID_ARGUMENT,
+  InvalidArgumentException: status.INVALID_ARGUMENT,
+  ProvisionedThroughputExceededException: status.RESOURCE_EXHAUSTED,
+  ExpiredIteratorException: status.FAILED_PRECONDITION,
+  ExpiredNextTokenException: status.FAILED_PRECONDITION,
+  LimitExceededException: status.RESOURCE_EXHAUSTED,
+  AccessDeniedException: status.PERMISSION_DENIED,
+  InternalFailureException: status.INTERNAL,
+  ServiceUnavailableException: status.UNAVAILABLE,
+};
+
+/** What a server handler sends for an error. Non-Rheos errors become InternalFailure. */
+export function toServiceError(error: unknown): Partial<ServiceError> {
+  const rheos =
+    error instanceof RheosError
+      ? error
+      : new InternalFailureError('Internal service failure.', { cause: error });
+  const metadata = new Metadata();
+  metadata.set(NAME_KEY, rheos.name);
+  metadata.set(RETRIABLE_KEY, String(rheos.retriable));
+  metadata.set(INDETERMINATE_KEY, String(rheos.indeterminate));
+  return { code: STATUS_BY_NAME[rheos.name], details: rheos.message, metadata };
+}
+
+/** Rebuilds the typed error a client sees from a failed call. */
+export function fromServiceError(error: ServiceError): RheosError {
+  const name = error.metadata?.get(NAME_KEY)[0];
+  if (typeof name === 'string' && isKinesisErrorName(name)) {
+    return errorFromName(name, error.details, {
+      retriable: error.metadata.get(RETRIABLE_KEY)[0] === 'true',
+      indeterminate: error.metadata.get(INDETERMINATE_KEY)[0] === 'true',
+      cause: error,
+    });
+  }
+  // No Rheos metadata: the call failed in transport, so whether the server acted is unknown.
+  switch (error.code) {
+    case status.RESOURCE_EXHAUSTED:
+    case status.INVALID_ARGUMENT:
+      // grpc-js itself refuses oversized messages before any handler runs.
+      return new ValidationError(error.details, { cause: error });
+    case status.UNAVAILABLE:
+      return new ServiceUnavailableError(error.details, { indeterminate: true, cause: error });
+    default:
+      return new InternalFailureError(error.details || error.message, { cause: error });
+  }
+}

@@ -1,0 +1,87 @@
+import type { ShardThroughputLimits } from '../common/limits.js';
+
+/**
+ * The metadata model: what the coordinator knows about streams and shards. Records are immutable;
+ * a change replaces a record. Hash keys are decimal strings so records serialize as plain JSON.
+ */
+
+export type StreamStatus = 'CREATING' | 'ACTIVE' | 'UPDATING' | 'DELETING';
+export type StreamMode = 'PROVISIONED' | 'ON_DEMAND';
+
+export interface ShardRecord {
+  readonly shardId: string;
+  /** Unique for the life of the cluster; part of every sequence number and storage key. */
+  readonly incarnation: number;
+  readonly hashKeyStart: string;
+  readonly hashKeyEnd: string;
+  readonly parentShardId?: string;
+  readonly adjacentParentShardId?: string;
+  readonly createdMs: number;
+  /** Set once a split or merge sealed the shard. */
+  readonly closedMs?: number;
+  readonly endingSequenceNumber?: string;
+}
+
+export interface StreamRecord {
+  readonly name: string;
+  /** Unique for the life of the cluster: a re-created stream of the same name is a new stream. */
+  readonly incarnation: number;
+  readonly status: StreamStatus;
+  readonly mode: StreamMode;
+  readonly createdMs: number;
+  readonly retentionHours: number;
+  readonly shardLimits: ShardThroughputLimits;
+  readonly replicationFactor: number;
+  readonly tags: Readonly<Record<string, string>>;
+  /** In shard-id order. */
+  readonly shards: readonly ShardRecord[];
+}
+
+export interface IteratorKeyRecord {
+  readonly id: number;
+  readonly secretBase64: string;
+  readonly createdMs: number;
+}
+
+export interface Counters {
+  readonly nextStreamIncarnation: number;
+  readonly nextShardIncarnation: number;
+  readonly nextIteratorKeyId: number;
+}
+
+export interface MetadataState {
+  readonly streams: ReadonlyMap<string, StreamRecord>;
+  readonly counters: Counters;
+  /** Oldest first; the last one signs new iterators. */
+  readonly iteratorKeys: readonly IteratorKeyRecord[];
+}
+
+export const INITIAL_COUNTERS: Counters = {
+  nextStreamIncarnation: 1,
+  nextShardIncarnation: 1,
+  nextIteratorKeyId: 1,
+};
+
+/** Account-wide limits (DescribeLimits). */
+export interface AccountLimits {
+  readonly shardLimit: number;
+  readonly onDemandStreamCountLimit: number;
+}
+
+export const DEFAULT_ACCOUNT_LIMITS: AccountLimits = {
+  shardLimit: 10_000,
+  onDemandStreamCountLimit: 50,
+};
+
+export function isOpen(shard: ShardRecord): boolean {
+  return shard.endingSequenceNumber === undefined;
+}
+
+export function openShardCount(stream: StreamRecord): number {
+  return stream.shards.filter(isOpen).length;
+}
+
+/** Streams whose data plane is up: reads and writes are served. */
+export function isServing(stream: StreamRecord): boolean {
+  return stream.status === 'ACTIVE' || stream.status === 'UPDATING';
+}

@@ -1,0 +1,132 @@
+import {
+  Server,
+  ServerCredentials,
+  type handleUnaryCall,
+  type ServerUnaryCall,
+  type sendUnaryData,
+} from '@grpc/grpc-js';
+import type { DataPlane } from '../broker/data-plane.js';
+import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
+import { toServiceError } from '../common/grpc-errors.js';
+import type { Logger } from '../common/logger.js';
+import { RheosError } from '../common/errors.js';
+import type { ControlPlane } from '../coordinator/control-plane.js';
+import {
+  ControlPlaneServiceService,
+  type ControlPlaneServiceServer,
+} from '../gen/rheos/v1/control.js';
+import { DataPlaneServiceService, type DataPlaneServiceServer } from '../gen/rheos/v1/data.js';
+
+export interface GrpcServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly dataPlane: DataPlane;
+  readonly controlPlane: ControlPlane;
+  readonly logger: Logger;
+}
+
+export interface RunningGrpcServer {
+  readonly port: number;
+  /** Stops taking calls, lets in-flight calls finish (up to graceMs), then closes. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const server = new Server({
+    ...GRPC_CHANNEL_OPTIONS,
+    // Clients ping every 30 s to find dead connections; accept that rather than GOAWAY them.
+    'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+  });
+  const { dataPlane: data, controlPlane: control, logger } = options;
+  const unary = <Req, Res>(name: string, fn: (request: Req) => Promise<Res> | Res) =>
+    handler(name, fn, logger);
+  const dataService: DataPlaneServiceServer = {
+    putRecord: unary('PutRecord', (r) => data.putRecord(r)),
+    putRecords: unary('PutRecords', (r) => data.putRecords(r)),
+    getShardIterator: unary('GetShardIterator', (r) => data.getShardIterator(r)),
+    getRecords: unary('GetRecords', (r) => data.getRecords(r)),
+  };
+  const empty = {};
+  const controlService: ControlPlaneServiceServer = {
+    createStream: unary('CreateStream', async (r) => (await control.createStream(r), empty)),
+    deleteStream: unary('DeleteStream', async (r) => (await control.deleteStream(r), empty)),
+    describeStream: unary('DescribeStream', (r) => control.describeStream(r)),
+    describeStreamSummary: unary('DescribeStreamSummary', (r) => control.describeStreamSummary(r)),
+    listStreams: unary('ListStreams', (r) => control.listStreams(r)),
+    listShards: unary('ListShards', (r) => control.listShards(r)),
+    addTagsToStream: unary(
+      'AddTagsToStream',
+      async (r) => (await control.addTagsToStream(r), empty),
+    ),
+    removeTagsFromStream: unary(
+      'RemoveTagsFromStream',
+      async (r) => (await control.removeTagsFromStream(r), empty),
+    ),
+    listTagsForStream: unary('ListTagsForStream', (r) => control.listTagsForStream(r)),
+    increaseStreamRetentionPeriod: unary(
+      'IncreaseStreamRetentionPeriod',
+      async (r) => (await control.increaseStreamRetentionPeriod(r), empty),
+    ),
+    decreaseStreamRetentionPeriod: unary(
+      'DecreaseStreamRetentionPeriod',
+      async (r) => (await control.decreaseStreamRetentionPeriod(r), empty),
+    ),
+    updateStreamMode: unary(
+      'UpdateStreamMode',
+      async (r) => (await control.updateStreamMode(r), empty),
+    ),
+    describeLimits: unary('DescribeLimits', () => control.describeLimits()),
+  };
+  server.addService(DataPlaneServiceService, dataService);
+  server.addService(ControlPlaneServiceService, controlService);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(
+      `${options.host}:${options.port}`,
+      ServerCredentials.createInsecure(),
+      (error, bound) => (error ? reject(error) : resolve(bound)),
+    );
+  });
+  return {
+    port,
+    close: (graceMs = 10_000) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}
+
+/**
+ * Wraps a handler so it answers exactly once, maps every error to the wire error model, and logs
+ * what is not the caller's fault.
+ */
+function handler<Req, Res>(
+  method: string,
+  fn: (request: Req) => Promise<Res> | Res,
+  logger: Logger,
+): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    let answered = false;
+    const answer = (error: unknown, response?: Res) => {
+      if (answered) return;
+      answered = true;
+      if (error === undefined) {
+        callback(null, response);
+        return;
+      }
+      if (!(error instanceof RheosError) || error.name === 'InternalFailureException') {
+        logger.error({ err: error, method }, 'request failed');
+      }
+      callback(toServiceError(error));
+    };
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (response) => answer(undefined, response),
+        (error: unknown) => answer(error),
+      );
+  };
+}

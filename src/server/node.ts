@@ -1,0 +1,141 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Broker } from '../broker/broker.js';
+import { DataPlane } from '../broker/data-plane.js';
+import { ReplicaManager } from '../broker/replica-manager.js';
+import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
+import { systemClock, type Clock } from '../common/clock.js';
+import { DEFAULT_SHARD_LIMITS, type ShardThroughputLimits } from '../common/limits.js';
+import { silentLogger, type Logger } from '../common/logger.js';
+import { ControlPlane } from '../coordinator/control-plane.js';
+import { MetadataService } from '../coordinator/metadata-service.js';
+import { DEFAULT_ACCOUNT_LIMITS, type AccountLimits } from '../coordinator/model.js';
+import { GroupCommitWriter } from '../storage/group-commit.js';
+import { openKvStore, type KvStore } from '../storage/kv-store.js';
+import { MetadataStore } from '../storage/metadata-store.js';
+import { startAdminServer, type RunningAdminServer } from './admin-server.js';
+import { startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
+import { createNodeMetrics } from './node-metrics.js';
+
+/**
+ * A single-node Rheos (what `rheos dev` runs): the metadata service, one broker and both APIs in
+ * one process, with all data in one LevelDB under `dataDir`.
+ */
+
+export interface NodeConfig {
+  readonly dataDir: string;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly grpcPort: number;
+  /** null: no admin endpoint. */
+  readonly adminPort: number | null;
+  readonly identity?: ServiceIdentity;
+  readonly defaultShardLimits?: ShardThroughputLimits;
+  readonly accountLimits?: AccountLimits;
+  readonly retentionCheckIntervalMs?: number;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Wraps the opened store (tests use it to observe every write). */
+  readonly wrapKv?: (kv: KvStore) => KvStore;
+  /** Called when storage fails; the default exits the process (fail-stop). */
+  readonly onFatal?: (error: unknown) => void;
+}
+
+export interface RunningNode {
+  readonly grpcPort: number;
+  readonly adminPort: number | null;
+  readonly grpcAddress: string;
+  readonly metadata: MetadataService;
+  readonly broker: Broker;
+  /** Graceful stop: finish in-flight calls, flush storage, close the database. */
+  close(): Promise<void>;
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const clock = config.clock ?? systemClock;
+  const logger = config.logger ?? silentLogger();
+  const identity = config.identity ?? DEFAULT_IDENTITY;
+  await mkdir(config.dataDir, { recursive: true });
+  const opened = await openKvStore(join(config.dataDir, 'broker.db'));
+  const kv = config.wrapKv ? config.wrapKv(opened) : opened;
+  const onFatal =
+    config.onFatal ??
+    ((error: unknown) => {
+      logger.fatal({ err: error }, 'storage write failed; stopping (fail-stop)');
+      process.exit(70);
+    });
+  const writer = new GroupCommitWriter(kv, { onFatal });
+  const metadata = await MetadataService.open(new MetadataStore(kv, writer), {
+    context: {
+      accountId: identity.accountId,
+      limits: config.accountLimits ?? DEFAULT_ACCOUNT_LIMITS,
+    },
+    clock,
+  });
+  metadata.start();
+  const replicas = new ReplicaManager({ kv, writer, clock, logger });
+  const broker = new Broker({
+    metadata,
+    replicas,
+    clock,
+    logger,
+    ...(config.retentionCheckIntervalMs === undefined
+      ? {}
+      : { retentionCheckIntervalMs: config.retentionCheckIntervalMs }),
+  });
+  await broker.start();
+  const dataPlane = new DataPlane({ broker, keyring: metadata, clock, identity });
+  const controlPlane = new ControlPlane({
+    metadata,
+    clock,
+    identity,
+    defaultShardLimits: config.defaultShardLimits ?? DEFAULT_SHARD_LIMITS,
+    defaultReplicationFactor: 1,
+    maxReplicationFactor: 1,
+  });
+  let grpc: RunningGrpcServer | undefined;
+  let admin: RunningAdminServer | undefined;
+  try {
+    grpc = await startGrpcServer({
+      host: config.host,
+      port: config.grpcPort,
+      dataPlane,
+      controlPlane,
+      logger,
+    });
+    if (config.adminPort !== null) {
+      admin = await startAdminServer({
+        host: config.host,
+        port: config.adminPort,
+        registry: createNodeMetrics(writer, replicas),
+        healthy: () => !writer.failed,
+      });
+    }
+  } catch (error) {
+    await grpc?.close(0);
+    await broker.stop();
+    await metadata.close();
+    await writer.drain();
+    await kv.close();
+    throw error;
+  }
+  const grpcServer = grpc;
+  const adminServer = admin;
+  let closing: Promise<void> | undefined;
+  return {
+    grpcPort: grpcServer.port,
+    adminPort: adminServer?.port ?? null,
+    grpcAddress: `${config.host}:${grpcServer.port}`,
+    metadata,
+    broker,
+    close: () =>
+      (closing ??= (async () => {
+        await grpcServer.close();
+        await adminServer?.close();
+        await broker.stop();
+        await metadata.close();
+        await writer.drain();
+        await kv.close();
+      })()),
+  };
+}

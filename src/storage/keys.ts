@@ -1,0 +1,93 @@
+/**
+ * Key layout of the broker's LevelDB. Every key starts with a one-byte space tag; numbers are
+ * fixed-width big-endian so that byte order equals numeric order and a shard's log is one
+ * contiguous, ordered key range.
+ *
+ *   L | shard u64 | index u64                 log entry (one Raft entry = one record batch)
+ *   T | shard u64 | arrivalMs u64 | index u64 arrival-time index (written when an entry is applied)
+ *   S | shard u64 | kind u8                   per-shard state: hard state, trim pointer, applied index
+ *   M | name (UTF-8)                          metadata records
+ *
+ * `shard` is the shard incarnation, unique for the life of the cluster, so a deleted stream's keys
+ * never collide with a new stream of the same name.
+ */
+
+export const SPACE_LOG = 0x4c; // 'L'
+export const SPACE_ARRIVAL = 0x54; // 'T'
+export const SPACE_SHARD_STATE = 0x53; // 'S'
+export const SPACE_METADATA = 0x4d; // 'M'
+
+export const STATE_HARD = 0x68; // 'h'
+export const STATE_TRIM = 0x74; // 't'
+export const STATE_APPLIED = 0x61; // 'a'
+
+const U64_SPLIT = 2 ** 32;
+
+export function writeU64(buf: Buffer, value: number, offset: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`not a u64: ${value}`);
+  buf.writeUInt32BE(Math.floor(value / U64_SPLIT), offset);
+  buf.writeUInt32BE(value >>> 0, offset + 4);
+  return offset + 8;
+}
+
+export function readU64(buf: Buffer, offset: number): number {
+  const value = buf.readUInt32BE(offset) * U64_SPLIT + buf.readUInt32BE(offset + 4);
+  if (!Number.isSafeInteger(value)) throw new RangeError('u64 beyond 2^53 in storage');
+  return value;
+}
+
+export function logKey(shard: number, index: number): Buffer {
+  const key = Buffer.allocUnsafe(17);
+  key[0] = SPACE_LOG;
+  writeU64(key, shard, 1);
+  writeU64(key, index, 9);
+  return key;
+}
+
+export function logKeyIndex(key: Buffer): number {
+  return readU64(key, 9);
+}
+
+export function arrivalKey(shard: number, arrivalMs: number, index: number): Buffer {
+  const key = Buffer.allocUnsafe(25);
+  key[0] = SPACE_ARRIVAL;
+  writeU64(key, shard, 1);
+  writeU64(key, arrivalMs, 9);
+  writeU64(key, index, 17);
+  return key;
+}
+
+export function arrivalKeyParts(key: Buffer): { arrivalMs: number; index: number } {
+  return { arrivalMs: readU64(key, 9), index: readU64(key, 17) };
+}
+
+export function shardStateKey(shard: number, kind: number): Buffer {
+  const key = Buffer.allocUnsafe(10);
+  key[0] = SPACE_SHARD_STATE;
+  writeU64(key, shard, 1);
+  key[9] = kind;
+  return key;
+}
+
+/** The first key after every key of `space` for `shard`: [prefix(space, shard), this) spans them. */
+export function shardSpaceStart(space: number, shard: number): Buffer {
+  const key = Buffer.allocUnsafe(9);
+  key[0] = space;
+  writeU64(key, shard, 1);
+  return key;
+}
+
+export function shardSpaceEnd(space: number, shard: number): Buffer {
+  return shardSpaceStart(space, shard + 1);
+}
+
+export function metadataKey(name: string): Buffer {
+  return Buffer.concat([Buffer.of(SPACE_METADATA), Buffer.from(name, 'utf8')]);
+}
+
+export function metadataKeyName(key: Buffer): string {
+  return key.subarray(1).toString('utf8');
+}
+
+export const METADATA_START = Buffer.of(SPACE_METADATA);
+export const METADATA_END = Buffer.of(SPACE_METADATA + 1);

@@ -1,0 +1,253 @@
+import {
+  StorageCorruptionError,
+  decodeEntry,
+  encodeEntry,
+  EntryType,
+  type LogEntry,
+} from './entry-codec.js';
+import type { KvOp, KvStore } from './kv-store.js';
+import {
+  arrivalKey,
+  arrivalKeyParts,
+  logKey,
+  logKeyIndex,
+  readU64,
+  shardSpaceEnd,
+  shardSpaceStart,
+  shardStateKey,
+  SPACE_ARRIVAL,
+  SPACE_LOG,
+  SPACE_SHARD_STATE,
+  STATE_APPLIED,
+  STATE_HARD,
+  STATE_TRIM,
+  writeU64,
+} from './keys.js';
+
+/**
+ * One shard's log in the broker's LevelDB: entries keyed by (shard, index), the arrival-time index
+ * written at apply, and three small state records (Raft hard state, trim pointer, applied index).
+ * Writes are returned as KvOps for the caller to put into the broker's group-commit batch; reads
+ * go straight to LevelDB and verify every entry's checksum.
+ */
+
+export interface HardState {
+  readonly term: number;
+  readonly vote: number;
+  readonly commit: number;
+}
+
+/** Everything up to and including `index` has been removed by retention. */
+export interface TrimPoint {
+  readonly index: number;
+  readonly term: number;
+}
+
+export interface RecoveredShardLog {
+  readonly hardState: HardState;
+  readonly trimPoint: TrimPoint;
+  readonly appliedIndex: number;
+  /** The last entry on disk, or the trim point (with its arrival unknown = 0) if the log is empty. */
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  readonly lastArrivalMs: number;
+}
+
+const EMPTY_HARD_STATE: HardState = { term: 0, vote: 0, commit: 0 };
+
+/** Large trims are followed by a compaction so deleted entries stop costing disk space. */
+const COMPACT_AFTER_TRIMMED_ENTRIES = 10_000;
+
+export class ShardLog {
+  constructor(
+    private readonly kv: KvStore,
+    readonly shard: number,
+  ) {}
+
+  async recover(): Promise<RecoveredShardLog> {
+    const hardState = decodeHardState(await this.kv.get(shardStateKey(this.shard, STATE_HARD)));
+    const trimPoint = decodeTrimPoint(await this.kv.get(shardStateKey(this.shard, STATE_TRIM)));
+    const appliedRaw = await this.kv.get(shardStateKey(this.shard, STATE_APPLIED));
+    const appliedIndex = appliedRaw === undefined ? 0 : readU64(appliedRaw, 0);
+    const [last] = await this.kv.entries({
+      gte: shardSpaceStart(SPACE_LOG, this.shard),
+      lt: shardSpaceEnd(SPACE_LOG, this.shard),
+      reverse: true,
+      limit: 1,
+    });
+    if (last === undefined) {
+      return {
+        hardState,
+        trimPoint,
+        appliedIndex: Math.max(appliedIndex, trimPoint.index),
+        lastIndex: trimPoint.index,
+        lastTerm: trimPoint.term,
+        lastArrivalMs: 0,
+      };
+    }
+    const entry = decodeEntry(logKeyIndex(last[0]), last[1]);
+    if (entry.index <= trimPoint.index) {
+      throw new StorageCorruptionError(
+        `shard ${this.shard}: entry ${entry.index} survives below the trim point ${trimPoint.index}`,
+      );
+    }
+    return {
+      hardState,
+      trimPoint,
+      appliedIndex: Math.max(appliedIndex, trimPoint.index),
+      lastIndex: entry.index,
+      lastTerm: entry.term,
+      lastArrivalMs: entry.arrivalMs,
+    };
+  }
+
+  appendOps(entries: readonly LogEntry[]): KvOp[] {
+    return entries.map((entry) => ({
+      type: 'put',
+      key: logKey(this.shard, entry.index),
+      value: encodeEntry(entry),
+    }));
+  }
+
+  hardStateOp(state: HardState): KvOp {
+    const value = Buffer.allocUnsafe(24);
+    writeU64(value, state.term, 0);
+    writeU64(value, state.vote, 8);
+    writeU64(value, state.commit, 16);
+    return { type: 'put', key: shardStateKey(this.shard, STATE_HARD), value };
+  }
+
+  /** Applying entries adds their arrival-time index keys and moves the applied pointer. */
+  applyOps(entries: readonly LogEntry[]): KvOp[] {
+    const ops: KvOp[] = [];
+    let applied = -1;
+    for (const entry of entries) {
+      if (entry.type === EntryType.Records) {
+        ops.push({
+          type: 'put',
+          key: arrivalKey(this.shard, entry.arrivalMs, entry.index),
+          value: Buffer.alloc(0),
+        });
+      }
+      applied = Math.max(applied, entry.index);
+    }
+    if (applied >= 0) {
+      const value = Buffer.allocUnsafe(8);
+      writeU64(value, applied, 0);
+      ops.push({ type: 'put', key: shardStateKey(this.shard, STATE_APPLIED), value });
+    }
+    return ops;
+  }
+
+  trimPointOp(point: TrimPoint): KvOp {
+    const value = Buffer.allocUnsafe(16);
+    writeU64(value, point.index, 0);
+    writeU64(value, point.term, 8);
+    return { type: 'put', key: shardStateKey(this.shard, STATE_TRIM), value };
+  }
+
+  /**
+   * Yields entries from..to in order. Every entry is checksummed and the indexes must be
+   * contiguous from `from`: a hole is corruption (or a concurrent trim, which the caller can tell
+   * by re-reading its trim point), never the end of the log.
+   */
+  async *entries(from: number, to: number): AsyncGenerator<LogEntry> {
+    if (to < from) return;
+    let expected = from;
+    for await (const [key, value] of this.kv.iterate({
+      gte: logKey(this.shard, from),
+      lte: logKey(this.shard, to),
+    })) {
+      const index = logKeyIndex(key);
+      if (index !== expected) throw new LogGapError(this.shard, expected, index);
+      yield decodeEntry(index, value);
+      expected++;
+    }
+    if (expected <= to) throw new LogGapError(this.shard, expected, undefined);
+  }
+
+  async entryAt(index: number): Promise<LogEntry> {
+    const value = await this.kv.get(logKey(this.shard, index));
+    if (value === undefined) throw new LogGapError(this.shard, index, undefined);
+    return decodeEntry(index, value);
+  }
+
+  /** The first applied Records entry with arrival >= ms, among entries <= maxIndex. */
+  async firstIndexArrivedAtOrAfter(ms: number, maxIndex: number): Promise<number | undefined> {
+    const [key] = await this.kv.keys({
+      gte: arrivalKey(this.shard, Math.max(0, Math.floor(ms)), 0),
+      lt: shardSpaceEnd(SPACE_ARRIVAL, this.shard),
+      limit: 1,
+    });
+    if (key === undefined) return undefined;
+    const { index } = arrivalKeyParts(key);
+    return index <= maxIndex ? index : undefined;
+  }
+
+  /** The last applied Records entry that arrived strictly before `ms`. */
+  async lastArrivedBefore(ms: number): Promise<{ index: number; arrivalMs: number } | undefined> {
+    const [key] = await this.kv.keys({
+      gte: shardSpaceStart(SPACE_ARRIVAL, this.shard),
+      lt: arrivalKey(this.shard, Math.max(0, Math.floor(ms)), 0),
+      reverse: true,
+      limit: 1,
+    });
+    return key === undefined ? undefined : arrivalKeyParts(key);
+  }
+
+  /**
+   * Removes entries up to `point.index` (and their index keys) after the trim pointer has been
+   * durably written. Idempotent, so a crash in the middle is finished on the next trim.
+   */
+  async removeTrimmed(point: TrimPoint, previousTrimIndex: number, lastTrimmedArrivalMs: number) {
+    await this.kv.clear({
+      gte: shardSpaceStart(SPACE_LOG, this.shard),
+      lte: logKey(this.shard, point.index),
+    });
+    await this.kv.clear({
+      gte: shardSpaceStart(SPACE_ARRIVAL, this.shard),
+      lte: arrivalKey(this.shard, lastTrimmedArrivalMs, point.index),
+    });
+    if (point.index - previousTrimIndex >= COMPACT_AFTER_TRIMMED_ENTRIES) {
+      await this.kv.compact(
+        shardSpaceStart(SPACE_LOG, this.shard),
+        logKey(this.shard, point.index + 1),
+      );
+    }
+  }
+
+  /** Deletes every key of the shard (its stream was deleted). */
+  async destroy(): Promise<void> {
+    for (const space of [SPACE_LOG, SPACE_ARRIVAL, SPACE_SHARD_STATE]) {
+      await this.kv.clear({
+        gte: shardSpaceStart(space, this.shard),
+        lt: shardSpaceEnd(space, this.shard),
+      });
+    }
+    await this.kv.compact(
+      shardSpaceStart(SPACE_LOG, this.shard),
+      shardSpaceEnd(SPACE_LOG, this.shard),
+    );
+  }
+}
+
+export class LogGapError extends StorageCorruptionError {
+  constructor(shard: number, expected: number, found: number | undefined) {
+    super(
+      `shard ${shard}: log entry ${expected} is missing` +
+        (found === undefined ? '' : ` (next entry found is ${found})`),
+    );
+  }
+}
+
+function decodeHardState(raw: Buffer | undefined): HardState {
+  if (raw === undefined) return EMPTY_HARD_STATE;
+  if (raw.length !== 24) throw new StorageCorruptionError(`hard state has ${raw.length} bytes`);
+  return { term: readU64(raw, 0), vote: readU64(raw, 8), commit: readU64(raw, 16) };
+}
+
+function decodeTrimPoint(raw: Buffer | undefined): TrimPoint {
+  if (raw === undefined) return { index: 0, term: 0 };
+  if (raw.length !== 16) throw new StorageCorruptionError(`trim point has ${raw.length} bytes`);
+  return { index: readU64(raw, 0), term: readU64(raw, 8) };
+}
