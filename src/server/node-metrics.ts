@@ -5,7 +5,7 @@ import type { GroupCommitWriter } from '../storage/group-commit.js';
 /** One registry per node (not prom-client's global one), so several nodes can share a process. */
 export function createNodeMetrics(writer: GroupCommitWriter, replicas: ReplicaManager): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'rheos_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'rheos_' });
   new Gauge({
     name: 'rheos_storage_batches_total',
     help: 'Synced LevelDB batches written by group commit',

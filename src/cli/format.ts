@@ -1,0 +1,14 @@
+import { StreamMode, StreamStatus } from '../gen/rheos/v1/stream.js';
+
+/** Human-facing names: the API's enum spellings without their protobuf prefixes. */
+export function statusName(status: StreamStatus): string {
+  return status.replace('STREAM_STATUS_', '');
+}
+
+export function modeName(mode: StreamMode): string {
+  return mode.replace('STREAM_MODE_', '');
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

@@ -1,0 +1,29 @@
+import { Command } from 'commander';
+import { RheosError } from '../common/errors.js';
+import { registerDev } from './commands/dev.js';
+import { registerPut } from './commands/put.js';
+import { registerStream } from './commands/stream.js';
+import { registerTail } from './commands/tail.js';
+import { DEFAULT_ENDPOINT } from './options.js';
+
+const program = new Command('rheos')
+  .description('Rheos: a self-hosted streaming cluster compatible with Amazon Kinesis')
+  .option(
+    '--endpoint <host:port>',
+    `gRPC API of a Rheos node (env RHEOS_ENDPOINT; default ${DEFAULT_ENDPOINT})`,
+  )
+  .showHelpAfterError();
+
+registerDev(program);
+registerStream(program);
+registerPut(program);
+registerTail(program);
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof RheosError) {
+    process.stderr.write(`rheos: ${error.name}: ${error.message}\n`);
+  } else {
+    process.stderr.write(`rheos: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
+  process.exitCode = 1;
+});

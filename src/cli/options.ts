@@ -1,0 +1,31 @@
+import { InvalidArgumentError } from 'commander';
+
+/** Parsers for commander options: reject bad values with a clear message before anything runs. */
+
+export function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new InvalidArgumentError('must be a port number (0-65535).');
+  }
+  return port;
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('must be a positive integer.');
+  return n;
+}
+
+export function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new InvalidArgumentError('must be a non-negative integer.');
+  return n;
+}
+
+export const DEFAULT_ENDPOINT = '127.0.0.1:7400';
+
+export function endpointFrom(options: { endpoint?: string }): string {
+  return options.endpoint ?? process.env['RHEOS_ENDPOINT'] ?? DEFAULT_ENDPOINT;
+}
