@@ -84,23 +84,15 @@ export class DataPlane {
     checkRecordSize(sizeBytes);
     const stream = this.servingStream(request);
     const shard = this.route(stream, request);
-    const [result] = await this.putToShard(
+    // With throwOnFailure, putToShard throws unless the record was stored.
+    const [stored] = await this.putToShard(
       stream,
       shard,
       [{ requestIndex: 0, entry: request, sizeBytes }],
       true,
     );
-    if (result === undefined || result.errorCode !== '') {
-      throw new RheosError('InternalFailureException', 'Internal service failure.', {
-        retriable: true,
-        indeterminate: true,
-      });
-    }
-    return {
-      shardId: result.shardId,
-      sequenceNumber: result.sequenceNumber,
-      encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
-    };
+    const { shardId, sequenceNumber } = stored as PutRecordsResultEntry;
+    return { shardId, sequenceNumber, encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE };
   }
 
   async putRecords(request: PutRecordsRequest): Promise<PutRecordsResponse> {

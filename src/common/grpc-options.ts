@@ -12,4 +12,6 @@ export const GRPC_CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
+  // Receive window of the client's connections (large GetRecords responses).
+  'grpc-node.flow_control_window': 64 * 1024 * 1024,
 };

@@ -18,6 +18,8 @@ const VERSION = 1;
 const BODY_BYTES = 1 + 4 + 6 + 6 + 8 + 4 + 6;
 const MAC_BYTES = 16;
 const TOKEN_BYTES = BODY_BYTES + MAC_BYTES;
+/** base64url without padding; checked before decoding, which would ignore trailing bits. */
+const TOKEN_CHARS = Math.ceil((TOKEN_BYTES * 4) / 3);
 
 export interface IteratorClaims {
   readonly streamIncarnation: number;
@@ -64,7 +66,7 @@ export function decodeIterator(
   lifetimeMs = ITERATOR_LIFETIME_MS,
 ): IteratorClaims {
   const invalid = () => new InvalidArgumentError(`Invalid ShardIterator.`);
-  if (!/^[A-Za-z0-9_-]+$/.test(text)) throw invalid();
+  if (text.length !== TOKEN_CHARS || !/^[A-Za-z0-9_-]+$/.test(text)) throw invalid();
   const token = Buffer.from(text, 'base64url');
   if (token.length !== TOKEN_BYTES || token.readUInt8(0) !== VERSION) throw invalid();
   const keyId = token.readUInt32BE(1);

@@ -95,7 +95,11 @@ export function countChars(value: string): number {
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'string') return value.length > 200 ? value.slice(0, 200) + '...' : value;
+  if (typeof value === 'string') {
+    // Cut by code points, never inside a surrogate pair.
+    const chars = Array.from(value);
+    return chars.length > 200 ? chars.slice(0, 200).join('') + '...' : value;
+  }
   if (value instanceof Uint8Array) return `<${value.length} bytes>`;
   return String(value);
 }

@@ -1,0 +1,111 @@
+/**
+ * Load generator (runs in its own process): PutRecords of `--batch` records of `--record-bytes`
+ * each, `--concurrency` calls in flight, for `--duration-s` seconds after a warm-up. Prints one
+ * JSON object with counts and per-call latencies to stdout.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { createClient } from '../src/client/client.js';
+import { readProcessStats } from './lib/process-stats.js';
+import { percentile, round } from './lib/stats.js';
+
+const { values } = parseArgs({
+  options: {
+    endpoint: { type: 'string' },
+    stream: { type: 'string' },
+    batch: { type: 'string', default: '500' },
+    concurrency: { type: 'string', default: '8' },
+    'record-bytes': { type: 'string', default: '1024' },
+    'duration-s': { type: 'string', default: '10' },
+    'warmup-s': { type: 'string', default: '2' },
+    'server-pid': { type: 'string' },
+  },
+});
+
+const batch = Number(values.batch);
+const concurrency = Number(values.concurrency);
+const recordBytes = Number(values['record-bytes']);
+const durationMs = Number(values['duration-s']) * 1000;
+const warmupMs = Number(values['warmup-s']) * 1000;
+if (!values.endpoint || !values.stream) throw new Error('--endpoint and --stream are required');
+
+const client = createClient({ endpoint: values.endpoint, deadlineMs: 60_000 });
+// Distinct payloads and keys (spread over all shards), built once so the generator measures the
+// server, not its own allocation.
+const pool = randomBytes(recordBytes * 64);
+const records = Array.from({ length: batch }, (_, i) => ({
+  partitionKey: `key-${i}`,
+  data: pool.subarray((i % 64) * recordBytes, (i % 64) * recordBytes + recordBytes),
+}));
+
+let measuring = false;
+let stopping = false;
+let calls = 0;
+let recordsOk = 0;
+let recordsFailed = 0;
+let errors = 0;
+const latenciesMs: number[] = [];
+
+async function worker(): Promise<void> {
+  while (!stopping) {
+    const start = performance.now();
+    try {
+      const response = await client.putRecords({ streamName: values.stream, records });
+      if (measuring) {
+        latenciesMs.push(performance.now() - start);
+        calls++;
+        recordsFailed += response.failedRecordCount;
+        recordsOk += response.records.length - response.failedRecordCount;
+      }
+    } catch {
+      if (measuring) errors++;
+    }
+  }
+}
+
+const workers = Array.from({ length: concurrency }, () => worker());
+await new Promise((resolve) => setTimeout(resolve, warmupMs));
+const serverPid = values['server-pid'] === undefined ? undefined : Number(values['server-pid']);
+const serverBefore = serverPid === undefined ? undefined : readProcessStats(serverPid);
+measuring = true;
+const startedMs = performance.now();
+const cpuStart = process.cpuUsage();
+await new Promise((resolve) => setTimeout(resolve, durationMs));
+measuring = false;
+const serverAfter = serverPid === undefined ? undefined : readProcessStats(serverPid);
+const elapsedS = (performance.now() - startedMs) / 1000;
+const cpu = process.cpuUsage(cpuStart);
+stopping = true;
+await Promise.all(workers);
+client.close();
+
+latenciesMs.sort((a, b) => a - b);
+process.stdout.write(
+  JSON.stringify({
+    batch,
+    concurrency,
+    recordBytes,
+    elapsedS: round(elapsedS, 3),
+    calls,
+    recordsOk,
+    recordsFailed,
+    errors,
+    recordsPerSecond: round(recordsOk / elapsedS, 0),
+    megabytesPerSecond: round((recordsOk * recordBytes) / elapsedS / 1e6, 1),
+    latencyMs: {
+      p50: round(percentile(latenciesMs, 50)),
+      p99: round(percentile(latenciesMs, 99)),
+      max: round(latenciesMs[latenciesMs.length - 1] ?? NaN),
+    },
+    generatorCpuMs: round((cpu.user + cpu.system) / 1000, 0),
+    // Server cost per stored record: CPU microseconds and bytes it wrote to disk.
+    serverCpuUsPerRecord:
+      serverBefore && serverAfter && recordsOk > 0
+        ? round(((serverAfter.cpuMs - serverBefore.cpuMs) * 1000) / recordsOk, 1)
+        : null,
+    serverDiskBytesPerRecord:
+      serverBefore && serverAfter && recordsOk > 0
+        ? round((serverAfter.writeBytes - serverBefore.writeBytes) / recordsOk, 0)
+        : null,
+  }) + '\n',
+);

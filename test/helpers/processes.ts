@@ -1,0 +1,133 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createClient } from '../../src/client/client.js';
+
+/** Real processes for tests: the built `rheos` command, with every child tracked and killed. */
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const RHEOS_BIN = join(ROOT, 'bin', 'rheos.js');
+
+const children = new Set<ChildProcess>();
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface CommandResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `rheos ARGS` to completion (with a timeout), feeding `input` on stdin. */
+export function runRheos(
+  args: readonly string[],
+  input?: string,
+  timeoutMs = 60_000,
+): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RHEOS_BIN, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`rheos ${args.join(' ')} timed out after ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+export interface DevServer {
+  readonly child: ChildProcess;
+  readonly endpoint: string;
+  readonly adminPort: number;
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number | null>;
+  output(): string;
+}
+
+/** Starts `rheos dev` as a child process and waits until its gRPC API answers. */
+export async function startDevServer(
+  dataDir: string,
+  extraArgs: readonly string[] = [],
+): Promise<DevServer> {
+  const grpcPort = await freePort();
+  const adminPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      RHEOS_BIN,
+      'dev',
+      '--data-dir',
+      dataDir,
+      '--grpc-port',
+      String(grpcPort),
+      '--admin-port',
+      String(adminPort),
+      ...extraArgs,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.add(child);
+  let output = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
+  const endpoint = `127.0.0.1:${grpcPort}`;
+  const client = createClient({ endpoint, deadlineMs: 2_000 });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      if (child.exitCode !== null) throw new Error(`rheos dev exited early:\n${output}`);
+      try {
+        await client.describeLimits();
+        break;
+      } catch (error) {
+        if (attempt >= 200) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  } finally {
+    client.close();
+  }
+  return { child, endpoint, adminPort, exited, output: () => output };
+}
+
+/** Kills every child process a test started and has not seen exit (call in afterAll). */
+export async function killAllChildren(): Promise<void> {
+  const waits = [...children].map(
+    (child) =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  );
+  await Promise.all(waits);
+  children.clear();
+}
