@@ -7,7 +7,7 @@ import {
 } from '../common/errors.js';
 import type { LogPosition } from '../common/sequence-number.js';
 import { EntryType, type LogEntry } from '../storage/entry-codec.js';
-import type { GroupCommitWriter } from '../storage/group-commit.js';
+import { WriterFailedError, type GroupCommitWriter } from '../storage/group-commit.js';
 import { decodeRecordBatch, encodeRecordBatch } from '../storage/record-batch.js';
 import { LogGapError, ShardLog, type TrimPoint } from '../storage/shard-log.js';
 import type {
@@ -51,7 +51,9 @@ export class SingleNodeReplica implements ShardReplica {
   private committed = 0;
   private committedArrivalMs = 0;
   private applied = 0;
-  private trimPoint: TrimPoint = { index: 0, term: 0 };
+  private trimPoint: TrimPoint = { index: 0, term: 0, arrivalMs: 0 };
+  /** Writes handed to the writer and not yet settled; close() waits for them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private pendingBytes = 0;
   private closed = false;
   private trimming = false;
@@ -96,6 +98,7 @@ export class SingleNodeReplica implements ShardReplica {
   async propose(records: readonly ProposedRecord[]): Promise<AppendResult> {
     if (this.closed) throw new ServiceUnavailableError(`shard ${this.shard} is closing`);
     assert(records.length > 0, 'a proposal holds at least one record');
+    if (this.writer.failed) throw new ServiceUnavailableError('storage has failed on this broker');
     if (this.pendingBytes >= this.maxPendingBytes || this.writer.isFull()) {
       throw new ProvisionedThroughputExceededError(
         'Rate exceeded for shard: too many writes are waiting for disk.',
@@ -105,8 +108,11 @@ export class SingleNodeReplica implements ShardReplica {
     const size = entry.payload.length;
     this.pendingBytes += size;
     try {
-      await this.writer.write(this.log.appendOps([entry]));
+      await this.track(this.writer.write(this.log.appendOps([entry])));
     } catch (error) {
+      if (error instanceof WriterFailedError && !error.indeterminate) {
+        throw new ServiceUnavailableError('storage has failed on this broker', { cause: error });
+      }
       throw new InternalFailureError(
         'Internal service failure: the write may or may not be stored.',
         {
@@ -210,25 +216,27 @@ export class SingleNodeReplica implements ShardReplica {
       if (last === undefined || last.index <= this.trimPoint.index) return 0;
       assert(last.index <= this.committed, 'only committed entries are indexed');
       const entry = await this.log.entryAt(last.index);
-      const point: TrimPoint = { index: last.index, term: entry.term };
+      const point: TrimPoint = { index: last.index, term: entry.term, arrivalMs: last.arrivalMs };
       // The pointer is durable before any entry goes, so a crash never leaves a hole that
       // looks like corruption; removal is idempotent and finishes on a later pass.
       await this.writer.write([this.log.trimPointOp(point)]);
       const previous = this.trimPoint.index;
       this.trimPoint = point;
-      await this.log.removeTrimmed(point, previous, last.arrivalMs);
+      await this.log.removeTrimmed(point, previous);
       return point.index - previous;
     } finally {
       this.trimming = false;
     }
   }
 
+  /** Refuses new proposals and waits until every write already handed to storage has settled. */
   async close(): Promise<void> {
     this.closed = true;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   async destroy(): Promise<void> {
-    this.closed = true;
+    await this.close();
     await this.log.destroy();
   }
 
@@ -241,8 +249,15 @@ export class SingleNodeReplica implements ShardReplica {
     return { index: this.lastIndex, term: this.term, type, arrivalMs, payload };
   }
 
+  private track<T>(write: Promise<T>): Promise<T> {
+    this.inFlight.add(write);
+    const untrack = () => this.inFlight.delete(write);
+    write.then(untrack, untrack);
+    return write;
+  }
+
   private apply(entry: LogEntry): void {
-    this.writer.write(this.log.applyOps([entry])).then(
+    this.track(this.writer.write(this.log.applyOps([entry]))).then(
       () => {
         this.applied = Math.max(this.applied, entry.index);
       },

@@ -87,6 +87,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       (error, bound) => (error ? reject(error) : resolve(bound)),
     );
   });
+  raiseReceiveWindows(server);
   return {
     port,
     close: (graceMs = 10_000) =>
@@ -114,7 +115,8 @@ export const CONNECTION_WINDOW_BYTES = 64 * 1024 * 1024;
 function raiseReceiveWindows(server: Server): void {
   const internals = server as unknown as { http2Servers?: Map<Http2Server, unknown> };
   const http2Servers = internals.http2Servers;
-  if (!(http2Servers instanceof Map)) throw new Error('grpc-js internals changed: no http2Servers map');
+  if (!(http2Servers instanceof Map))
+    throw new Error('grpc-js internals changed: no http2Servers map');
   for (const http2Server of http2Servers.keys()) {
     http2Server.on('session', (session: ServerHttp2Session) => {
       session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);

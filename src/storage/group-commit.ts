@@ -30,8 +30,20 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
+/**
+ * The writer has failed. `indeterminate` is true for writes that were in the failed batch (they
+ * may be on disk) and false for writes that were never handed to LevelDB.
+ */
 export class WriterFailedError extends Error {
   override readonly name = 'WriterFailedError';
+
+  constructor(
+    message: string,
+    readonly indeterminate: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 export class GroupCommitWriter {
@@ -55,7 +67,9 @@ export class GroupCommitWriter {
   /** Queues `ops` for the next batch; resolves once that batch is durable. */
   write(ops: readonly KvOp[]): Promise<void> {
     if (this.failure !== undefined) {
-      return Promise.reject(new WriterFailedError('storage has failed', { cause: this.failure }));
+      return Promise.reject(
+        new WriterFailedError('storage has failed', false, { cause: this.failure }),
+      );
     }
     for (const op of ops) {
       this.queuedOps.push(op);
@@ -123,9 +137,10 @@ export class GroupCommitWriter {
 
   private fail(error: unknown, inFlightWaiters: Waiter[]): void {
     this.failure = error;
-    const wrapped = new WriterFailedError('storage write failed', { cause: error });
-    for (const w of inFlightWaiters) w.reject(wrapped);
-    for (const w of this.queuedWaiters) w.reject(wrapped);
+    const maybeWritten = new WriterFailedError('storage write failed', true, { cause: error });
+    const notWritten = new WriterFailedError('storage has failed', false, { cause: error });
+    for (const w of inFlightWaiters) w.reject(maybeWritten);
+    for (const w of this.queuedWaiters) w.reject(notWritten);
     this.queuedOps = [];
     this.queuedWaiters = [];
     this.queuedBytes = 0;

@@ -37,17 +37,21 @@ export interface HardState {
   readonly commit: number;
 }
 
-/** Everything up to and including `index` has been removed by retention. */
+/**
+ * Everything up to and including `index` has been removed by retention. The trimmed entry's term
+ * and arrival time are kept so the log continues from them even when nothing is left in it.
+ */
 export interface TrimPoint {
   readonly index: number;
   readonly term: number;
+  readonly arrivalMs: number;
 }
 
 export interface RecoveredShardLog {
   readonly hardState: HardState;
   readonly trimPoint: TrimPoint;
   readonly appliedIndex: number;
-  /** The last entry on disk, or the trim point (with its arrival unknown = 0) if the log is empty. */
+  /** The last entry on disk, or the trim point if the log is empty. */
   readonly lastIndex: number;
   readonly lastTerm: number;
   readonly lastArrivalMs: number;
@@ -68,33 +72,35 @@ export class ShardLog {
     const hardState = decodeHardState(await this.kv.get(shardStateKey(this.shard, STATE_HARD)));
     const trimPoint = decodeTrimPoint(await this.kv.get(shardStateKey(this.shard, STATE_TRIM)));
     const appliedRaw = await this.kv.get(shardStateKey(this.shard, STATE_APPLIED));
-    const appliedIndex = appliedRaw === undefined ? 0 : readU64(appliedRaw, 0);
-    const [last] = await this.kv.entries({
+    const appliedIndex = Math.max(
+      appliedRaw === undefined ? 0 : readU64(appliedRaw, 0),
+      trimPoint.index,
+    );
+    const logRange = {
       gte: shardSpaceStart(SPACE_LOG, this.shard),
       lt: shardSpaceEnd(SPACE_LOG, this.shard),
-      reverse: true,
-      limit: 1,
-    });
+    };
+    const [first] = await this.kv.keys({ ...logRange, limit: 1 });
+    if (first !== undefined && logKeyIndex(first) <= trimPoint.index) {
+      // A crash between writing the trim pointer and deleting the entries: finish the trim.
+      await this.removeTrimmed(trimPoint, trimPoint.index);
+    }
+    const [last] = await this.kv.entries({ ...logRange, reverse: true, limit: 1 });
     if (last === undefined) {
       return {
         hardState,
         trimPoint,
-        appliedIndex: Math.max(appliedIndex, trimPoint.index),
+        appliedIndex,
         lastIndex: trimPoint.index,
         lastTerm: trimPoint.term,
-        lastArrivalMs: 0,
+        lastArrivalMs: trimPoint.arrivalMs,
       };
     }
     const entry = decodeEntry(logKeyIndex(last[0]), last[1]);
-    if (entry.index <= trimPoint.index) {
-      throw new StorageCorruptionError(
-        `shard ${this.shard}: entry ${entry.index} survives below the trim point ${trimPoint.index}`,
-      );
-    }
     return {
       hardState,
       trimPoint,
-      appliedIndex: Math.max(appliedIndex, trimPoint.index),
+      appliedIndex,
       lastIndex: entry.index,
       lastTerm: entry.term,
       lastArrivalMs: entry.arrivalMs,
@@ -140,9 +146,10 @@ export class ShardLog {
   }
 
   trimPointOp(point: TrimPoint): KvOp {
-    const value = Buffer.allocUnsafe(16);
+    const value = Buffer.allocUnsafe(24);
     writeU64(value, point.index, 0);
     writeU64(value, point.term, 8);
+    writeU64(value, point.arrivalMs, 16);
     return { type: 'put', key: shardStateKey(this.shard, STATE_TRIM), value };
   }
 
@@ -199,14 +206,14 @@ export class ShardLog {
    * Removes entries up to `point.index` (and their index keys) after the trim pointer has been
    * durably written. Idempotent, so a crash in the middle is finished on the next trim.
    */
-  async removeTrimmed(point: TrimPoint, previousTrimIndex: number, lastTrimmedArrivalMs: number) {
+  async removeTrimmed(point: TrimPoint, previousTrimIndex: number): Promise<void> {
     await this.kv.clear({
       gte: shardSpaceStart(SPACE_LOG, this.shard),
       lte: logKey(this.shard, point.index),
     });
     await this.kv.clear({
       gte: shardSpaceStart(SPACE_ARRIVAL, this.shard),
-      lte: arrivalKey(this.shard, lastTrimmedArrivalMs, point.index),
+      lte: arrivalKey(this.shard, point.arrivalMs, point.index),
     });
     if (point.index - previousTrimIndex >= COMPACT_AFTER_TRIMMED_ENTRIES) {
       await this.kv.compact(
@@ -247,7 +254,7 @@ function decodeHardState(raw: Buffer | undefined): HardState {
 }
 
 function decodeTrimPoint(raw: Buffer | undefined): TrimPoint {
-  if (raw === undefined) return { index: 0, term: 0 };
-  if (raw.length !== 16) throw new StorageCorruptionError(`trim point has ${raw.length} bytes`);
-  return { index: readU64(raw, 0), term: readU64(raw, 8) };
+  if (raw === undefined) return { index: 0, term: 0, arrivalMs: 0 };
+  if (raw.length !== 24) throw new StorageCorruptionError(`trim point has ${raw.length} bytes`);
+  return { index: readU64(raw, 0), term: readU64(raw, 8), arrivalMs: readU64(raw, 16) };
 }
