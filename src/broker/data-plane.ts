@@ -71,12 +71,14 @@ export class DataPlane {
     const v = new Validator();
     this.validateStreamRef(v, request);
     validateEntry(v, request, '');
-    if (request.sequenceNumberForOrdering !== undefined) {
-      v.pattern(
+    if (
+      request.sequenceNumberForOrdering !== undefined &&
+      !SEQUENCE_NUMBER_PATTERN.test(request.sequenceNumberForOrdering)
+    ) {
+      v.fail(
         'sequenceNumberForOrdering',
         request.sequenceNumberForOrdering,
-        SEQUENCE_NUMBER_PATTERN,
-        '0|([1-9]\\d{0,128})',
+        'Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})',
       );
     }
     v.throwIfInvalid();

@@ -35,7 +35,7 @@ export interface ReadResult {
   readonly records: ReadRecord[];
   /** Where the next read continues. */
   readonly next: LogPosition;
-  /** Arrival time of the newest committed entry (for millisBehindLatest). */
+  /** Arrival time of the newest committed record (for millisBehindLatest). */
   readonly tipArrivalMs: number;
   /** True if `next` is past the last committed entry. */
   readonly caughtUp: boolean;

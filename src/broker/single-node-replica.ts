@@ -49,7 +49,8 @@ export class SingleNodeReplica implements ShardReplica {
   private lastIndex = 0;
   private lastArrivalMs = 0;
   private committed = 0;
-  private committedArrivalMs = 0;
+  /** Arrival time of the newest committed record (not of empty entries), for millisBehindLatest. */
+  private newestRecordArrivalMs = 0;
   private applied = 0;
   private trimPoint: TrimPoint = { index: 0, term: 0, arrivalMs: 0 };
   /** Writes handed to the writer and not yet settled; close() waits for them. */
@@ -87,12 +88,13 @@ export class SingleNodeReplica implements ShardReplica {
       this.log.hardStateOp({ term: this.term, vote: SELF_ID, commit: entry.index }),
     ]);
     this.committed = entry.index;
-    this.committedArrivalMs = entry.arrivalMs;
     // Re-apply what a crash left unapplied (index keys are idempotent puts).
     const unapplied: LogEntry[] = [];
     for await (const e of this.log.entries(this.applied + 1, this.committed)) unapplied.push(e);
     await this.writer.write(this.log.applyOps(unapplied));
     this.applied = this.committed;
+    const newest = await this.log.lastArrivedBefore(Number.MAX_SAFE_INTEGER);
+    this.newestRecordArrivalMs = newest?.arrivalMs ?? 0;
   }
 
   async propose(records: readonly ProposedRecord[]): Promise<AppendResult> {
@@ -124,7 +126,7 @@ export class SingleNodeReplica implements ShardReplica {
     }
     assert(entry.index > this.committed, 'entries commit in log order');
     this.committed = entry.index;
-    this.committedArrivalMs = entry.arrivalMs;
+    this.newestRecordArrivalMs = entry.arrivalMs;
     this.apply(entry);
     return { index: entry.index, arrivalMs: entry.arrivalMs };
   }
@@ -146,7 +148,7 @@ export class SingleNodeReplica implements ShardReplica {
     const horizon = this.trimHorizon();
     const start = from.index < horizon.index ? horizon : from;
     const commit = this.committed;
-    const tipArrivalMs = this.committedArrivalMs;
+    const tipArrivalMs = this.newestRecordArrivalMs;
     const records: ReadRecord[] = [];
     let bytes = 0;
     let next: LogPosition = { index: Math.max(start.index, commit + 1), offset: 0 };

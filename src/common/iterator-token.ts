@@ -72,8 +72,9 @@ export function decodeIterator(
   const keyId = token.readUInt32BE(1);
   const key = keyring.find(keyId);
   if (key === undefined) {
-    // Keys are dropped only after every token they signed has expired.
-    if (keyId < keyring.oldestId()) throw new ExpiredIteratorError('Iterator expired.');
+    // Keys are dropped only after every token they signed has expired. Key ids start at 1.
+    if (keyId >= 1 && keyId < keyring.oldestId())
+      throw new ExpiredIteratorError('Iterator expired.');
     throw invalid();
   }
   const expected = mac(key.secret, token.subarray(0, BODY_BYTES));

@@ -2,6 +2,8 @@ import {
   Server,
   ServerCredentials,
   type handleUnaryCall,
+  type MethodDefinition,
+  type ServiceDefinition,
   type ServerUnaryCall,
   type sendUnaryData,
 } from '@grpc/grpc-js';
@@ -10,7 +12,7 @@ import type { DataPlane } from '../broker/data-plane.js';
 import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import { toServiceError } from '../common/grpc-errors.js';
 import type { Logger } from '../common/logger.js';
-import { RheosError } from '../common/errors.js';
+import { RheosError, ValidationError } from '../common/errors.js';
 import type { ControlPlane } from '../coordinator/control-plane.js';
 import {
   ControlPlaneServiceService,
@@ -78,8 +80,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     ),
     describeLimits: unary('DescribeLimits', () => control.describeLimits()),
   };
-  server.addService(DataPlaneServiceService, dataService);
-  server.addService(ControlPlaneServiceService, controlService);
+  server.addService(safeDecoding(DataPlaneServiceService), dataService);
+  server.addService(safeDecoding(ControlPlaneServiceService), controlService);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
       `${options.host}:${options.port}`,
@@ -99,6 +101,39 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         });
       }),
   };
+}
+
+const UNDECODABLE = Symbol('undecodable');
+
+interface Undecodable {
+  readonly [UNDECODABLE]: unknown;
+}
+
+function isUndecodable(request: unknown): request is Undecodable {
+  return typeof request === 'object' && request !== null && UNDECODABLE in request;
+}
+
+/**
+ * grpc-js answers INTERNAL when a request cannot be decoded (garbage bytes, or an int64 above
+ * 2^53 where the API uses JS numbers), which clients would read as a retriable server fault. The
+ * decoder is wrapped so that the handler sees the failure and answers with a definite
+ * ValidationException instead.
+ */
+function safeDecoding<T extends ServiceDefinition>(service: T): T {
+  const wrapped: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(service)) {
+    wrapped[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (error) {
+          return { [UNDECODABLE]: error } satisfies Undecodable;
+        }
+      },
+    };
+  }
+  return wrapped as T;
 }
 
 /** HTTP/2 receive windows for uploads: a 5 MiB PutRecords should not wait for 80 window updates. */
@@ -149,7 +184,16 @@ function handler<Req, Res>(
       callback(toServiceError(error));
     };
     Promise.resolve()
-      .then(() => fn(call.request))
+      .then(() => {
+        const request: unknown = call.request;
+        if (isUndecodable(request)) {
+          const why = request[UNDECODABLE];
+          throw new ValidationError(
+            `The ${method} request could not be decoded: ${why instanceof Error ? why.message : String(why)}.`,
+          );
+        }
+        return fn(call.request);
+      })
       .then(
         (response) => answer(undefined, response),
         (error: unknown) => answer(error),
