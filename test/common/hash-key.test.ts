@@ -117,7 +117,10 @@ describe('evenHashRanges', () => {
       const sizes = evenHashRanges(count).map(size);
       const width = (1n << 128n) / BigInt(count);
       const remainder = (1n << 128n) % BigInt(count);
-      expect(sizes.slice(0, -1).every((s) => s === width), `count ${count}`).toBe(true);
+      expect(
+        sizes.slice(0, -1).every((s) => s === width),
+        `count ${count}`,
+      ).toBe(true);
       expect(sizes[sizes.length - 1], `count ${count}`).toBe(width + remainder);
     }
   });
