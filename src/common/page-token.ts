@@ -43,6 +43,8 @@ export function decodePageToken<T>(
   ) {
     throw new InvalidArgumentError('Invalid NextToken.');
   }
+  // A token from the future was not made here (clocks of one cluster agree within a minute).
+  if (envelope.issuedMs > nowMs + 60_000) throw new InvalidArgumentError('Invalid NextToken.');
   if (nowMs - envelope.issuedMs > NEXT_TOKEN_LIFETIME_MS) {
     throw new ExpiredNextTokenError('The NextToken has expired. Start the listing again.');
   }

@@ -572,12 +572,29 @@ function isListStreamsToken(body: unknown): body is ListStreamsToken {
 }
 
 function isListShardsToken(body: unknown): body is ListShardsToken {
+  if (typeof body !== 'object' || body === null) return false;
   const t = body as ListShardsToken;
+  if (
+    typeof t.stream !== 'string' ||
+    typeof t.incarnation !== 'number' ||
+    typeof t.after !== 'string'
+  ) {
+    return false;
+  }
+  if (t.filter === undefined) return true;
+  const f = t.filter as unknown;
+  if (typeof f !== 'object' || f === null) return false;
+  const filter = f as { type?: unknown; shardId?: unknown; timestampMs?: unknown };
   return (
-    typeof body === 'object' &&
-    body !== null &&
-    typeof t.stream === 'string' &&
-    typeof t.incarnation === 'number' &&
-    typeof t.after === 'string'
+    SELECTABLE_FILTER_TYPES.has(filter.type as ShardFilterType) &&
+    typeof filter.shardId === 'string' &&
+    (filter.timestampMs === undefined || typeof filter.timestampMs === 'number')
   );
 }
+
+const SELECTABLE_FILTER_TYPES: ReadonlySet<ShardFilterType> = new Set(
+  Object.values(ShardFilterType).filter(
+    (t) =>
+      t !== ShardFilterType.SHARD_FILTER_TYPE_UNSPECIFIED && t !== ShardFilterType.UNRECOGNIZED,
+  ),
+);
