@@ -17,13 +17,6 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
-export function parseNonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new InvalidArgumentError('must be a non-negative integer.');
-  return n;
-}
-
 export const DEFAULT_ENDPOINT = '127.0.0.1:7400';
 
 export function endpointFrom(options: { endpoint?: string }): string {
