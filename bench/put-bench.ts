@@ -55,6 +55,7 @@ async function freePort(): Promise<number> {
 const dataDir = await mkdtemp(join(tmpdir(), 'rheos-bench-'));
 const grpcPort = await freePort();
 const adminPort = await freePort();
+const httpPort = await freePort();
 const endpoint = `127.0.0.1:${grpcPort}`;
 const server = spawn(
   process.execPath,
@@ -67,6 +68,8 @@ const server = spawn(
     String(grpcPort),
     '--admin-port',
     String(adminPort),
+    '--http-port',
+    String(httpPort),
     '--log-level',
     'warn',
   ],

@@ -8,23 +8,22 @@ import {
   type sendUnaryData,
 } from '@grpc/grpc-js';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
-import type { DataPlane } from '../broker/data-plane.js';
 import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import { toServiceError } from '../common/grpc-errors.js';
 import type { Logger } from '../common/logger.js';
 import { RheosError, ValidationError } from '../common/errors.js';
-import type { ControlPlane } from '../coordinator/control-plane.js';
 import {
   ControlPlaneServiceService,
   type ControlPlaneServiceServer,
 } from '../gen/rheos/v1/control.js';
 import { DataPlaneServiceService, type DataPlaneServiceServer } from '../gen/rheos/v1/data.js';
+import type { NativeApi } from './native-api.js';
 
 export interface GrpcServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly dataPlane: DataPlane;
-  readonly controlPlane: ControlPlane;
+  /** The implementation the services expose. */
+  readonly api: NativeApi;
   readonly logger: Logger;
 }
 
@@ -40,45 +39,42 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     // Clients ping every 30 s to find dead connections; accept that rather than GOAWAY them.
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
   });
-  const { dataPlane: data, controlPlane: control, logger } = options;
-  const unary = <Req, Res>(name: string, fn: (request: Req) => Promise<Res> | Res) =>
+  const { api, logger } = options;
+  const unary = <Req, Res>(name: string, fn: (request: Req) => Promise<Res>) =>
     handler(name, fn, logger);
-  const dataService: DataPlaneServiceServer = {
-    putRecord: unary('PutRecord', (r) => data.putRecord(r)),
-    putRecords: unary('PutRecords', (r) => data.putRecords(r)),
-    getShardIterator: unary('GetShardIterator', (r) => data.getShardIterator(r)),
-    getRecords: unary('GetRecords', (r) => data.getRecords(r)),
-  };
   const empty = {};
+  const dataService: DataPlaneServiceServer = {
+    putRecord: unary('PutRecord', (r) => api.putRecord(r)),
+    putRecords: unary('PutRecords', (r) => api.putRecords(r)),
+    getShardIterator: unary('GetShardIterator', (r) => api.getShardIterator(r)),
+    getRecords: unary('GetRecords', (r) => api.getRecords(r)),
+  };
   const controlService: ControlPlaneServiceServer = {
-    createStream: unary('CreateStream', async (r) => (await control.createStream(r), empty)),
-    deleteStream: unary('DeleteStream', async (r) => (await control.deleteStream(r), empty)),
-    describeStream: unary('DescribeStream', (r) => control.describeStream(r)),
-    describeStreamSummary: unary('DescribeStreamSummary', (r) => control.describeStreamSummary(r)),
-    listStreams: unary('ListStreams', (r) => control.listStreams(r)),
-    listShards: unary('ListShards', (r) => control.listShards(r)),
-    addTagsToStream: unary(
-      'AddTagsToStream',
-      async (r) => (await control.addTagsToStream(r), empty),
-    ),
+    createStream: unary('CreateStream', async (r) => (await api.createStream(r), empty)),
+    deleteStream: unary('DeleteStream', async (r) => (await api.deleteStream(r), empty)),
+    describeStream: unary('DescribeStream', (r) => api.describeStream(r)),
+    describeStreamSummary: unary('DescribeStreamSummary', (r) => api.describeStreamSummary(r)),
+    listStreams: unary('ListStreams', (r) => api.listStreams(r)),
+    listShards: unary('ListShards', (r) => api.listShards(r)),
+    addTagsToStream: unary('AddTagsToStream', async (r) => (await api.addTagsToStream(r), empty)),
     removeTagsFromStream: unary(
       'RemoveTagsFromStream',
-      async (r) => (await control.removeTagsFromStream(r), empty),
+      async (r) => (await api.removeTagsFromStream(r), empty),
     ),
-    listTagsForStream: unary('ListTagsForStream', (r) => control.listTagsForStream(r)),
+    listTagsForStream: unary('ListTagsForStream', (r) => api.listTagsForStream(r)),
     increaseStreamRetentionPeriod: unary(
       'IncreaseStreamRetentionPeriod',
-      async (r) => (await control.increaseStreamRetentionPeriod(r), empty),
+      async (r) => (await api.increaseStreamRetentionPeriod(r), empty),
     ),
     decreaseStreamRetentionPeriod: unary(
       'DecreaseStreamRetentionPeriod',
-      async (r) => (await control.decreaseStreamRetentionPeriod(r), empty),
+      async (r) => (await api.decreaseStreamRetentionPeriod(r), empty),
     ),
     updateStreamMode: unary(
       'UpdateStreamMode',
-      async (r) => (await control.updateStreamMode(r), empty),
+      async (r) => (await api.updateStreamMode(r), empty),
     ),
-    describeLimits: unary('DescribeLimits', () => control.describeLimits()),
+    describeLimits: unary('DescribeLimits', () => api.describeLimits()),
   };
   server.addService(safeDecoding(DataPlaneServiceService), dataService);
   server.addService(safeDecoding(ControlPlaneServiceService), controlService);

@@ -13,13 +13,16 @@ import { DEFAULT_ACCOUNT_LIMITS, type AccountLimits } from '../coordinator/model
 import { GroupCommitWriter } from '../storage/group-commit.js';
 import { openKvStore, type KvStore } from '../storage/kv-store.js';
 import { MetadataStore } from '../storage/metadata-store.js';
+import { startGateway, type RunningGateway } from '../gateway/gateway.js';
 import { startAdminServer, type RunningAdminServer } from './admin-server.js';
 import { startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
 import { createNodeMetrics } from './node-metrics.js';
+import { inProcessApi } from './native-api.js';
 
 /**
- * A single-node Rheos (what `rheos dev` runs): the metadata service, one broker and both APIs in
- * one process, with all data in one LevelDB under `dataDir`.
+ * A single-node Rheos (what `rheos dev` runs): the metadata service, one broker, the native gRPC
+ * API and the Kinesis-compatible HTTP API in one process, with all data in one LevelDB under
+ * `dataDir`.
  */
 
 export interface NodeConfig {
@@ -29,6 +32,8 @@ export interface NodeConfig {
   readonly grpcPort: number;
   /** null: no admin endpoint. */
   readonly adminPort: number | null;
+  /** Kinesis-compatible HTTP API; null: not served. */
+  readonly httpPort?: number | null;
   readonly identity?: ServiceIdentity;
   readonly defaultShardLimits?: ShardThroughputLimits;
   readonly accountLimits?: AccountLimits;
@@ -44,6 +49,7 @@ export interface NodeConfig {
 export interface RunningNode {
   readonly grpcPort: number;
   readonly adminPort: number | null;
+  readonly httpPort: number | null;
   readonly grpcAddress: string;
   readonly metadata: MetadataService;
   readonly broker: Broker;
@@ -93,16 +99,20 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     defaultReplicationFactor: 1,
     maxReplicationFactor: 1,
   });
+  const api = inProcessApi(dataPlane, controlPlane);
   let grpc: RunningGrpcServer | undefined;
   let admin: RunningAdminServer | undefined;
+  let gateway: RunningGateway | undefined;
   try {
     grpc = await startGrpcServer({
       host: config.host,
       port: config.grpcPort,
-      dataPlane,
-      controlPlane,
+      api,
       logger,
     });
+    if (config.httpPort !== undefined && config.httpPort !== null) {
+      gateway = await startGateway({ host: config.host, port: config.httpPort, api, logger });
+    }
     if (config.adminPort !== null) {
       admin = await startAdminServer({
         host: config.host,
@@ -112,6 +122,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       });
     }
   } catch (error) {
+    await gateway?.close();
     await grpc?.close(0);
     await broker.stop();
     await metadata.close();
@@ -121,15 +132,18 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
   const grpcServer = grpc;
   const adminServer = admin;
+  const gatewayServer = gateway;
   let closing: Promise<void> | undefined;
   return {
     grpcPort: grpcServer.port,
     adminPort: adminServer?.port ?? null,
+    httpPort: gatewayServer?.port ?? null,
     grpcAddress: `${config.host}:${grpcServer.port}`,
     metadata,
     broker,
     close: () =>
       (closing ??= (async () => {
+        await gatewayServer?.close();
         await grpcServer.close();
         await adminServer?.close();
         await broker.stop();

@@ -62,6 +62,8 @@ export interface DevServer {
   readonly child: ChildProcess;
   readonly endpoint: string;
   readonly adminPort: number;
+  /** The Kinesis-compatible HTTP API. */
+  readonly httpEndpoint: string;
   /** Resolves with the exit code once the process has exited. */
   readonly exited: Promise<number | null>;
   output(): string;
@@ -74,6 +76,7 @@ export async function startDevServer(
 ): Promise<DevServer> {
   const grpcPort = await freePort();
   const adminPort = await freePort();
+  const httpPort = await freePort();
   const child = spawn(
     process.execPath,
     [
@@ -85,6 +88,8 @@ export async function startDevServer(
       String(grpcPort),
       '--admin-port',
       String(adminPort),
+      '--http-port',
+      String(httpPort),
       ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -115,7 +120,14 @@ export async function startDevServer(
   } finally {
     client.close();
   }
-  return { child, endpoint, adminPort, exited, output: () => output };
+  return {
+    child,
+    endpoint,
+    adminPort,
+    httpEndpoint: `http://127.0.0.1:${httpPort}`,
+    exited,
+    output: () => output,
+  };
 }
 
 /** Kills every child process a test started and has not seen exit (call in afterAll). */

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEFAULT_IDENTITY } from '../../common/arn.js';
 import { createLogger } from '../../common/logger.js';
 import { startNode } from '../../server/node.js';
 import { parsePort } from '../options.js';
@@ -6,6 +7,8 @@ import { parsePort } from '../options.js';
 interface DevOptions {
   host: string;
   grpcPort: number;
+  httpPort: number;
+  region: string;
   adminPort: number;
   dataDir: string;
   logLevel: string;
@@ -17,6 +20,17 @@ export function registerDev(program: Command): void {
     .description('run a single-node Rheos (metadata, broker and APIs in one process)')
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--grpc-port <port>', 'native gRPC API port', parsePort, 7400)
+    .option(
+      '--http-port <port>',
+      'Kinesis-compatible HTTP API port (AWS SDK, AWS CLI)',
+      parsePort,
+      4567,
+    )
+    .option(
+      '--region <region>',
+      'AWS region this server says it is in (ARNs, SDK endpoints)',
+      'us-east-1',
+    )
     .option('--admin-port <port>', 'HTTP admin port (/metrics, /healthz)', parsePort, 7480)
     .option('--data-dir <path>', 'data folder', './.rheos')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
@@ -26,7 +40,9 @@ export function registerDev(program: Command): void {
         dataDir: options.dataDir,
         host: options.host,
         grpcPort: options.grpcPort,
+        httpPort: options.httpPort,
         adminPort: options.adminPort,
+        identity: { region: options.region, accountId: DEFAULT_IDENTITY.accountId },
         logger,
       });
       logger.info(

@@ -1,0 +1,358 @@
+import type { NativeApi } from '../server/native-api.js';
+
+import { ShardFilterType } from '../gen/rheos/v1/control.js';
+import { ShardIteratorType } from '../gen/rheos/v1/data.js';
+import {
+  EncryptionType,
+  StreamMode,
+  type ChildShard,
+  type Shard,
+  type StreamDescription,
+  type StreamDescriptionSummary,
+} from '../gen/rheos/v1/stream.js';
+import {
+  blob,
+  boolean,
+  compact,
+  integer,
+  objectList,
+  optionalInteger,
+  optionalObject,
+  optionalString,
+  optionalTimestampMs,
+  seconds,
+  string,
+  stringList,
+  stringMap,
+  type JsonObject,
+} from './json-shapes.js';
+
+/**
+ * Kinesis operations (X-Amz-Target `Kinesis_20131202.<Name>`) as translations onto the native API:
+ * JSON in, native request, native response, JSON out. Field names are Kinesis'; blobs are base64;
+ * timestamps are epoch seconds.
+ */
+
+export type Operation = (api: NativeApi, input: JsonObject) => Promise<JsonObject>;
+
+/** Operations of the Kinesis API that Rheos does not serve yet (documented in docs/KINESIS-API.md). */
+export const NOT_YET_SUPPORTED: ReadonlySet<string> = new Set([
+  'DeleteResourcePolicy',
+  'DeregisterStreamConsumer',
+  'DescribeAccountSettings',
+  'DescribeStreamConsumer',
+  'DisableEnhancedMonitoring',
+  'EnableEnhancedMonitoring',
+  'GetResourcePolicy',
+  'ListStreamConsumers',
+  'ListTagsForResource',
+  'MergeShards',
+  'PutResourcePolicy',
+  'RegisterStreamConsumer',
+  'SplitShard',
+  'StartStreamEncryption',
+  'StopStreamEncryption',
+  'SubscribeToShard',
+  'TagResource',
+  'UntagResource',
+  'UpdateAccountSettings',
+  'UpdateMaxRecordSize',
+  'UpdateShardCount',
+  'UpdateStreamWarmThroughput',
+]);
+
+function streamRef(input: JsonObject): { streamName: string; streamArn: string } {
+  return { streamName: string(input, 'StreamName'), streamArn: string(input, 'StreamARN') };
+}
+
+/** 'ACTIVE' <-> StreamStatus.STREAM_STATUS_ACTIVE, and so on. */
+function toEnum<E extends string>(
+  values: Record<string, E>,
+  prefix: string,
+  name: string | undefined,
+): E {
+  if (name === undefined) return values[`${prefix}UNSPECIFIED`] as E;
+  return values[prefix + name] ?? (values['UNRECOGNIZED'] as E);
+}
+
+function enumName(value: string, prefix: string): string {
+  return value.startsWith(prefix) ? value.slice(prefix.length) : value;
+}
+
+function streamMode(input: JsonObject): StreamMode {
+  const details = optionalObject(input, 'StreamModeDetails');
+  if (details === undefined) return StreamMode.STREAM_MODE_UNSPECIFIED;
+  return toEnum(StreamMode, 'STREAM_MODE_', optionalString(details, 'StreamMode'));
+}
+
+function shardJson(shard: Shard): JsonObject {
+  return compact({
+    ShardId: shard.shardId,
+    ParentShardId: shard.parentShardId,
+    AdjacentParentShardId: shard.adjacentParentShardId,
+    HashKeyRange: {
+      StartingHashKey: shard.hashKeyRange?.startingHashKey,
+      EndingHashKey: shard.hashKeyRange?.endingHashKey,
+    },
+    SequenceNumberRange: compact({
+      StartingSequenceNumber: shard.sequenceNumberRange?.startingSequenceNumber,
+      EndingSequenceNumber: shard.sequenceNumberRange?.endingSequenceNumber,
+    }),
+  });
+}
+
+function childShardJson(child: ChildShard): JsonObject {
+  return {
+    ShardId: child.shardId,
+    ParentShards: child.parentShards,
+    HashKeyRange: {
+      StartingHashKey: child.hashKeyRange?.startingHashKey,
+      EndingHashKey: child.hashKeyRange?.endingHashKey,
+    },
+  };
+}
+
+function encryptionName(type: EncryptionType): string {
+  return type === EncryptionType.ENCRYPTION_TYPE_KMS ? 'KMS' : 'NONE';
+}
+
+/** The fields DescribeStream and DescribeStreamSummary share. */
+function streamHeader(d: StreamDescription | StreamDescriptionSummary): JsonObject {
+  return compact({
+    StreamName: d.streamName,
+    StreamARN: d.streamArn,
+    StreamStatus: enumName(d.streamStatus, 'STREAM_STATUS_'),
+    StreamModeDetails: { StreamMode: enumName(d.streamMode, 'STREAM_MODE_') },
+    RetentionPeriodHours: d.retentionPeriodHours,
+    StreamCreationTimestamp: seconds(d.streamCreationTimestampMs),
+    EnhancedMonitoring: [{ ShardLevelMetrics: d.enhancedMonitoringShardLevelMetrics }],
+    EncryptionType: encryptionName(d.encryptionType),
+    KeyId: d.keyId,
+  });
+}
+
+export const OPERATIONS: Readonly<Record<string, Operation>> = {
+  async CreateStream(api, input) {
+    const shardCount = optionalInteger(input, 'ShardCount');
+    await api.createStream({
+      streamName: string(input, 'StreamName'),
+      ...(shardCount === undefined ? {} : { shardCount }),
+      streamMode: streamMode(input),
+      tags: stringMap(input, 'Tags'),
+    });
+    return {};
+  },
+
+  async DeleteStream(api, input) {
+    await api.deleteStream({
+      ...streamRef(input),
+      enforceConsumerDeletion: boolean(input, 'EnforceConsumerDeletion'),
+    });
+    return {};
+  },
+
+  async DescribeStream(api, input) {
+    const limit = optionalInteger(input, 'Limit');
+    const { streamDescription: d } = await api.describeStream({
+      ...streamRef(input),
+      ...(limit === undefined ? {} : { limit }),
+      exclusiveStartShardId: string(input, 'ExclusiveStartShardId'),
+    });
+    if (d === undefined) throw new Error('DescribeStream returned no description');
+    return {
+      StreamDescription: {
+        ...streamHeader(d),
+        Shards: d.shards.map(shardJson),
+        HasMoreShards: d.hasMoreShards,
+      },
+    };
+  },
+
+  async DescribeStreamSummary(api, input) {
+    const { streamDescriptionSummary: d } = await api.describeStreamSummary(streamRef(input));
+    if (d === undefined) throw new Error('DescribeStreamSummary returned no summary');
+    return {
+      StreamDescriptionSummary: {
+        ...streamHeader(d),
+        OpenShardCount: d.openShardCount,
+        ConsumerCount: d.consumerCount,
+      },
+    };
+  },
+
+  async ListStreams(api, input) {
+    const limit = optionalInteger(input, 'Limit');
+    const r = await api.listStreams({
+      ...(limit === undefined ? {} : { limit }),
+      exclusiveStartStreamName: string(input, 'ExclusiveStartStreamName'),
+      nextToken: string(input, 'NextToken'),
+    });
+    return compact({
+      StreamNames: r.streamNames,
+      HasMoreStreams: r.hasMoreStreams,
+      NextToken: r.nextToken,
+      StreamSummaries: r.streamSummaries.map((s) => ({
+        StreamName: s.streamName,
+        StreamARN: s.streamArn,
+        StreamStatus: enumName(s.streamStatus, 'STREAM_STATUS_'),
+        StreamModeDetails: { StreamMode: enumName(s.streamMode, 'STREAM_MODE_') },
+        StreamCreationTimestamp: seconds(s.streamCreationTimestampMs),
+      })),
+    });
+  },
+
+  async ListShards(api, input) {
+    const maxResults = optionalInteger(input, 'MaxResults');
+    const creationMs = optionalTimestampMs(input, 'StreamCreationTimestamp');
+    const filter = optionalObject(input, 'ShardFilter');
+    const filterTimeMs =
+      filter === undefined ? undefined : optionalTimestampMs(filter, 'Timestamp');
+    const r = await api.listShards({
+      ...streamRef(input),
+      nextToken: string(input, 'NextToken'),
+      exclusiveStartShardId: string(input, 'ExclusiveStartShardId'),
+      ...(maxResults === undefined ? {} : { maxResults }),
+      ...(creationMs === undefined ? {} : { streamCreationTimestampMs: creationMs }),
+      ...(filter === undefined
+        ? {}
+        : {
+            shardFilter: {
+              type: toEnum(ShardFilterType, 'SHARD_FILTER_TYPE_', optionalString(filter, 'Type')),
+              shardId: string(filter, 'ShardId'),
+              ...(filterTimeMs === undefined ? {} : { timestampMs: filterTimeMs }),
+            },
+          }),
+    });
+    return compact({ Shards: r.shards.map(shardJson), NextToken: r.nextToken });
+  },
+
+  async AddTagsToStream(api, input) {
+    await api.addTagsToStream({ ...streamRef(input), tags: stringMap(input, 'Tags') });
+    return {};
+  },
+
+  async RemoveTagsFromStream(api, input) {
+    await api.removeTagsFromStream({ ...streamRef(input), tagKeys: stringList(input, 'TagKeys') });
+    return {};
+  },
+
+  async ListTagsForStream(api, input) {
+    const limit = optionalInteger(input, 'Limit');
+    const r = await api.listTagsForStream({
+      ...streamRef(input),
+      exclusiveStartTagKey: string(input, 'ExclusiveStartTagKey'),
+      ...(limit === undefined ? {} : { limit }),
+    });
+    return {
+      Tags: r.tags.map((t) => ({ Key: t.key, Value: t.value })),
+      HasMoreTags: r.hasMoreTags,
+    };
+  },
+
+  async IncreaseStreamRetentionPeriod(api, input) {
+    await api.increaseStreamRetentionPeriod({
+      ...streamRef(input),
+      retentionPeriodHours: integer(input, 'RetentionPeriodHours'),
+    });
+    return {};
+  },
+
+  async DecreaseStreamRetentionPeriod(api, input) {
+    await api.decreaseStreamRetentionPeriod({
+      ...streamRef(input),
+      retentionPeriodHours: integer(input, 'RetentionPeriodHours'),
+    });
+    return {};
+  },
+
+  async UpdateStreamMode(api, input) {
+    await api.updateStreamMode({ ...streamRef(input), streamMode: streamMode(input) });
+    return {};
+  },
+
+  async DescribeLimits(api) {
+    const r = await api.describeLimits();
+    return {
+      ShardLimit: r.shardLimit,
+      OpenShardCount: r.openShardCount,
+      OnDemandStreamCount: r.onDemandStreamCount,
+      OnDemandStreamCountLimit: r.onDemandStreamCountLimit,
+    };
+  },
+
+  async PutRecord(api, input) {
+    const explicitHashKey = optionalString(input, 'ExplicitHashKey');
+    const ordering = optionalString(input, 'SequenceNumberForOrdering');
+    const r = await api.putRecord({
+      ...streamRef(input),
+      data: blob(input, 'Data'),
+      partitionKey: string(input, 'PartitionKey'),
+      ...(explicitHashKey === undefined ? {} : { explicitHashKey }),
+      ...(ordering === undefined ? {} : { sequenceNumberForOrdering: ordering }),
+    });
+    return {
+      ShardId: r.shardId,
+      SequenceNumber: r.sequenceNumber,
+      EncryptionType: encryptionName(r.encryptionType),
+    };
+  },
+
+  async PutRecords(api, input) {
+    const r = await api.putRecords({
+      ...streamRef(input),
+      records: objectList(input, 'Records').map((record) => {
+        const explicitHashKey = optionalString(record, 'ExplicitHashKey');
+        return {
+          data: blob(record, 'Data'),
+          partitionKey: string(record, 'PartitionKey'),
+          ...(explicitHashKey === undefined ? {} : { explicitHashKey }),
+        };
+      }),
+    });
+    return {
+      FailedRecordCount: r.failedRecordCount,
+      Records: r.records.map((e) =>
+        e.errorCode === ''
+          ? { SequenceNumber: e.sequenceNumber, ShardId: e.shardId }
+          : { ErrorCode: e.errorCode, ErrorMessage: e.errorMessage },
+      ),
+      EncryptionType: encryptionName(r.encryptionType),
+    };
+  },
+
+  async GetShardIterator(api, input) {
+    const timestampMs = optionalTimestampMs(input, 'Timestamp');
+    const r = await api.getShardIterator({
+      ...streamRef(input),
+      shardId: string(input, 'ShardId'),
+      shardIteratorType: toEnum(
+        ShardIteratorType,
+        'SHARD_ITERATOR_TYPE_',
+        optionalString(input, 'ShardIteratorType'),
+      ),
+      startingSequenceNumber: string(input, 'StartingSequenceNumber'),
+      ...(timestampMs === undefined ? {} : { timestampMs }),
+    });
+    return { ShardIterator: r.shardIterator };
+  },
+
+  async GetRecords(api, input) {
+    const limit = optionalInteger(input, 'Limit');
+    const r = await api.getRecords({
+      shardIterator: string(input, 'ShardIterator'),
+      ...(limit === undefined ? {} : { limit }),
+      streamArn: string(input, 'StreamARN'),
+    });
+    return compact({
+      Records: r.records.map((record) => ({
+        SequenceNumber: record.sequenceNumber,
+        ApproximateArrivalTimestamp: seconds(record.approximateArrivalTimestampMs),
+        Data: record.data.toString('base64'),
+        PartitionKey: record.partitionKey,
+      })),
+      NextShardIterator: r.nextShardIterator,
+      MillisBehindLatest: r.millisBehindLatest,
+      ChildShards: r.childShards.length > 0 ? r.childShards.map(childShardJson) : undefined,
+    });
+  },
+};
