@@ -25,20 +25,26 @@ const { values } = parseArgs({
   options: {
     'duration-s': { type: 'string', default: '8' },
     shards: { type: 'string', default: '4' },
-    scenarios: { type: 'string', default: '500x1,500x4,500x16,1x64' },
+    // API:BATCHxCONCURRENCY; API is native (gRPC), kinesis (AWS SDK, HTTP/2) or kinesis-h1.
+    scenarios: {
+      type: 'string',
+      default: 'native:500x1,native:500x4,native:500x16,native:1x64,kinesis:500x4,kinesis:500x16',
+    },
     'no-record': { type: 'boolean', default: false },
   },
 });
 
 interface Scenario {
+  readonly api: string;
   readonly batch: number;
   readonly concurrency: number;
 }
 
 const scenarios: Scenario[] = values.scenarios.split(',').map((s) => {
-  const [batch, concurrency] = s.split('x').map(Number);
-  if (!batch || !concurrency) throw new Error(`bad scenario ${s}: use BATCHxCONCURRENCY`);
-  return { batch, concurrency };
+  const [api, shape] = s.includes(':') ? (s.split(':') as [string, string]) : ['native', s];
+  const [batch, concurrency] = shape.split('x').map(Number);
+  if (!batch || !concurrency) throw new Error(`bad scenario ${s}: use API:BATCHxCONCURRENCY`);
+  return { api, batch, concurrency };
 });
 
 async function freePort(): Promise<number> {
@@ -103,7 +109,9 @@ try {
   console.log(
     `single node, fsync on, ${values.shards} shards, 1 KiB records, ${values['duration-s']} s per scenario\n`,
   );
-  console.log('batch  conc   records/s    MB/s   p50 ms   p99 ms   server CPU us/rec   disk B/rec');
+  console.log(
+    'api          batch  conc   records/s    MB/s   p50 ms   p99 ms   server CPU us/rec   disk B/rec',
+  );
   for (const scenario of scenarios) {
     const { stdout } = await run(
       process.execPath,
@@ -123,6 +131,10 @@ try {
         values['duration-s'],
         '--server-pid',
         String(serverPid),
+        '--api',
+        scenario.api,
+        '--kinesis-endpoint',
+        `http://127.0.0.1:${httpPort}`,
       ],
       { maxBuffer: 1 << 20 },
     );
@@ -139,6 +151,7 @@ try {
     };
     console.log(
       [
+        scenario.api.padEnd(11),
         String(scenario.batch).padStart(5),
         String(scenario.concurrency).padStart(5),
         String(load.recordsPerSecond).padStart(11),

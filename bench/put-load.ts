@@ -5,6 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createClient } from '../src/client/client.js';
 import { readProcessStats } from './lib/process-stats.js';
 import { percentile, round } from './lib/stats.js';
@@ -19,6 +21,10 @@ const { values } = parseArgs({
     'duration-s': { type: 'string', default: '10' },
     'warmup-s': { type: 'string', default: '2' },
     'server-pid': { type: 'string' },
+    // native: the gRPC API with RheosClient. kinesis / kinesis-h1: the Kinesis HTTP API with the
+    // AWS SDK for JavaScript v3, over HTTP/2 (its default) or HTTP/1.1.
+    api: { type: 'string', default: 'native' },
+    'kinesis-endpoint': { type: 'string' },
   },
 });
 
@@ -29,7 +35,28 @@ const durationMs = Number(values['duration-s']) * 1000;
 const warmupMs = Number(values['warmup-s']) * 1000;
 if (!values.endpoint || !values.stream) throw new Error('--endpoint and --stream are required');
 
+const api = values.api;
+if (api !== 'native' && api !== 'kinesis' && api !== 'kinesis-h1')
+  throw new Error(`unknown --api ${api}`);
+if (api !== 'native' && !values['kinesis-endpoint'])
+  throw new Error('--kinesis-endpoint is required');
 const client = createClient({ endpoint: values.endpoint, deadlineMs: 60_000 });
+const kinesis =
+  api === 'native'
+    ? undefined
+    : new KinesisClient({
+        endpoint: values['kinesis-endpoint'],
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+        maxAttempts: 1,
+        ...(api === 'kinesis-h1'
+          ? {
+              requestHandler: new NodeHttpHandler({
+                httpAgent: { keepAlive: true, maxSockets: 64 },
+              }),
+            }
+          : {}),
+      });
 // Distinct payloads and keys (spread over all shards), built once so the generator measures the
 // server, not its own allocation.
 const pool = randomBytes(recordBytes * 64);
@@ -50,12 +77,24 @@ async function worker(): Promise<void> {
   while (!stopping) {
     const start = performance.now();
     try {
-      const response = await client.putRecords({ streamName: values.stream, records });
+      let failed: number;
+      if (kinesis === undefined) {
+        failed = (await client.putRecords({ streamName: values.stream, records }))
+          .failedRecordCount;
+      } else {
+        const response = await kinesis.send(
+          new PutRecordsCommand({
+            StreamName: values.stream,
+            Records: records.map((r) => ({ PartitionKey: r.partitionKey, Data: r.data })),
+          }),
+        );
+        failed = response.FailedRecordCount ?? 0;
+      }
       if (measuring) {
         latenciesMs.push(performance.now() - start);
         calls++;
-        recordsFailed += response.failedRecordCount;
-        recordsOk += response.records.length - response.failedRecordCount;
+        recordsFailed += failed;
+        recordsOk += records.length - failed;
       }
     } catch {
       if (measuring) errors++;
@@ -78,10 +117,12 @@ const cpu = process.cpuUsage(cpuStart);
 stopping = true;
 await Promise.all(workers);
 client.close();
+kinesis?.destroy();
 
 latenciesMs.sort((a, b) => a - b);
 process.stdout.write(
   JSON.stringify({
+    api,
     batch,
     concurrency,
     recordBytes,

@@ -11,7 +11,6 @@ export class SerializationError extends Error {
   override readonly name = 'SerializationException';
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 function present(input: JsonObject, field: string): unknown {
   const value = input[field];
@@ -54,13 +53,21 @@ export function boolean(input: JsonObject, field: string): boolean {
   return value;
 }
 
-/** Blobs travel as base64. */
+/**
+ * Blobs travel as base64. Node's decoder skips characters outside the alphabet, so a string is
+ * valid exactly when its decoded length is what its length and padding promise (this check costs
+ * nothing beyond the decoding; a regular expression took 40% of the gateway's CPU).
+ */
 export function blob(input: JsonObject, field: string): Buffer {
   const value = present(input, field);
   if (value === undefined) return Buffer.alloc(0);
   if (typeof value !== 'string') throw typeError(field, 'a base64 string', value);
-  if (!BASE64.test(value)) throw new SerializationError(`Field ${field} is not valid base64.`);
-  return Buffer.from(value, 'base64');
+  const padding = value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0;
+  const decoded = value.length % 4 === 0 ? Buffer.from(value, 'base64') : undefined;
+  if (decoded === undefined || decoded.length !== (value.length / 4) * 3 - padding) {
+    throw new SerializationError(`Field ${field} is not valid base64.`);
+  }
+  return decoded;
 }
 
 /** Timestamps are epoch seconds (fractions allowed); returned as epoch milliseconds. */
