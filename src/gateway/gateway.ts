@@ -66,6 +66,7 @@ export interface RunningGateway {
 
 const TARGET_PATTERN = /^Kinesis_20131202\.([A-Za-z0-9]+)$/;
 const JSON_CONTENT_TYPE = 'application/x-amz-json-1.1';
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
@@ -81,9 +82,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.headersTimeoutMs + limits.bodyTimeoutMs,
       keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, limits.headersTimeoutMs / 4)),
     },
     serve,
   );
+  // Node enforces headersTimeout and requestTimeout (slowloris) with a checker it starts when a
+  // server emits 'listening'. This server never listens itself (the sniffer hands it sockets), so
+  // the checker is started here.
+  http1.emit('listening');
   http1.maxHeadersCount = 200;
   http1.timeout = limits.idleTimeoutMs;
   const http2 = createHttp2Server(
@@ -133,6 +139,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   return {
     port: (tcp.address() as AddressInfo).port,
     close: async () => {
+      // Stops the slowloris checker (it errors as not listening, which is expected).
+      http1.close(() => undefined);
       await new Promise<void>((resolve) => {
         tcp.close(() => resolve());
         http1.closeIdleConnections();
@@ -177,9 +185,19 @@ async function handle(
         `Rheos does not support ${name} yet (see docs/KINESIS-API.md).`,
       );
     }
-    const operation = OPERATIONS[name];
+    // hasOwn: names such as 'constructor' or 'toString' must not reach Object.prototype.
+    const operation = Object.hasOwn(OPERATIONS, name) ? OPERATIONS[name] : undefined;
     if (operation === undefined) {
       throw new GatewayRequestError(400, 'UnknownOperationException', `Unknown operation ${name}.`);
+    }
+    if (headerBytes(req) > limits.maxHeaderBytes) {
+      // HTTP/1.1 refuses these while parsing; HTTP/2 only once the client has acknowledged the
+      // server's SETTINGS, so a session's first request is checked here.
+      throw new GatewayRequestError(
+        431,
+        'SerializationException',
+        `Request headers exceed ${limits.maxHeaderBytes} bytes.`,
+      );
     }
     const body = await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs);
     const output = await operation(api, parseJsonObject(body));
@@ -195,9 +213,20 @@ async function handle(
 
 function parseJsonObject(body: Buffer): JsonObject {
   if (body.length === 0) return {};
+  let text: string;
+  try {
+    // fatal: invalid UTF-8 is refused, never silently replaced (it could become a partition key).
+    text = UTF8.decode(body);
+  } catch {
+    throw new GatewayRequestError(
+      400,
+      'SerializationException',
+      'The request body is not valid UTF-8.',
+    );
+  }
   let value: unknown;
   try {
-    value = JSON.parse(body.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     throw new GatewayRequestError(
       400,
@@ -213,6 +242,16 @@ function parseJsonObject(body: Buffer): JsonObject {
     );
   }
   return value as JsonObject;
+}
+
+/** Request header bytes as HTTP/1.1 counts them: names, values and ': ' and CRLF per header. */
+function headerBytes(req: Request): number {
+  let total = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    total += (raw[i] as string).length + (raw[i + 1] as string).length + 4;
+  }
+  return total;
 }
 
 function headerValue(req: Request, name: string): string | undefined {

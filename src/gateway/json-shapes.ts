@@ -11,7 +11,6 @@ export class SerializationError extends Error {
   override readonly name = 'SerializationException';
 }
 
-
 function present(input: JsonObject, field: string): unknown {
   const value = input[field];
   return value === null ? undefined : value;
