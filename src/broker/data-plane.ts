@@ -1,4 +1,5 @@
 import { resolveStreamName, type ServiceIdentity } from '../common/arn.js';
+import { assert } from '../common/assert.js';
 import type { Clock } from '../common/clock.js';
 import {
   InvalidArgumentError,
@@ -58,10 +59,21 @@ export interface DataPlaneOptions {
 const EXPLICIT_HASH_KEY_PATTERN = /^(0|[1-9]\d{0,38})$/;
 const SEQUENCE_NUMBER_PATTERN = /^(0|[1-9]\d{0,128})$/;
 
+/** A record whose required fields are known to be present. */
+interface ValidEntry {
+  readonly partitionKey: string;
+  readonly data: Buffer;
+  readonly explicitHashKey?: string | undefined;
+}
+
 interface RoutedRecord {
   readonly requestIndex: number;
-  readonly entry: PutRecordsRequestEntry;
+  readonly entry: ValidEntry;
   readonly sizeBytes: number;
+}
+
+function hasData<T extends { data?: Buffer | undefined }>(entry: T): entry is T & { data: Buffer } {
+  return entry.data !== undefined;
 }
 
 export class DataPlane {
@@ -82,6 +94,7 @@ export class DataPlane {
       );
     }
     v.throwIfInvalid();
+    assert(hasData(request), 'validated: data is present');
     const sizeBytes = recordSize(request);
     checkRecordSize(sizeBytes);
     const stream = this.servingStream(request);
@@ -112,8 +125,10 @@ export class DataPlane {
       request.records.forEach((entry, i) => validateEntry(v, entry, `records.${i + 1}.member.`));
     }
     v.throwIfInvalid();
+    const entries = request.records.filter(hasData);
+    assert(entries.length === request.records.length, 'validated: every record has data');
     let totalBytes = 0;
-    const sizes = request.records.map((entry) => {
+    const sizes = entries.map((entry) => {
       const size = recordSize(entry);
       checkRecordSize(size);
       totalBytes += size;
@@ -129,7 +144,7 @@ export class DataPlane {
     const byShard = new Map<ShardRecord, RoutedRecord[]>();
     // Producers often repeat partition keys within a request: hash each distinct key once.
     const shardOfKey = new Map<string, ShardRecord>();
-    request.records.forEach((entry, requestIndex) => {
+    entries.forEach((entry, requestIndex) => {
       let shard =
         entry.explicitHashKey === undefined ? shardOfKey.get(entry.partitionKey) : undefined;
       if (shard === undefined) {
@@ -408,11 +423,13 @@ export class DataPlane {
 
 function validateEntry(
   v: Validator,
-  entry: { partitionKey: string; data: Buffer; explicitHashKey?: string | undefined },
+  entry: { partitionKey: string; data?: Buffer | undefined; explicitHashKey?: string | undefined },
   prefix: string,
 ): void {
   v.partitionKey(prefix + 'partitionKey', entry.partitionKey);
-  if (entry.data.length > RECORD_MAX_SIZE_BYTES) {
+  if (entry.data === undefined) {
+    v.required(prefix + 'data', undefined);
+  } else if (entry.data.length > RECORD_MAX_SIZE_BYTES) {
     v.fail(
       prefix + 'data',
       entry.data,

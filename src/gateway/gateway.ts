@@ -5,6 +5,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import {
+  constants as http2Constants,
   createServer as createHttp2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
@@ -162,11 +163,24 @@ async function handle(
 ) {
   const requestId = randomUUID();
   try {
+    // The body is read (within its limits) before anything is answered: an HTTP/2 stream answered
+    // before its DATA is consumed can take down the session (see body.ts), and on HTTP/1.1 an
+    // unread body would be parsed as the next request.
+    const body = await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs);
     if (req.method !== 'POST') {
       throw new GatewayRequestError(
         405,
         'UnknownOperationException',
         'Kinesis requests are HTTP POST.',
+      );
+    }
+    if (headerBytes(req) > limits.maxHeaderBytes) {
+      // HTTP/1.1 refuses these while parsing; HTTP/2 only once the client has acknowledged the
+      // server's SETTINGS, so a session's first request is checked here.
+      throw new GatewayRequestError(
+        431,
+        'SerializationException',
+        `Request headers exceed ${limits.maxHeaderBytes} bytes.`,
       );
     }
     const target = headerValue(req, 'x-amz-target');
@@ -190,24 +204,15 @@ async function handle(
     if (operation === undefined) {
       throw new GatewayRequestError(400, 'UnknownOperationException', `Unknown operation ${name}.`);
     }
-    if (headerBytes(req) > limits.maxHeaderBytes) {
-      // HTTP/1.1 refuses these while parsing; HTTP/2 only once the client has acknowledged the
-      // server's SETTINGS, so a session's first request is checked here.
-      throw new GatewayRequestError(
-        431,
-        'SerializationException',
-        `Request headers exceed ${limits.maxHeaderBytes} bytes.`,
-      );
-    }
-    const body = await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs);
     const output = await operation(api, parseJsonObject(body));
     send(res, 200, requestId, output);
   } catch (error) {
     const http = toHttpError(error);
     if (http.status >= 500) logger.error({ err: error, requestId }, 'Kinesis API request failed');
-    send(res, http.status, requestId, { __type: http.type, message: http.message }, http.type);
     // A request refused before its body was read leaves that body on the connection.
-    if (http.status === 413 || http.status === 408) closeAfterResponse(req, res);
+    const unreadBody = http.status === 413 || http.status === 408;
+    if (unreadBody) lingerThenClose(req, res);
+    send(res, http.status, requestId, { __type: http.type, message: http.message }, http.type);
   }
 }
 
@@ -279,10 +284,24 @@ function send(
   (res as ServerResponse).end(payload);
 }
 
-function closeAfterResponse(req: Request, res: Response): void {
-  if ('stream' in req) {
-    (res as Http2ServerResponse).stream.close();
-  } else {
-    (res as ServerResponse).once('finish', () => req.socket.destroySoon());
-  }
+/** How long the rest of a refused body is read and dropped, so its sender sees the answer. */
+const LINGER_MS = 2_000;
+
+/**
+ * Ends a connection (HTTP/1.1) or stream (HTTP/2) whose request body was refused unread. Closing
+ * at once would make a client that is still uploading fail with EPIPE or a reset before it reads
+ * the answer: HTTP/1.1 lets Node read and drop the rest of the body (it knows where the body ends),
+ * HTTP/2 streams were drained by readBody already. Whatever is still unfinished after a short
+ * while is cut.
+ */
+function lingerThenClose(req: Request, res: Response): void {
+  req.resume();
+  const timer = setTimeout(() => {
+    if (req.httpVersionMajor === 2)
+      (res as Http2ServerResponse).stream.close(http2Constants.NGHTTP2_CANCEL);
+    else req.socket.destroy();
+  }, LINGER_MS);
+  timer.unref();
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
 }

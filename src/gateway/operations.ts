@@ -1,3 +1,4 @@
+import { Validator } from '../common/validation.js';
 import type { NativeApi } from '../server/native-api.js';
 
 import { ShardFilterType } from '../gen/rheos/v1/control.js';
@@ -11,7 +12,7 @@ import {
   type StreamDescriptionSummary,
 } from '../gen/rheos/v1/stream.js';
 import {
-  blob,
+  optionalBlob,
   boolean,
   compact,
   integer,
@@ -37,13 +38,17 @@ export type Operation = (api: NativeApi, input: JsonObject) => Promise<JsonObjec
 
 /** Operations of the Kinesis API that Rheos does not serve yet (documented in docs/KINESIS-API.md). */
 export const NOT_YET_SUPPORTED: ReadonlySet<string> = new Set([
+  'CreateChannel',
+  'DeleteChannel',
   'DeleteResourcePolicy',
   'DeregisterStreamConsumer',
   'DescribeAccountSettings',
+  'DescribeChannel',
   'DescribeStreamConsumer',
   'DisableEnhancedMonitoring',
   'EnableEnhancedMonitoring',
   'GetResourcePolicy',
+  'ListChannels',
   'ListStreamConsumers',
   'ListTagsForResource',
   'MergeShards',
@@ -56,8 +61,10 @@ export const NOT_YET_SUPPORTED: ReadonlySet<string> = new Set([
   'TagResource',
   'UntagResource',
   'UpdateAccountSettings',
+  'UpdateChannel',
   'UpdateMaxRecordSize',
   'UpdateShardCount',
+  'UpdateStreamRecordDistributionStrategy',
   'UpdateStreamWarmThroughput',
 ]);
 
@@ -65,14 +72,27 @@ function streamRef(input: JsonObject): { streamName: string; streamArn: string }
   return { streamName: string(input, 'StreamName'), streamArn: string(input, 'StreamARN') };
 }
 
-/** 'ACTIVE' <-> StreamStatus.STREAM_STATUS_ACTIVE, and so on. */
+/**
+ * 'TRIM_HORIZON' -> ShardIteratorType.SHARD_ITERATOR_TYPE_TRIM_HORIZON, and so on. An absent value
+ * becomes the enum's UNSPECIFIED (the native API reports it as missing); a value outside the enum
+ * is refused here, because only here is the text the client sent still known.
+ */
 function toEnum<E extends string>(
   values: Record<string, E>,
   prefix: string,
   name: string | undefined,
+  field: string,
 ): E {
   if (name === undefined) return values[`${prefix}UNSPECIFIED`] as E;
-  return values[prefix + name] ?? (values['UNRECOGNIZED'] as E);
+  const allowed = Object.keys(values)
+    .filter((key) => key.startsWith(prefix) && key !== `${prefix}UNSPECIFIED`)
+    .map((key) => key.slice(prefix.length));
+  if (!allowed.includes(name)) {
+    new Validator()
+      .fail(field, name, `Member must satisfy enum value set: [${allowed.join(', ')}]`)
+      .throwIfInvalid();
+  }
+  return values[prefix + name] as E;
 }
 
 function enumName(value: string, prefix: string): string {
@@ -82,7 +102,12 @@ function enumName(value: string, prefix: string): string {
 function streamMode(input: JsonObject): StreamMode {
   const details = optionalObject(input, 'StreamModeDetails');
   if (details === undefined) return StreamMode.STREAM_MODE_UNSPECIFIED;
-  return toEnum(StreamMode, 'STREAM_MODE_', optionalString(details, 'StreamMode'));
+  return toEnum(
+    StreamMode,
+    'STREAM_MODE_',
+    optionalString(details, 'StreamMode'),
+    'streamModeDetails.streamMode',
+  );
 }
 
 function shardJson(shard: Shard): JsonObject {
@@ -217,7 +242,12 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
         ? {}
         : {
             shardFilter: {
-              type: toEnum(ShardFilterType, 'SHARD_FILTER_TYPE_', optionalString(filter, 'Type')),
+              type: toEnum(
+                ShardFilterType,
+                'SHARD_FILTER_TYPE_',
+                optionalString(filter, 'Type'),
+                'shardFilter.type',
+              ),
               shardId: string(filter, 'ShardId'),
               ...(filterTimeMs === undefined ? {} : { timestampMs: filterTimeMs }),
             },
@@ -285,7 +315,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     const ordering = optionalString(input, 'SequenceNumberForOrdering');
     const r = await api.putRecord({
       ...streamRef(input),
-      data: blob(input, 'Data'),
+      data: optionalBlob(input, 'Data'),
       partitionKey: string(input, 'PartitionKey'),
       ...(explicitHashKey === undefined ? {} : { explicitHashKey }),
       ...(ordering === undefined ? {} : { sequenceNumberForOrdering: ordering }),
@@ -303,7 +333,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       records: objectList(input, 'Records').map((record) => {
         const explicitHashKey = optionalString(record, 'ExplicitHashKey');
         return {
-          data: blob(record, 'Data'),
+          data: optionalBlob(record, 'Data'),
           partitionKey: string(record, 'PartitionKey'),
           ...(explicitHashKey === undefined ? {} : { explicitHashKey }),
         };
@@ -329,6 +359,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
         ShardIteratorType,
         'SHARD_ITERATOR_TYPE_',
         optionalString(input, 'ShardIteratorType'),
+        'shardIteratorType',
       ),
       startingSequenceNumber: string(input, 'StartingSequenceNumber'),
       ...(timestampMs === undefined ? {} : { timestampMs }),

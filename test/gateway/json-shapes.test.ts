@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  blob,
+  optionalBlob,
   compact,
   integer,
   optionalTimestampMs,
@@ -24,9 +24,10 @@ describe('JSON field readers', () => {
       'QUJD\n',
       'é===',
     ];
-    for (const value of valid) expect(() => blob({ Data: value }, 'Data'), value).not.toThrow();
+    for (const value of valid)
+      expect(() => optionalBlob({ Data: value }, 'Data'), value).not.toThrow();
     for (const value of invalid) {
-      expect(() => blob({ Data: value }, 'Data'), JSON.stringify(value)).toThrow(
+      expect(() => optionalBlob({ Data: value }, 'Data'), JSON.stringify(value)).toThrow(
         SerializationError,
       );
     }
@@ -36,13 +37,13 @@ describe('JSON field readers', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
         const data = Buffer.from(bytes);
-        expect(blob({ Data: data.toString('base64') }, 'Data').equals(data)).toBe(true);
+        expect(optionalBlob({ Data: data.toString('base64') }, 'Data')?.equals(data)).toBe(true);
       }),
     );
   });
 
   it('rejects values of the wrong JSON type with SerializationException', () => {
-    expect(() => blob({ Data: 5 }, 'Data')).toThrow(SerializationError);
+    expect(() => optionalBlob({ Data: 5 }, 'Data')).toThrow(SerializationError);
     expect(() => integer({ Limit: '10' }, 'Limit')).toThrow(SerializationError);
     expect(() => integer({ Limit: 1.5 }, 'Limit')).toThrow(SerializationError);
     expect(() => stringMap({ Tags: { a: 1 } }, 'Tags')).toThrow(SerializationError);
@@ -50,6 +51,12 @@ describe('JSON field readers', () => {
       SerializationError,
     );
     expect(new SerializationError('x').name).toBe('SerializationException');
+  });
+
+  it('reads an absent or null blob as absent, so the native API reports it missing', () => {
+    expect(optionalBlob({}, 'Data')).toBeUndefined();
+    expect(optionalBlob({ Data: null }, 'Data')).toBeUndefined();
+    expect(optionalBlob({ Data: '' }, 'Data')?.length).toBe(0);
   });
 
   it('reads epoch seconds (with fractions) as milliseconds, and null as absent', () => {

@@ -845,7 +845,12 @@ describe('oversized bodies', () => {
     try {
       await conn.write(rawRequest(`${PREFIX}DescribeLimits`, at(STRICT.maxBodyBytes + 1)));
       expect((await conn.response())?.status).toBe(413);
-      await conn.waitClosed();
+      // The refused body was announced and sent in full, so the connection may stay open (the
+      // server read and dropped the body) or close; if it stays open it must still work.
+      if (!conn.closed) {
+        await conn.write(rawRequest(`${PREFIX}DescribeLimits`, '{}'));
+        expect((await conn.response())?.status).toBe(200);
+      }
     } finally {
       conn.destroy();
     }

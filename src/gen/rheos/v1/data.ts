@@ -90,7 +90,8 @@ export function shardIteratorTypeToNumber(object: ShardIteratorType): number {
 export interface PutRecordRequest {
   streamName: string;
   streamArn: string;
-  data: Buffer;
+  /** Required (it may be empty): absent is a ValidationException, as on Kinesis. */
+  data?: Buffer | undefined;
   partitionKey: string;
   explicitHashKey?: string | undefined;
   /** Accepted for compatibility. Records of one shard are always stored in arrival order. */
@@ -104,7 +105,8 @@ export interface PutRecordResponse {
 }
 
 export interface PutRecordsRequestEntry {
-  data: Buffer;
+  /** Required (it may be empty). */
+  data?: Buffer | undefined;
   explicitHashKey?: string | undefined;
   partitionKey: string;
 }
@@ -161,7 +163,7 @@ function createBasePutRecordRequest(): PutRecordRequest {
   return {
     streamName: '',
     streamArn: '',
-    data: Buffer.alloc(0),
+    data: undefined,
     partitionKey: '',
     explicitHashKey: undefined,
     sequenceNumberForOrdering: undefined,
@@ -176,7 +178,7 @@ export const PutRecordRequest: MessageFns<PutRecordRequest> = {
     if (message.streamArn !== '') {
       writer.uint32(18).string(message.streamArn);
     }
-    if (message.data.length !== 0) {
+    if (message.data !== undefined) {
       writer.uint32(26).bytes(message.data);
     }
     if (message.partitionKey !== '') {
@@ -271,7 +273,7 @@ export const PutRecordRequest: MessageFns<PutRecordRequest> = {
     const message = createBasePutRecordRequest();
     message.streamName = object.streamName ?? '';
     message.streamArn = object.streamArn ?? '';
-    message.data = object.data ?? Buffer.alloc(0);
+    message.data = object.data ?? undefined;
     message.partitionKey = object.partitionKey ?? '';
     message.explicitHashKey = object.explicitHashKey ?? undefined;
     message.sequenceNumberForOrdering = object.sequenceNumberForOrdering ?? undefined;
@@ -363,12 +365,12 @@ export const PutRecordResponse: MessageFns<PutRecordResponse> = {
 };
 
 function createBasePutRecordsRequestEntry(): PutRecordsRequestEntry {
-  return { data: Buffer.alloc(0), explicitHashKey: undefined, partitionKey: '' };
+  return { data: undefined, explicitHashKey: undefined, partitionKey: '' };
 }
 
 export const PutRecordsRequestEntry: MessageFns<PutRecordsRequestEntry> = {
   encode(message: PutRecordsRequestEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.data.length !== 0) {
+    if (message.data !== undefined) {
       writer.uint32(10).bytes(message.data);
     }
     if (message.explicitHashKey !== undefined) {
@@ -438,7 +440,7 @@ export const PutRecordsRequestEntry: MessageFns<PutRecordsRequestEntry> = {
     object: I,
   ): PutRecordsRequestEntry {
     const message = createBasePutRecordsRequestEntry();
-    message.data = object.data ?? Buffer.alloc(0);
+    message.data = object.data ?? undefined;
     message.explicitHashKey = object.explicitHashKey ?? undefined;
     message.partitionKey = object.partitionKey ?? '';
     return message;
