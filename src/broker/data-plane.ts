@@ -35,7 +35,6 @@ import {
   type PutRecordRequest,
   type PutRecordResponse,
   type PutRecordsRequest,
-  type PutRecordsRequestEntry,
   type PutRecordsResponse,
   type PutRecordsResultEntry,
 } from '../gen/rheos/v1/data.js';
