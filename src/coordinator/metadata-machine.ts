@@ -127,15 +127,7 @@ export function applyCommand(
     case 'setStreamMode': {
       const stream = requireActive(state, command.name, context);
       if (stream.mode === command.mode) return [];
-      if (command.mode === 'ON_DEMAND') {
-        const onDemand = [...state.streams.values()].filter((s) => s.mode === 'ON_DEMAND').length;
-        if (onDemand >= context.limits.onDemandStreamCountLimit) {
-          throw new LimitExceededError(
-            `This request would exceed the on-demand stream count limit of ` +
-              `${context.limits.onDemandStreamCountLimit} for account ${context.accountId}.`,
-          );
-        }
-      }
+      if (command.mode === 'ON_DEMAND') checkOnDemandRoom(state, context);
       return [streamChange({ ...stream, mode: command.mode })];
     }
     case 'rotateIteratorKey': {
@@ -195,15 +187,7 @@ function createStream(
         `this request: ${command.shardCount}.`,
     );
   }
-  if (command.mode === 'ON_DEMAND') {
-    const onDemand = [...state.streams.values()].filter((s) => s.mode === 'ON_DEMAND').length;
-    if (onDemand >= context.limits.onDemandStreamCountLimit) {
-      throw new LimitExceededError(
-        `This request would exceed the on-demand stream count limit of ` +
-          `${context.limits.onDemandStreamCountLimit} for account ${context.accountId}.`,
-      );
-    }
-  }
+  if (command.mode === 'ON_DEMAND') checkOnDemandRoom(state, context);
   const counters = state.counters;
   const ranges = evenHashRanges(command.shardCount);
   const shards = ranges.map((range, ordinal) => {
@@ -263,6 +247,17 @@ function setRetention(
   }
   if (command.hours === stream.retentionHours) return [];
   return [streamChange({ ...stream, retentionHours: command.hours })];
+}
+
+/** One more ON_DEMAND stream must fit the account's on-demand stream count limit. */
+function checkOnDemandRoom(state: MetadataState, context: MachineContext): void {
+  const onDemand = [...state.streams.values()].filter((s) => s.mode === 'ON_DEMAND').length;
+  if (onDemand >= context.limits.onDemandStreamCountLimit) {
+    throw new LimitExceededError(
+      `This request would exceed the on-demand stream count limit of ` +
+        `${context.limits.onDemandStreamCountLimit} for account ${context.accountId}.`,
+    );
+  }
 }
 
 function totalOpenShards(state: MetadataState): number {
