@@ -1,0 +1,725 @@
+import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
+import { CorruptStateError, invariant, ProposalDroppedError } from './errors.js';
+import { Progress, ProgressState } from './progress.js';
+import { RaftLog } from './raft-log.js';
+import {
+  EntryType,
+  MessageType,
+  NONE,
+  Role,
+  entryBytes,
+  type Entry,
+  type HardState,
+  type InitialState,
+  type LoadRequest,
+  type LoadResult,
+  type Message,
+  type NodeId,
+} from './types.js';
+
+/**
+ * The Raft state machine (Ongaro and Ousterhout, "In Search of an Understandable Consensus
+ * Algorithm", with the extensions of Ongaro's thesis that etcd implements: pre-vote and
+ * check-quorum). Pure and synchronous: inputs are ticks, messages, proposals and storage loads;
+ * outputs are collected for the next Ready (see raw-node.ts). Comments cite the paper's sections.
+ */
+
+type Requester = NodeId | 'apply';
+
+interface PendingLoad {
+  readonly to: number;
+  readonly requesters: Set<Requester>;
+}
+
+type PollResult = 'won' | 'lost' | 'pending';
+
+export class Raft {
+  readonly id: NodeId;
+  readonly config: ResolvedConfig;
+  readonly log: RaftLog;
+  term: number;
+  vote: NodeId;
+  lead: NodeId = NONE;
+  role: Role = Role.Follower;
+
+  private readonly voters: readonly NodeId[];
+  private progress = new Map<NodeId, Progress>();
+  private votes = new Map<NodeId, boolean>();
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  /** The leader's own proposals not yet committed: (index, bytes), for maxUncommittedBytes. */
+  private uncommitted: Array<{ index: number; bytes: number }> = [];
+  private uncommittedBytes = 0;
+  /** New entries or a new commit index to tell followers about at the next Ready. */
+  private broadcastPending = false;
+
+  /** Messages to send now (leader appends and heartbeats, which need nothing persisted). */
+  readonly sendNow: Message[] = [];
+  /** Messages to send only after the Ready's hard state and entries are durable. */
+  readonly sendAfterPersist: Message[] = [];
+  /** Load requests not yet handed to the host. */
+  readonly loadRequests: LoadRequest[] = [];
+  private readonly pendingLoads = new Map<number, PendingLoad>();
+  /** Committed entries read from storage, waiting to be applied. */
+  private applyBuffer: Entry[] = [];
+
+  constructor(config: RaftConfig, initial: InitialState) {
+    if (!initial.intact) {
+      throw new CorruptStateError(
+        `replica ${config.id}: persisted state failed verification; it must not vote or lead`,
+      );
+    }
+    this.config = resolveConfig(config);
+    this.id = config.id;
+    this.voters = [...new Set(config.voters)];
+    invariant(this.id !== NONE, 'replica id 0 is reserved');
+    this.log = new RaftLog(initial, this.config.applied);
+    this.term = initial.hardState.term;
+    this.vote = initial.hardState.vote;
+    invariant(this.log.lastTerm <= this.term, 'the log holds a term later than the current one');
+    this.becomeFollower(this.term, NONE);
+  }
+
+  get hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  private get quorum(): number {
+    return Math.floor(this.voters.length / 2) + 1;
+  }
+
+  private get isVoter(): boolean {
+    return this.voters.includes(this.id);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Roles (§5.2)
+
+  private reset(term: number): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.lead = NONE;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    // Randomized in [electionTicks, 2 * electionTicks) so that split votes are rare (§5.2).
+    const ticks = this.config.electionTicks;
+    this.randomizedElectionTimeout = ticks + Math.floor(this.config.random() * ticks);
+    this.votes.clear();
+    this.progress.clear();
+    this.uncommitted = [];
+    this.uncommittedBytes = 0;
+    this.broadcastPending = false;
+  }
+
+  private becomeFollower(term: number, lead: NodeId): void {
+    this.reset(term);
+    this.role = Role.Follower;
+    this.lead = lead;
+  }
+
+  private becomePreCandidate(): void {
+    invariant(this.role !== Role.Leader, 'a leader does not pre-campaign');
+    // Pre-candidacy changes neither the term nor the vote: that is its point.
+    this.role = Role.PreCandidate;
+    this.votes.clear();
+    this.lead = NONE;
+  }
+
+  private becomeCandidate(): void {
+    invariant(this.role !== Role.Leader, 'a leader does not campaign');
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = Role.Candidate;
+  }
+
+  private becomeLeader(): void {
+    invariant(this.role === Role.Candidate, 'only a candidate becomes leader');
+    this.reset(this.term);
+    this.role = Role.Leader;
+    this.lead = this.id;
+    for (const id of this.voters) {
+      const pr = new Progress(
+        this.log.lastIndex + 1,
+        this.config.maxInflightMsgs,
+        this.config.maxInflightBytes,
+      );
+      if (id === this.id) pr.match = this.log.stable;
+      pr.recentActive = true;
+      this.progress.set(id, pr);
+    }
+    // An empty entry of the new term: once it commits, everything before it is committed (§5.4.2).
+    this.appendEntry(EntryType.Empty, new Uint8Array(0));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Time
+
+  tick(): void {
+    if (this.role === Role.Leader) this.tickLeader();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.isVoter && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.campaign(this.config.preVote);
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.config.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum && !this.quorumActive()) {
+        // Cut off from a majority: stop accepting writes that can never commit (check-quorum).
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
+    }
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat();
+    }
+  }
+
+  /** Heard from a quorum since the last check (and resets the marks for the next one). */
+  private quorumActive(): boolean {
+    let active = 0;
+    for (const [id, pr] of this.progress) {
+      if (id === this.id || pr.recentActive) active++;
+      if (id !== this.id) pr.recentActive = false;
+    }
+    return active >= this.quorum;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Elections (§5.2, §5.4.1; pre-vote: thesis §9.6)
+
+  /** Starts an election now (used by tests and, later, leadership transfer). */
+  campaign(preVote: boolean): void {
+    if (this.role === Role.Leader || !this.isVoter) return;
+    let voteTerm: number;
+    let type: MessageType;
+    if (preVote) {
+      this.becomePreCandidate();
+      voteTerm = this.term + 1;
+      type = MessageType.PreVote;
+    } else {
+      this.becomeCandidate();
+      voteTerm = this.term;
+      type = MessageType.Vote;
+    }
+    if (this.poll(this.id, true) === 'won') {
+      // A single-voter group.
+      if (preVote) this.campaign(false);
+      else this.becomeLeader();
+      return;
+    }
+    for (const id of this.voters) {
+      if (id === this.id) continue;
+      this.send(
+        { type, to: id, term: voteTerm, index: this.log.lastIndex, logTerm: this.log.lastTerm },
+        'afterPersist',
+      );
+    }
+  }
+
+  private poll(from: NodeId, granted: boolean): PollResult {
+    if (!this.votes.has(from)) this.votes.set(from, granted);
+    let yes = 0;
+    let no = 0;
+    for (const v of this.votes.values()) {
+      if (v) yes++;
+      else no++;
+    }
+    if (yes >= this.quorum) return 'won';
+    if (no > this.voters.length - this.quorum) return 'lost';
+    return 'pending';
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Messages
+
+  step(m: Message): void {
+    if (m.term > this.term) {
+      if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
+        // A follower that heard from its leader within the election timeout ignores vote
+        // requests, so a partitioned node rejoining cannot disrupt a healthy leader.
+        const inLease =
+          this.config.checkQuorum &&
+          this.lead !== NONE &&
+          this.electionElapsed < this.config.electionTicks;
+        if (inLease) return;
+      }
+      if (m.type === MessageType.PreVote) {
+        // Never change term for a pre-vote request.
+      } else if (m.type === MessageType.PreVoteResp && !m.reject) {
+        // Granted pre-votes carry the future term; the pre-candidate becomes candidate below.
+      } else {
+        const fromLeader = m.type === MessageType.App || m.type === MessageType.Heartbeat;
+        this.becomeFollower(m.term, fromLeader ? m.from : NONE);
+      }
+    } else if (m.term < this.term) {
+      if (
+        (this.config.checkQuorum || this.config.preVote) &&
+        (m.type === MessageType.App || m.type === MessageType.Heartbeat)
+      ) {
+        // A stale leader learns our term and steps down; without this, a leader cut off by a
+        // partition could stay leader forever when pre-vote keeps the others' terms low.
+        this.send({ type: MessageType.AppResp, to: m.from, term: this.term }, 'afterPersist');
+      } else if (m.type === MessageType.PreVote) {
+        this.send(
+          { type: MessageType.PreVoteResp, to: m.from, term: this.term, reject: true },
+          'afterPersist',
+        );
+      }
+      return;
+    }
+
+    if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
+      this.handleVoteRequest(m);
+      return;
+    }
+    switch (this.role) {
+      case Role.Leader:
+        this.stepLeader(m);
+        return;
+      case Role.Candidate:
+      case Role.PreCandidate:
+        this.stepCandidate(m);
+        return;
+      case Role.Follower:
+        this.stepFollower(m);
+        return;
+    }
+  }
+
+  private handleVoteRequest(m: Message): void {
+    const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (m.type === MessageType.PreVote && m.term > this.term);
+    // §5.4.1: vote only for a candidate whose log is at least as up to date as ours.
+    const upToDate =
+      this.config.unsafe.voteWithoutLogCheck === true || this.log.isUpToDate(m.index, m.logTerm);
+    if (canVote && upToDate && this.isVoter) {
+      // The vote must be durable before it is announced: persist, then send (Ready contract).
+      this.send({ type: respType, to: m.from, term: m.term }, 'afterPersist');
+      if (m.type === MessageType.Vote) {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send({ type: respType, to: m.from, term: this.term, reject: true }, 'afterPersist');
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleAppend(m);
+        return;
+      case MessageType.Heartbeat:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleHeartbeat(m);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+        this.becomeFollower(m.term, m.from);
+        this.handleAppend(m);
+        return;
+      case MessageType.Heartbeat:
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case MessageType.VoteResp:
+      case MessageType.PreVoteResp: {
+        const expected =
+          this.role === Role.PreCandidate ? MessageType.PreVoteResp : MessageType.VoteResp;
+        if (m.type !== expected) return;
+        const result = this.poll(m.from, !m.reject);
+        if (result === 'won') {
+          if (this.role === Role.PreCandidate) this.campaign(false);
+          else {
+            this.becomeLeader();
+            this.broadcastPending = true;
+          }
+        } else if (result === 'lost') {
+          this.becomeFollower(this.term, NONE);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private stepLeader(m: Message): void {
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    switch (m.type) {
+      case MessageType.AppResp:
+        pr.recentActive = true;
+        if (m.reject) this.handleAppendRejected(m, pr);
+        else this.handleAppendAccepted(m, pr);
+        return;
+      case MessageType.HeartbeatResp:
+        pr.recentActive = true;
+        pr.probeSent = false;
+        if (pr.match < this.log.lastIndex) this.sendAppend(m.from, pr);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Replication (§5.3)
+
+  private handleAppend(m: Message): void {
+    if (m.index < this.log.committed) {
+      this.send(
+        { type: MessageType.AppResp, to: m.from, term: this.term, index: this.log.committed },
+        'afterPersist',
+      );
+      return;
+    }
+    if (this.log.matchTerm(m.index, m.logTerm)) {
+      const lastNew = this.log.appendFromLeader(m.index, m.entries);
+      this.log.commitTo(Math.min(m.commit, lastNew));
+      // Acknowledged only once the entries are durable (the Ready contract): a leader must never
+      // count a replica that could forget what it acknowledged.
+      this.send(
+        { type: MessageType.AppResp, to: m.from, term: this.term, index: lastNew },
+        'afterPersist',
+      );
+      return;
+    }
+    // Fast back-off: tell the leader the last index whose term could match.
+    const hint = this.log.terms.lastIndexWithTermAtMost(
+      Math.min(m.index, this.log.lastIndex),
+      m.logTerm,
+    );
+    this.send(
+      {
+        type: MessageType.AppResp,
+        to: m.from,
+        term: this.term,
+        index: m.index,
+        reject: true,
+        rejectHint: hint.index,
+        logTerm: hint.term,
+      },
+      'afterPersist',
+    );
+  }
+
+  private handleHeartbeat(m: Message): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex));
+    this.send({ type: MessageType.HeartbeatResp, to: m.from, term: this.term }, 'afterPersist');
+  }
+
+  private handleAppendRejected(m: Message, pr: Progress): void {
+    let nextProbe = m.rejectHint;
+    if (m.logTerm > 0)
+      nextProbe = this.log.terms.lastIndexWithTermAtMost(m.rejectHint, m.logTerm).index;
+    if (pr.maybeDecreaseTo(m.index, nextProbe)) {
+      if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+      pr.catchUp = [];
+      this.sendAppend(m.from, pr);
+    }
+  }
+
+  private handleAppendAccepted(m: Message, pr: Progress): void {
+    const wasPaused = pr.isPaused();
+    const updated = pr.maybeUpdate(m.index);
+    // A probe acknowledged exactly at the known match still proves where the logs agree.
+    if (!updated && !(pr.state === ProgressState.Probe && pr.match === m.index)) return;
+    if (pr.state === ProgressState.Probe) pr.becomeReplicate();
+    else pr.inflights.freeTo(m.index);
+    if (this.maybeCommit()) {
+      this.broadcastPending = true;
+    } else if (wasPaused) {
+      this.sendAppend(m.from, pr);
+    }
+    while (this.sendAppend(m.from, pr, false)) {
+      // Fill the window.
+    }
+  }
+
+  /** Sends the follower its next entries (or an empty probe); false if nothing could be sent. */
+  private sendAppend(to: NodeId, pr: Progress, sendIfEmpty = true): boolean {
+    if (pr.isPaused() || to === this.id) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    invariant(prevTerm !== undefined, `no term for index ${prevIndex}: snapshots arrive in part 2`);
+    let entries: Entry[] = [];
+    if (pr.next <= this.log.lastIndex) {
+      const loaded = this.entriesFor(to, pr);
+      if (loaded === undefined) return false;
+      entries = loaded;
+    }
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    let bytes = 0;
+    for (const entry of entries) bytes += entryBytes(entry);
+    this.send(
+      {
+        type: MessageType.App,
+        to,
+        term: this.term,
+        index: prevIndex,
+        logTerm: prevTerm,
+        entries,
+        commit: this.log.committed,
+      },
+      'now',
+    );
+    const last = entries.length === 0 ? prevIndex : (entries[entries.length - 1] as Entry).index;
+    pr.sentAppend(last, entries.length, bytes);
+    return true;
+  }
+
+  /** Entries from pr.next: from memory, from a finished load, or undefined while a load runs. */
+  private entriesFor(to: NodeId, pr: Progress): Entry[] | undefined {
+    const max = this.config.maxSizePerMsgBytes;
+    const cached = this.log.cachedEntries(pr.next, this.log.lastIndex, max);
+    if (cached !== undefined) return cached;
+    const first = pr.catchUp[0];
+    if (first !== undefined && first.index === pr.next) {
+      const out: Entry[] = [];
+      let bytes = 0;
+      for (const entry of pr.catchUp) {
+        bytes += entryBytes(entry);
+        if (out.length > 0 && bytes > max) break;
+        out.push(entry);
+      }
+      pr.catchUp = pr.catchUp.slice(out.length);
+      return out;
+    }
+    pr.catchUp = [];
+    if (!pr.loading) {
+      pr.loading = true;
+      this.requestLoad(pr.next, this.log.cachedFrom - 1, to);
+    }
+    return undefined;
+  }
+
+  private broadcastAppend(): void {
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      if (!this.sendAppend(id, pr)) continue;
+      while (this.sendAppend(id, pr, false)) {
+        // Pipeline as far as the window allows.
+      }
+    }
+  }
+
+  private broadcastHeartbeat(): void {
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      // Never tell a follower to commit beyond what it is known to hold.
+      const commit = Math.min(pr.match, this.log.committed);
+      this.send({ type: MessageType.Heartbeat, to: id, term: this.term, commit }, 'now');
+    }
+  }
+
+  /**
+   * Advances the commit index to the highest index a quorum holds durably, but only for an entry
+   * of the current term (§5.4.2, Figure 8); earlier entries then commit with it.
+   */
+  maybeCommit(): boolean {
+    if (this.role !== Role.Leader) return false;
+    const matches: number[] = [];
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) {
+        // The leader counts itself only for what it has written durably.
+        matches.push(
+          this.config.unsafe.leaderCountsUnsyncedEntries ? this.log.lastIndex : this.log.stable,
+        );
+      } else {
+        matches.push(pr.match);
+      }
+    }
+    matches.sort((a, b) => b - a);
+    const index = matches[this.quorum - 1] as number;
+    if (index <= this.log.committed) return false;
+    if (
+      this.log.term(index) !== this.term &&
+      this.config.unsafe.commitEntriesOfEarlierTerms !== true
+    )
+      return false;
+    this.log.commitTo(index);
+    while (
+      this.uncommitted.length > 0 &&
+      (this.uncommitted[0] as { index: number }).index <= index
+    ) {
+      this.uncommittedBytes -= (this.uncommitted.shift() as { bytes: number }).bytes;
+    }
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Proposals
+
+  propose(data: Uint8Array): { index: number; term: number } {
+    if (this.role !== Role.Leader) {
+      throw new ProposalDroppedError(
+        this.lead === NONE
+          ? 'proposal dropped: no leader is known'
+          : `proposal dropped: not the leader (leader is ${this.lead})`,
+        this.lead,
+      );
+    }
+    if (
+      this.uncommittedBytes > 0 &&
+      this.uncommittedBytes + data.length > this.config.maxUncommittedBytes
+    ) {
+      throw new ProposalDroppedError('proposal dropped: too many uncommitted bytes', this.id);
+    }
+    const entry = this.appendEntry(EntryType.Normal, data);
+    this.uncommitted.push({ index: entry.index, bytes: data.length });
+    this.uncommittedBytes += data.length;
+    return { index: entry.index, term: entry.term };
+  }
+
+  private appendEntry(type: EntryType, data: Uint8Array): Entry {
+    const entry: Entry = { index: this.log.lastIndex + 1, term: this.term, type, data };
+    this.log.append([entry]);
+    // Sent at the next Ready, so proposals made in between travel together (batching).
+    this.broadcastPending = true;
+    return entry;
+  }
+
+  /** Sends what accumulated since the last Ready: new entries and commit indexes. */
+  flushBroadcast(): void {
+    if (this.broadcastPending && this.role === Role.Leader) this.broadcastAppend();
+    this.broadcastPending = false;
+  }
+
+  get hasPendingBroadcast(): boolean {
+    return this.broadcastPending && this.role === Role.Leader;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Persistence and application (called by RawNode)
+
+  /** The host durably wrote these entries. */
+  persisted(entries: readonly Entry[]): void {
+    const before = this.log.stable;
+    this.log.persisted(entries);
+    if (this.role === Role.Leader && this.log.stable > before) {
+      const self = this.progress.get(this.id);
+      if (self !== undefined) self.match = Math.max(self.match, this.log.stable);
+      if (this.maybeCommit()) this.broadcastPending = true;
+    }
+  }
+
+  /** The next committed entries to apply, at most maxBytes (loads them if they are not in memory). */
+  nextCommittedEntries(): Entry[] {
+    const from = this.log.applied + 1;
+    const to = this.log.applicableTo;
+    if (from > to) return [];
+    const max = this.config.maxApplyBytesPerReady;
+    const cached = this.log.cachedEntries(from, to, max);
+    if (cached !== undefined) return cached;
+    const first = this.applyBuffer[0];
+    if (first !== undefined && first.index === from) {
+      const out: Entry[] = [];
+      let bytes = 0;
+      for (const entry of this.applyBuffer) {
+        if (entry.index > to) break;
+        bytes += entryBytes(entry);
+        if (out.length > 0 && bytes > max) break;
+        out.push(entry);
+      }
+      this.applyBuffer = this.applyBuffer.slice(out.length);
+      return out;
+    }
+    this.applyBuffer = [];
+    this.requestLoad(from, Math.min(to, this.log.cachedFrom - 1), 'apply');
+    return [];
+  }
+
+  private requestLoad(from: number, to: number, requester: Requester): void {
+    invariant(to >= from, 'a load covers at least one entry');
+    const pending = this.pendingLoads.get(from);
+    if (pending !== undefined) {
+      pending.requesters.add(requester);
+      return;
+    }
+    this.pendingLoads.set(from, { to, requesters: new Set([requester]) });
+    this.loadRequests.push({ from, to, maxBytes: this.config.maxLoadBytes });
+  }
+
+  /** Entries the host read for a LoadRequest (in any order, possibly late or short). */
+  loaded(result: LoadResult): void {
+    const pending = this.pendingLoads.get(result.from);
+    if (pending === undefined) return;
+    this.pendingLoads.delete(result.from);
+    // Keep the contiguous prefix that is still our log (a follower's log may have changed since).
+    const entries: Entry[] = [];
+    for (const entry of result.entries) {
+      if (entry.index !== result.from + entries.length || this.log.term(entry.index) !== entry.term)
+        break;
+      entries.push(entry);
+    }
+    for (const requester of pending.requesters) {
+      if (requester === 'apply') {
+        if (entries[0]?.index === this.log.applied + 1) this.applyBuffer = entries;
+        continue;
+      }
+      const pr = this.progress.get(requester);
+      if (this.role !== Role.Leader || pr === undefined) continue;
+      pr.loading = false;
+      if (entries[0]?.index === pr.next) {
+        pr.catchUp = entries;
+        while (this.sendAppend(requester, pr, false)) {
+          // Send what was loaded, as far as the window allows.
+        }
+      }
+    }
+  }
+
+  appliedTo(index: number): void {
+    this.log.appliedTo(index);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private send(
+    fields: Partial<Message> & Pick<Message, 'type' | 'to' | 'term'>,
+    when: 'now' | 'afterPersist',
+  ): void {
+    const message: Message = {
+      from: this.id,
+      index: 0,
+      logTerm: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+      ...fields,
+    };
+    (when === 'now' ? this.sendNow : this.sendAfterPersist).push(message);
+  }
+
+  /** For tests and status pages. */
+  progressOf(id: NodeId): Readonly<Progress> | undefined {
+    return this.progress.get(id);
+  }
+}

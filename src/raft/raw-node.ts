@@ -1,0 +1,179 @@
+import type { RaftConfig } from './config.js';
+import { invariant } from './errors.js';
+import { Raft } from './raft.js';
+import {
+  Role,
+  type Entry,
+  type HardState,
+  type InitialState,
+  type LoadRequest,
+  type LoadResult,
+  type Message,
+  type NodeId,
+} from './types.js';
+
+/**
+ * The library's interface (etcd's RawNode). The host drives it:
+ *
+ *   1. feed inputs: tick() on a timer, step() for each message, propose(), loaded() for storage reads;
+ *   2. when hasReady(), take ready();
+ *   3. send ready.messagesNow at once; persist ready.entries and ready.hardState (one atomic,
+ *      synced write; writing entries from index k replaces whatever was stored from k on); then
+ *      send ready.messagesAfterPersist; apply ready.committedEntries in order; start
+ *      ready.loads and hand each result back with loaded();
+ *   4. call advance(ready).
+ *
+ * Only one Ready is out at a time. Nothing here blocks, waits, or reads a clock.
+ */
+
+export interface Ready {
+  /** Role and leader, when either changed. */
+  readonly softState?: { readonly role: Role; readonly lead: NodeId };
+  /** Persist before sending messagesAfterPersist (present only when changed). */
+  readonly hardState?: HardState;
+  /** Persist before sending messagesAfterPersist; they replace the stored log from entries[0].index. */
+  readonly entries: readonly Entry[];
+  /** Whether entries or hardState must be written with sync before messagesAfterPersist go out. */
+  readonly mustSync: boolean;
+  /** Safe to send immediately (the leader's appends and heartbeats; Raft §10.2.1). */
+  readonly messagesNow: readonly Message[];
+  /** Responses and vote requests: they vouch for what this Ready persists. */
+  readonly messagesAfterPersist: readonly Message[];
+  /** Committed and durable entries to apply, in order. */
+  readonly committedEntries: readonly Entry[];
+  /** Log ranges to read from storage and return with loaded(). */
+  readonly loads: readonly LoadRequest[];
+}
+
+export interface Status {
+  readonly id: NodeId;
+  readonly term: number;
+  readonly vote: NodeId;
+  readonly role: Role;
+  readonly lead: NodeId;
+  readonly commit: number;
+  readonly applied: number;
+  readonly stable: number;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+}
+
+export class RawNode {
+  private readonly raft: Raft;
+  private persistedHardState: HardState;
+  private lastSoft: { role: Role; lead: NodeId };
+  private outstanding: Ready | undefined;
+
+  constructor(config: RaftConfig, initial: InitialState) {
+    this.raft = new Raft(config, initial);
+    this.persistedHardState = initial.hardState;
+    this.lastSoft = { role: this.raft.role, lead: this.raft.lead };
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  step(message: Message): void {
+    invariant(
+      message.to === this.raft.id,
+      `message for ${message.to} stepped into ${this.raft.id}`,
+    );
+    this.raft.step(message);
+  }
+
+  /** Appends a command; returns where. Throws ProposalDroppedError if this replica is not leader. */
+  propose(data: Uint8Array): { index: number; term: number } {
+    return this.raft.propose(data);
+  }
+
+  loaded(result: LoadResult): void {
+    this.raft.loaded(result);
+  }
+
+  /** Starts an election now, skipping pre-vote (tests; later, leadership transfer). */
+  campaign(): void {
+    this.raft.campaign(false);
+  }
+
+  hasReady(): boolean {
+    if (this.outstanding !== undefined) return false;
+    const r = this.raft;
+    return (
+      r.hasPendingBroadcast ||
+      r.sendNow.length > 0 ||
+      r.sendAfterPersist.length > 0 ||
+      r.loadRequests.length > 0 ||
+      r.log.hasUnpersisted ||
+      !sameHardState(r.hardState, this.persistedHardState) ||
+      r.role !== this.lastSoft.role ||
+      r.lead !== this.lastSoft.lead ||
+      r.log.applicableTo > r.log.applied
+    );
+  }
+
+  ready(): Ready {
+    invariant(this.outstanding === undefined, 'advance() the previous Ready first');
+    const r = this.raft;
+    r.flushBroadcast();
+    const committedEntries = r.nextCommittedEntries();
+    const hardState = r.hardState;
+    const hardStateChanged = !sameHardState(hardState, this.persistedHardState);
+    const entries = r.log.unpersisted();
+    const soft = { role: r.role, lead: r.lead };
+    const softChanged = soft.role !== this.lastSoft.role || soft.lead !== this.lastSoft.lead;
+    const ready: Ready = {
+      ...(softChanged ? { softState: soft } : {}),
+      ...(hardStateChanged ? { hardState } : {}),
+      entries,
+      mustSync:
+        entries.length > 0 ||
+        (hardStateChanged &&
+          (hardState.term !== this.persistedHardState.term ||
+            hardState.vote !== this.persistedHardState.vote)),
+      messagesNow: r.sendNow.splice(0),
+      messagesAfterPersist: r.sendAfterPersist.splice(0),
+      committedEntries,
+      loads: r.loadRequests.splice(0),
+    };
+    if (softChanged) this.lastSoft = soft;
+    this.outstanding = ready;
+    return ready;
+  }
+
+  /** The host has persisted, sent and applied what `ready` asked for. */
+  advance(ready: Ready): void {
+    invariant(ready === this.outstanding, 'advance() takes the Ready last returned');
+    this.outstanding = undefined;
+    if (ready.hardState !== undefined) this.persistedHardState = ready.hardState;
+    this.raft.persisted(ready.entries);
+    const last = ready.committedEntries[ready.committedEntries.length - 1];
+    if (last !== undefined) this.raft.appliedTo(last.index);
+    this.raft.log.shrinkTail(this.raft.config.maxTailBytes);
+  }
+
+  status(): Status {
+    const r = this.raft;
+    return {
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      role: r.role,
+      lead: r.lead,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      stable: r.log.stable,
+      lastIndex: r.log.lastIndex,
+      lastTerm: r.log.lastTerm,
+    };
+  }
+
+  /** The underlying state machine, for white-box tests. */
+  get internals(): Raft {
+    return this.raft;
+  }
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}

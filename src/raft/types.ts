@@ -1,0 +1,112 @@
+/**
+ * The vocabulary of the Raft library, named after the paper and etcd's raft. Everything here is
+ * plain data: the library never touches a socket, a file, a timer or a clock.
+ */
+
+/** A replica's id. Ids are never reused: a replica that lost its disk comes back with a new id. */
+export type NodeId = number;
+
+/** No node (no vote cast, no leader known). */
+export const NONE: NodeId = 0;
+
+export enum EntryType {
+  /** An application command. */
+  Normal = 0,
+  /** Appended by a new leader at the start of its term; commits everything before it. */
+  Empty = 1,
+}
+
+export interface Entry {
+  readonly index: number;
+  readonly term: number;
+  readonly type: EntryType;
+  readonly data: Uint8Array;
+}
+
+/** What a replica must have persisted before it answers anyone (Figure 2, "Persistent state"). */
+export interface HardState {
+  readonly term: number;
+  readonly vote: NodeId;
+  readonly commit: number;
+}
+
+export const EMPTY_HARD_STATE: HardState = { term: 0, vote: NONE, commit: 0 };
+
+export enum MessageType {
+  /** Leader -> follower: entries after (index, logTerm), and the leader's commit index. */
+  App = 'MsgApp',
+  AppResp = 'MsgAppResp',
+  /** Candidate -> all: a vote request for `term`, with the candidate's last (index, logTerm). */
+  Vote = 'MsgVote',
+  VoteResp = 'MsgVoteResp',
+  /** Like Vote, but for term + 1 without anyone changing term: would you vote for me? */
+  PreVote = 'MsgPreVote',
+  PreVoteResp = 'MsgPreVoteResp',
+  Heartbeat = 'MsgHeartbeat',
+  HeartbeatResp = 'MsgHeartbeatResp',
+}
+
+export interface Message {
+  readonly type: MessageType;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  /**
+   * App: index of the entry before `entries`, and its term. Vote/PreVote: the candidate's last
+   * index and term. AppResp: the index acknowledged (or, on reject, the index rejected).
+   */
+  readonly index: number;
+  readonly logTerm: number;
+  readonly entries: readonly Entry[];
+  /** App and Heartbeat: the leader's commit index (for heartbeats, capped at the follower's match). */
+  readonly commit: number;
+  readonly reject: boolean;
+  /**
+   * AppResp rejects: the follower's hint for fast back-off, the largest index at which its log
+   * might match: its last index, or the last index of a term no greater than `logTerm`.
+   */
+  readonly rejectHint: number;
+}
+
+export enum Role {
+  Follower = 'follower',
+  PreCandidate = 'pre-candidate',
+  Candidate = 'candidate',
+  Leader = 'leader',
+}
+
+/** A range of log entries the host should read from storage and hand back with `loaded()`. */
+export interface LoadRequest {
+  readonly from: number;
+  /** Inclusive. */
+  readonly to: number;
+  readonly maxBytes: number;
+}
+
+/** The answer to a LoadRequest: entries from `from`, contiguous, possibly fewer than asked. */
+export interface LoadResult {
+  readonly from: number;
+  readonly entries: readonly Entry[];
+}
+
+/** Where a replica's log begins and how its terms run, read from storage at start. */
+export interface InitialState {
+  readonly hardState: HardState;
+  /** Everything up to and including this index has been compacted away. */
+  readonly firstIndexMinusOne: number;
+  readonly termAtFirstIndexMinusOne: number;
+  readonly lastIndex: number;
+  /**
+   * Where each term begins: [{ index, term }] ascending, covering (firstIndexMinusOne, lastIndex].
+   * Terms change rarely, so this is small, and with it the term of any index is known without I/O.
+   */
+  readonly termStarts: readonly { readonly index: number; readonly term: number }[];
+  /** A suffix of the log kept in memory (may be empty). */
+  readonly tail: readonly Entry[];
+  /** Storage verified its checksums; false means this replica must not vote or lead. */
+  readonly intact: boolean;
+}
+
+export function entryBytes(entry: Entry): number {
+  return entry.data.length + 24;
+}
