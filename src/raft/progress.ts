@@ -39,6 +39,13 @@ export class Inflights {
     this.bytes += bytes;
   }
 
+  /** Frees the oldest append (presumed lost). */
+  freeFirst(): void {
+    if (this.lastIndexes.length === 0) return;
+    this.bytes -= this.sizes.shift() as number;
+    this.lastIndexes.shift();
+  }
+
   /** Frees every append whose last index is <= `index` (acknowledged). */
   freeTo(index: number): void {
     let n = 0;

@@ -63,6 +63,8 @@ export class Raft {
   private readonly pendingLoads = new Map<number, PendingLoad>();
   /** Committed entries read from storage, waiting to be applied. */
   private applyBuffer: Entry[] = [];
+  /** A load for entries to apply is outstanding (until it returns there is nothing to apply). */
+  private applyLoading = false;
 
   constructor(config: RaftConfig, initial: InitialState) {
     if (!initial.intact) {
@@ -381,6 +383,9 @@ export class Raft {
       case MessageType.HeartbeatResp:
         pr.recentActive = true;
         pr.probeSent = false;
+        // If every append that filled the window was lost, nothing would ever free it: a
+        // heartbeat answer frees one slot so an append can go and be acked or rejected (etcd).
+        if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirst();
         if (pr.match < this.log.lastIndex) this.sendAppend(m.from, pr);
         return;
       default:
@@ -651,8 +656,17 @@ export class Raft {
       return out;
     }
     this.applyBuffer = [];
+    this.applyLoading = true;
     this.requestLoad(from, Math.min(to, this.log.cachedFrom - 1), 'apply');
     return [];
+  }
+
+  /** Whether the next Ready can hand out committed entries (or must request them). */
+  get hasEntriesToApply(): boolean {
+    const from = this.log.applied + 1;
+    if (from > this.log.applicableTo) return false;
+    if (from >= this.log.cachedFrom || this.applyBuffer[0]?.index === from) return true;
+    return !this.applyLoading;
   }
 
   private requestLoad(from: number, to: number, requester: Requester): void {
@@ -671,15 +685,17 @@ export class Raft {
     const pending = this.pendingLoads.get(result.from);
     if (pending === undefined) return;
     this.pendingLoads.delete(result.from);
-    // Keep the contiguous prefix that is still our log (a follower's log may have changed since).
+    // Keep the contiguous prefix, within the request, that is still our log (a follower's log
+    // may have changed since the request).
     const entries: Entry[] = [];
     for (const entry of result.entries) {
-      if (entry.index !== result.from + entries.length || this.log.term(entry.index) !== entry.term)
-        break;
+      if (entry.index > pending.to || entry.index !== result.from + entries.length) break;
+      if (this.log.term(entry.index) !== entry.term) break;
       entries.push(entry);
     }
     for (const requester of pending.requesters) {
       if (requester === 'apply') {
+        this.applyLoading = false;
         if (entries[0]?.index === this.log.applied + 1) this.applyBuffer = entries;
         continue;
       }

@@ -108,7 +108,7 @@ export class RawNode {
       !sameHardState(r.hardState, this.persistedHardState) ||
       r.role !== this.lastSoft.role ||
       r.lead !== this.lastSoft.lead ||
-      r.log.applicableTo > r.log.applied
+      r.hasEntriesToApply
     );
   }
 

@@ -2,16 +2,21 @@ import { RawNode, type Ready } from '../../src/raft/raw-node.js';
 import type { RaftConfig } from '../../src/raft/config.js';
 import {
   EMPTY_HARD_STATE,
+  EntryType,
+  MessageType,
+  entryBytes,
   type Entry,
   type HardState,
   type InitialState,
+  type LoadRequest,
   type Message,
   type NodeId,
 } from '../../src/raft/types.js';
 
 /**
  * A synchronous test harness in the manner of etcd's rafttest: replicas over an in-memory network
- * that delivers what the test lets through, with storage that persists each Ready at once.
+ * that delivers what the test lets through, with storage that persists each Ready at once (or, for
+ * replicas on a "slow disk", only when the test calls sync()).
  */
 
 export class MemoryStorage {
@@ -19,7 +24,7 @@ export class MemoryStorage {
   hardState: HardState = EMPTY_HARD_STATE;
 
   /** Applies a Ready's writes: entries replace the log from their first index on. */
-  write(ready: Ready): void {
+  write(ready: Pick<Ready, 'entries' | 'hardState'>): void {
     if (ready.entries.length > 0) {
       const first = (ready.entries[0] as Entry).index;
       this.entries = this.entries.filter((e) => e.index < first).concat(ready.entries);
@@ -46,6 +51,19 @@ export class MemoryStorage {
       intact: true,
     };
   }
+
+  /** Serves a LoadRequest as a host would: contiguous from `from`, at most maxBytes (at least one). */
+  read(load: LoadRequest): Entry[] {
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (const e of this.entries) {
+      if (e.index < load.from || e.index > load.to) continue;
+      bytes += entryBytes(e);
+      if (out.length > 0 && bytes > load.maxBytes) break;
+      out.push(e);
+    }
+    return out;
+  }
 }
 
 /** Deterministic PRNG (mulberry32). */
@@ -60,16 +78,103 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A normal entry; its data defaults to "index@term" so that logs compare by content too. */
+export function entry(index: number, term: number, data = `${index}@${term}`): Entry {
+  return { index, term, type: EntryType.Normal, data: encoder.encode(data) };
+}
+
+/** Entries 1..n with the given terms (etcd's tests write logs as lists of terms). */
+export function logOfTerms(terms: readonly number[]): Entry[] {
+  return terms.map((term, i) => entry(i + 1, term));
+}
+
+/** A storage holding `entries` and `hardState` (term defaults to the last entry's term). */
+export function storageWith(
+  entries: readonly Entry[],
+  hardState: Partial<HardState> = {},
+): MemoryStorage {
+  const s = new MemoryStorage();
+  s.entries = [...entries];
+  s.hardState = {
+    term: entries[entries.length - 1]?.term ?? 0,
+    vote: 0,
+    commit: 0,
+    ...hardState,
+  };
+  return s;
+}
+
+/** A message with the fields a test does not care about zeroed. */
+export function msg(
+  fields: Partial<Message> & Pick<Message, 'type' | 'from' | 'to' | 'term'>,
+): Message {
+  return {
+    index: 0,
+    logTerm: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    ...fields,
+  };
+}
+
+export function text(e: Entry): string {
+  return decoder.decode(e.data);
+}
+
+/** (index, term) pairs, for comparing logs. */
+export function ids(entries: readonly Entry[]): string[] {
+  return entries.map((e) => `${e.index}@${e.term}`);
+}
+
+/** Whether a Ready carries anything at all. */
+export function isEmptyReady(ready: Ready): boolean {
+  return (
+    ready.softState === undefined &&
+    ready.hardState === undefined &&
+    ready.entries.length === 0 &&
+    ready.messagesNow.length === 0 &&
+    ready.messagesAfterPersist.length === 0 &&
+    ready.committedEntries.length === 0 &&
+    ready.loads.length === 0
+  );
+}
+
 export interface Replica {
   node: RawNode;
   storage: MemoryStorage;
   applied: Entry[];
 }
 
+export interface StartOptions {
+  /** Entries the replica keeps in memory at start (InitialState.tail); the rest must be loaded. */
+  tailEntries?: number;
+}
+
 export class Cluster {
   readonly replicas = new Map<NodeId, Replica>();
   /** Messages sent and not yet delivered. */
   inFlight: Message[] = [];
+  /** Every message handed to the network (cut links included), in order, when `recording`. */
+  readonly sent: Message[] = [];
+  recording = false;
+  /** Messages this returns true for are dropped on delivery (in addition to cut links). */
+  drop: ((m: Message) => boolean) | undefined;
+  /** Called with each Ready as it is taken. */
+  onReady: ((id: NodeId, ready: Ready) => void) | undefined;
+  /** Called once a Ready's writes are in storage, before its messagesAfterPersist are sent. */
+  onPersisted: ((id: NodeId, ready: Ready) => void) | undefined;
+  /** Replicas whose writes complete only when the test calls sync(id). */
+  readonly slowDisk = new Set<NodeId>();
+  /** Replicas whose load requests wait in `pendingLoads` until the test answers them. */
+  readonly deferLoads = new Set<NodeId>();
+  pendingLoads: { id: NodeId; load: LoadRequest }[] = [];
+  /** Readies taken by slow-disk replicas and not yet written. */
+  private readonly unsynced = new Map<NodeId, Ready>();
   /** Links that drop everything: `${from}->${to}`. */
   private readonly cut = new Set<string>();
 
@@ -80,20 +185,22 @@ export class Cluster {
     for (const id of ids) this.start(id, new MemoryStorage());
   }
 
-  start(id: NodeId, storage: MemoryStorage, applied = 0): Replica {
+  start(id: NodeId, storage: MemoryStorage, applied = 0, options: StartOptions = {}): Replica {
     const node = new RawNode(
       { id, voters: this.ids, random: seededRandom(id * 7919), applied, ...this.configFor(id) },
-      storage.initialState(),
+      storage.initialState(options.tailEntries),
     );
     const replica: Replica = { node, storage, applied: [] };
     this.replicas.set(id, replica);
+    this.unsynced.delete(id);
+    this.pendingLoads = this.pendingLoads.filter((p) => p.id !== id);
     return replica;
   }
 
-  /** Restarts a replica from what it persisted. */
-  restart(id: NodeId): Replica {
+  /** Restarts a replica from what it persisted (a crash: an unsynced Ready is lost). */
+  restart(id: NodeId, options: StartOptions = {}): Replica {
     const old = this.get(id);
-    return this.start(id, old.storage);
+    return this.start(id, old.storage, 0, options);
   }
 
   get(id: NodeId): Replica {
@@ -114,8 +221,22 @@ export class Cluster {
     this.cut.add(`${from}->${to}`);
   }
 
+  /** Cuts every link between the two sides, both ways. */
+  partition(a: readonly NodeId[], b: readonly NodeId[]): void {
+    for (const x of a) {
+      for (const y of b) {
+        this.cut.add(`${x}->${y}`);
+        this.cut.add(`${y}->${x}`);
+      }
+    }
+  }
+
   heal(): void {
     this.cut.clear();
+  }
+
+  private dropped(m: Message): boolean {
+    return this.cut.has(`${m.from}->${m.to}`) || (this.drop !== undefined && this.drop(m));
   }
 
   /** Processes one Ready of a replica, as a host would. */
@@ -123,22 +244,68 @@ export class Cluster {
     const r = this.get(id);
     if (!r.node.hasReady()) return undefined;
     const ready = r.node.ready();
+    this.onReady?.(id, ready);
     this.deliverLater(ready.messagesNow);
+    if (this.slowDisk.has(id)) {
+      this.unsynced.set(id, ready);
+      return ready;
+    }
+    this.complete(id, ready);
+    return ready;
+  }
+
+  /** Completes the write of a slow-disk replica's outstanding Ready; false if there is none. */
+  sync(id: NodeId): boolean {
+    const ready = this.unsynced.get(id);
+    if (ready === undefined) return false;
+    this.unsynced.delete(id);
+    this.complete(id, ready);
+    return true;
+  }
+
+  hasUnsynced(id: NodeId): boolean {
+    return this.unsynced.has(id);
+  }
+
+  private complete(id: NodeId, ready: Ready): void {
+    const r = this.get(id);
     r.storage.write(ready);
+    this.onPersisted?.(id, ready);
     this.deliverLater(ready.messagesAfterPersist);
     r.applied.push(...ready.committedEntries);
     for (const load of ready.loads) {
-      const entries = r.storage.entries.filter((e) => e.index >= load.from && e.index <= load.to);
-      r.node.loaded({ from: load.from, entries });
+      if (this.deferLoads.has(id)) this.pendingLoads.push({ id, load });
+      else r.node.loaded({ from: load.from, entries: r.storage.read(load) });
     }
     r.node.advance(ready);
-    return ready;
+  }
+
+  /** Answers the deferred load at `position` in pendingLoads (default: the oldest). */
+  answerLoad(position = 0): LoadRequest {
+    const p = this.pendingLoads[position];
+    if (p === undefined) throw new Error(`no pending load at ${position}`);
+    this.pendingLoads.splice(position, 1);
+    const r = this.get(p.id);
+    r.node.loaded({ from: p.load.from, entries: r.storage.read(p.load) });
+    return p.load;
   }
 
   private deliverLater(messages: readonly Message[]): void {
     for (const m of messages) {
+      if (this.recording) this.sent.push(m);
       if (!this.cut.has(`${m.from}->${m.to}`)) this.inFlight.push(m);
     }
+  }
+
+  /** Delivers the in-flight messages `pred` selects (all by default); returns how many. */
+  deliver(pred: (m: Message) => boolean = () => true): number {
+    const batch = this.inFlight.filter(pred);
+    this.inFlight = this.inFlight.filter((m) => !pred(m));
+    for (const m of batch) {
+      const target = this.replicas.get(m.to);
+      if (target !== undefined && !this.dropped(m)) target.node.step(m);
+    }
+    return batch.length;
   }
 
   /** Runs readies and delivers messages until nothing is left to do. */
@@ -146,15 +313,11 @@ export class Cluster {
     for (let round = 0; round < maxRounds; round++) {
       let progressed = false;
       for (const id of this.ids) {
-        if (this.processReady(id) !== undefined) progressed = true;
+        const ready = this.processReady(id);
+        // An empty Ready does no work (a replica waiting for a load may keep offering one).
+        if (ready !== undefined && !isEmptyReady(ready)) progressed = true;
       }
-      const batch = this.inFlight;
-      this.inFlight = [];
-      for (const m of batch) {
-        const target = this.replicas.get(m.to);
-        if (target !== undefined && !this.cut.has(`${m.from}->${m.to}`)) target.node.step(m);
-        progressed = true;
-      }
+      if (this.deliver() > 0) progressed = true;
       if (!progressed) return;
     }
     throw new Error('cluster did not stabilize');
@@ -168,10 +331,23 @@ export class Cluster {
     for (let i = 0; i < times; i++) for (const id of this.ids) this.get(id).node.tick();
   }
 
+  /** Ticks every replica once and stabilizes, `times` times (time passing with a working network). */
+  run(times: number): void {
+    for (let i = 0; i < times; i++) {
+      this.tickAll();
+      this.stabilize();
+    }
+  }
+
   /** Elects `id` (campaign, then stabilize). */
   elect(id: NodeId): void {
     this.get(id).node.campaign();
     this.stabilize();
+  }
+
+  /** The replicas among `ids` that believe they lead (a partitioned old leader may still). */
+  leadersAmong(ids: readonly NodeId[] = this.ids): NodeId[] {
+    return ids.filter((id) => this.get(id).node.status().role === 'leader');
   }
 
   leader(): NodeId | undefined {
@@ -180,12 +356,131 @@ export class Cluster {
   }
 
   propose(id: NodeId, text: string): { index: number; term: number } {
-    return this.get(id).node.propose(new TextEncoder().encode(text));
+    return this.get(id).node.propose(encoder.encode(text));
   }
 
   appliedTexts(id: NodeId): string[] {
     return this.get(id)
       .applied.filter((e) => e.data.length > 0)
-      .map((e) => new TextDecoder().decode(e.data));
+      .map((e) => decoder.decode(e.data));
   }
+
+  /** The replica's persisted log. */
+  log(id: NodeId): Entry[] {
+    return this.get(id).storage.entries;
+  }
+
+  /** Messages recorded in `sent` that match. */
+  sentWhere(pred: (m: Message) => boolean): Message[] {
+    return this.sent.filter(pred);
+  }
+}
+
+export const isApp = (m: Message): boolean => m.type === MessageType.App;
+
+/** The configuration of the paper's algorithm alone (etcd's paper tests): no pre-vote, no check-quorum. */
+export const PAPER: Partial<RaftConfig> = { preVote: false, checkQuorum: false };
+
+export interface SoloOptions {
+  storage?: MemoryStorage;
+  config?: Partial<RaftConfig>;
+  tailEntries?: number;
+  seed?: number;
+}
+
+/**
+ * One replica driven by hand, in the manner of etcd's paper tests: the test steps messages in and
+ * reads what comes out. Each Ready is written to memory storage, its loads answered, and advanced.
+ */
+export class Solo {
+  readonly storage: MemoryStorage;
+  readonly node: RawNode;
+  /** Every Ready taken, in order. */
+  readonly readies: Ready[] = [];
+  /** Every committed entry handed out, in order. */
+  readonly applied: Entry[] = [];
+
+  constructor(
+    readonly id: NodeId,
+    readonly voters: readonly NodeId[],
+    options: SoloOptions = {},
+  ) {
+    this.storage = options.storage ?? new MemoryStorage();
+    this.node = new RawNode(
+      { id, voters, random: seededRandom(options.seed ?? id * 7919), ...options.config },
+      this.storage.initialState(options.tailEntries),
+    );
+  }
+
+  /** Takes, persists and advances one Ready (undefined if there is none). */
+  ready(): Ready | undefined {
+    if (!this.node.hasReady()) return undefined;
+    const ready = this.node.ready();
+    this.readies.push(ready);
+    this.storage.write(ready);
+    this.applied.push(...ready.committedEntries);
+    for (const load of ready.loads) {
+      this.node.loaded({ from: load.from, entries: this.storage.read(load) });
+    }
+    this.node.advance(ready);
+    return ready;
+  }
+
+  /** Takes Readies until there are none (or only empty ones); returns them. */
+  drain(): Ready[] {
+    const out: Ready[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const ready = this.ready();
+      if (ready === undefined || isEmptyReady(ready)) return out;
+      out.push(ready);
+    }
+    throw new Error('the node kept producing Readies');
+  }
+
+  /** All messages of the Readies drained now, both kinds. */
+  messages(): Message[] {
+    return this.drain().flatMap((r) => [...r.messagesNow, ...r.messagesAfterPersist]);
+  }
+
+  step(m: Message): void {
+    this.node.step(m);
+  }
+
+  status(): ReturnType<RawNode['status']> {
+    return this.node.status();
+  }
+
+  /** Ticks until `pred` holds; returns the number of ticks (Infinity if `max` ticks were not enough). */
+  tickUntil(pred: () => boolean, max = 1000): number {
+    for (let i = 1; i <= max; i++) {
+      this.node.tick();
+      if (pred()) return i;
+    }
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+/**
+ * Replica 1 as leader of `voters`: it campaigns, gets every vote, and the followers in `ackFrom`
+ * (default: all) acknowledge its first append, so that they are in the replicate state.
+ */
+export function soloLeader(
+  voters: readonly NodeId[],
+  options: SoloOptions & { ackFrom?: readonly NodeId[] } = {},
+): Solo {
+  const s = new Solo(1, voters, options);
+  s.node.campaign();
+  s.drain();
+  const term = s.status().term;
+  for (const v of voters) {
+    if (v !== 1) s.step(msg({ type: MessageType.VoteResp, from: v, to: 1, term }));
+  }
+  s.drain();
+  if (s.status().role !== 'leader') throw new Error('soloLeader: replica 1 did not become leader');
+  const last = s.status().lastIndex;
+  for (const v of options.ackFrom ?? voters) {
+    if (v !== 1) s.step(msg({ type: MessageType.AppResp, from: v, to: 1, term, index: last }));
+  }
+  s.drain();
+  return s;
 }
