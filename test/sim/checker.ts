@@ -1,0 +1,114 @@
+import type { Entry, NodeId } from '../../src/raft/types.js';
+
+/**
+ * The simulator's safety checks (Figure 3 of the Raft paper), fed as events happen:
+ *  - Election Safety: at most one leader per term;
+ *  - Log Matching: an (index, term) pair names one entry, and one predecessor term;
+ *  - Leader Completeness: a new leader holds every entry anyone has applied;
+ *  - State Machine Safety: no two replicas apply different entries at one index;
+ *  - and durability: every proposal acknowledged as committed is applied everywhere at the end.
+ * Each check throws SimViolation; the run then stops and reports its seed.
+ */
+
+export class SimViolation extends Error {
+  override readonly name = 'SimViolation';
+
+  constructor(
+    readonly rule: string,
+    message: string,
+  ) {
+    super(`${rule}: ${message}`);
+  }
+}
+
+export function entryKey(entry: Entry): string {
+  return `${entry.type}:${Buffer.from(entry.data).toString('base64')}`;
+}
+
+export class SafetyChecker {
+  private readonly leaderOfTerm = new Map<number, NodeId>();
+  /** `${index}:${term}` -> what that entry is, and the term of the entry before it. */
+  private readonly entries = new Map<string, { key: string; prevTerm: number }>();
+  /** index -> the entry applied there (by whoever applied it first). */
+  private readonly applied: Array<{ term: number; key: string } | undefined> = [];
+  /** Proposals acknowledged to the client: value -> (index, term). */
+  readonly acknowledged = new Map<string, { index: number; term: number }>();
+
+  get highestApplied(): number {
+    return this.applied.length - 1;
+  }
+
+  appliedAt(index: number): { term: number; key: string } | undefined {
+    return this.applied[index];
+  }
+
+  /** Election Safety. */
+  observeLeader(id: NodeId, term: number): boolean {
+    const known = this.leaderOfTerm.get(term);
+    if (known === undefined) {
+      this.leaderOfTerm.set(term, id);
+      return true;
+    }
+    if (known !== id) {
+      throw new SimViolation('election safety', `two leaders in term ${term}: ${known} and ${id}`);
+    }
+    return false;
+  }
+
+  /** Log Matching, checked on every write: `prevTerm` is the writer's term at entries[0].index - 1. */
+  observeWrite(node: NodeId, entries: readonly Entry[], prevTerm: number): void {
+    let before = prevTerm;
+    for (const entry of entries) {
+      const id = `${entry.index}:${entry.term}`;
+      const key = entryKey(entry);
+      const known = this.entries.get(id);
+      if (known === undefined) {
+        this.entries.set(id, { key, prevTerm: before });
+      } else if (known.key !== key || known.prevTerm !== before) {
+        throw new SimViolation(
+          'log matching',
+          `replica ${node} wrote entry ${id} (${key}, after term ${before}); elsewhere it is ` +
+            `(${known.key}, after term ${known.prevTerm})`,
+        );
+      }
+      before = entry.term;
+    }
+  }
+
+  /** State Machine Safety, checked on every apply (in order, per replica). */
+  observeApply(node: NodeId, entry: Entry): void {
+    const key = entryKey(entry);
+    const known = this.applied[entry.index];
+    if (known === undefined) {
+      this.applied[entry.index] = { term: entry.term, key };
+    } else if (known.term !== entry.term || known.key !== key) {
+      throw new SimViolation(
+        'state machine safety',
+        `replica ${node} applied ${entry.index}:${entry.term} (${key}); ${known.term} (${known.key}) was applied there before`,
+      );
+    }
+  }
+
+  /** Leader Completeness: the new leader's log holds every applied (hence committed) entry. */
+  checkLeaderComplete(
+    node: NodeId,
+    term: number,
+    termAt: (index: number) => number | undefined,
+  ): void {
+    for (let i = 1; i < this.applied.length; i++) {
+      const known = this.applied[i];
+      if (known === undefined) continue;
+      const t = termAt(i);
+      if (t !== known.term) {
+        throw new SimViolation(
+          'leader completeness',
+          `leader ${node} of term ${term} has term ${t ?? 'none'} at index ${i}, where term ${known.term} was committed`,
+        );
+      }
+    }
+  }
+
+  acknowledge(value: string, index: number, term: number): void {
+    this.acknowledged.set(value, { index, term });
+  }
+}

@@ -1,0 +1,656 @@
+import type { UnsafeSwitches } from '../../src/raft/config.js';
+import { ProposalDroppedError } from '../../src/raft/errors.js';
+import { RawNode, type Ready } from '../../src/raft/raw-node.js';
+import {
+  EntryType,
+  Role,
+  type Entry,
+  type LoadRequest,
+  type Message,
+  type NodeId,
+} from '../../src/raft/types.js';
+import { SafetyChecker, SimViolation } from './checker.js';
+import { EventQueue } from './event-queue.js';
+import { Random } from './random.js';
+import { SimStorage } from './sim-storage.js';
+
+/**
+ * A deterministic simulation of one Raft group: replicas with simulated disks, an in-memory
+ * network that drops, duplicates, delays, reorders and partitions, a client proposing commands,
+ * and a nemesis that crashes, restarts, partitions and slows things down. Virtual time only; one
+ * seeded generator drives everything, so a seed replays exactly. After every event the safety
+ * checks run; after the faults stop, the group must elect a leader and make progress in bounded
+ * time (liveness), and every acknowledged proposal must be applied on every replica.
+ */
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Virtual milliseconds of faults before the heal. */
+  readonly chaosMs?: number;
+  /** Virtual milliseconds after the heal within which the group must make progress. */
+  readonly livenessMs?: number;
+  readonly unsafe?: UnsafeSwitches;
+  /** Planted host bug: send acknowledgements before the write is synced. */
+  readonly ackBeforePersist?: boolean;
+  readonly trace?: (line: string) => void;
+  /**
+   * How the nemesis behaves. 'mixed' (the default) draws one of the others per seed: 'steady'
+   * (faults every 50-1500 ms, all kinds) or 'churn' (faults every 5-200 ms aimed at leaders:
+   * crashes with quick restarts, slow leader disks, lost and tiny messages), which provokes the
+   * rare interleavings of Figure 8 and of lost unsynced writes.
+   */
+  readonly profile?: 'mixed' | 'steady' | 'churn';
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violation?: string;
+  readonly stats: SimStats;
+}
+
+export interface SimStats {
+  replicas: number;
+  events: number;
+  messages: number;
+  proposals: number;
+  acknowledged: number;
+  leaders: number;
+  crashes: number;
+  lostWrites: number;
+  loads: number;
+  virtualMs: number;
+}
+
+const TICK_MS = 10;
+
+type SimEvent =
+  | { kind: 'tick'; node: NodeId; incarnation: number }
+  | { kind: 'deliver'; message: Message }
+  | { kind: 'synced'; node: NodeId; incarnation: number; batch: number }
+  | { kind: 'loaded'; node: NodeId; incarnation: number; request: LoadRequest }
+  | { kind: 'client' }
+  | { kind: 'nemesis' }
+  | { kind: 'restart'; node: NodeId };
+
+interface Replica {
+  readonly id: NodeId;
+  readonly storage: SimStorage;
+  node: RawNode | undefined;
+  /** Bumped on every restart, so events of an earlier life are ignored. */
+  incarnation: number;
+  /** A Ready written and waiting for its sync. */
+  waiting: Ready | undefined;
+  diskDelayMs: [number, number];
+  /** Terms of the entries applied since the last start, by index. */
+  appliedTerms: number[];
+}
+
+export class Simulation {
+  private readonly random: Random;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly replicas = new Map<NodeId, Replica>();
+  private readonly ids: NodeId[];
+  readonly checker = new SafetyChecker();
+  private now = 0;
+  private readonly blocked = new Set<string>();
+  private network = { dropRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5 };
+  private readonly tuning: {
+    maxTailEntries: number;
+    maxTailBytes: number;
+    maxSizePerMsgBytes: number;
+    maxInflightMsgs: number;
+    maxLoadBytes: number;
+  };
+  private chaos = true;
+  private readonly profile: 'steady' | 'churn';
+  private proposalCounter = 0;
+  /** Proposals accepted by a leader: value -> who accepted it and where. */
+  private readonly accepted = new Map<string, { node: NodeId; index: number; term: number }>();
+  private lastKnownLeader: NodeId | undefined;
+  readonly stats: SimStats;
+
+  constructor(private readonly options: SimOptions) {
+    this.random = new Random(options.seed);
+    this.profile =
+      options.profile === undefined || options.profile === 'mixed'
+        ? this.random.chance(0.3)
+          ? 'churn'
+          : 'steady'
+        : options.profile;
+    const size = this.profile === 'churn' || this.random.chance(0.5) ? 3 : 5;
+    this.ids = Array.from({ length: size }, (_, i) => i + 1);
+    this.tuning = {
+      maxTailEntries: this.random.int(0, 40),
+      maxTailBytes: this.random.pick([256, 2048, 1 << 20]),
+      maxSizePerMsgBytes: this.profile === 'churn' ? 32 : this.random.pick([64, 512, 1 << 16]),
+      maxInflightMsgs: this.random.int(1, 8),
+      maxLoadBytes: this.random.pick([64, 1024, 1 << 16]),
+    };
+    this.stats = {
+      replicas: size,
+      events: 0,
+      messages: 0,
+      proposals: 0,
+      acknowledged: 0,
+      leaders: 0,
+      crashes: 0,
+      lostWrites: 0,
+      loads: 0,
+      virtualMs: 0,
+    };
+    for (const id of this.ids) {
+      const replica: Replica = {
+        id,
+        storage: new SimStorage(),
+        node: undefined,
+        incarnation: 0,
+        waiting: undefined,
+        diskDelayMs: [0, 2],
+        appliedTerms: [],
+      };
+      this.replicas.set(id, replica);
+      this.start(replica);
+    }
+    this.queue.push(this.random.int(1, 20), { kind: 'client' });
+    this.queue.push(this.random.int(100, 500), { kind: 'nemesis' });
+  }
+
+  run(): SimResult {
+    const chaosMs = this.options.chaosMs ?? 5_000;
+    const livenessMs = this.options.livenessMs ?? 10_000;
+    try {
+      this.runUntil(chaosMs);
+      this.heal();
+      this.trace(`-- heal at ${this.now} ms`);
+      this.awaitProgress(chaosMs + livenessMs);
+      this.checkAcknowledgedEverywhere();
+      return { seed: this.options.seed, ok: true, stats: this.finish() };
+    } catch (error) {
+      if (error instanceof SimViolation) {
+        this.trace(`!! ${error.message}`);
+        return {
+          seed: this.options.seed,
+          ok: false,
+          violation: error.message,
+          stats: this.finish(),
+        };
+      }
+      throw error;
+    }
+  }
+
+  private finish(): SimStats {
+    this.stats.virtualMs = this.now;
+    this.stats.acknowledged = this.checker.acknowledged.size;
+    return this.stats;
+  }
+
+  private trace(line: string): void {
+    this.options.trace?.(`${String(this.now).padStart(6)} ${line}`);
+  }
+
+  private runUntil(endMs: number, stop?: () => boolean): void {
+    for (;;) {
+      const next = this.queue.pop();
+      if (next === undefined) return;
+      if (next.at > endMs) {
+        this.queue.push(next.at, next.event);
+        this.now = endMs;
+        return;
+      }
+      this.now = next.at;
+      if (++this.stats.events > 5_000_000)
+        throw new SimViolation('livelock', 'more than 5,000,000 events');
+      this.handle(next.event);
+      this.checkLeaders();
+      if (stop?.()) return;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Replicas
+
+  private start(replica: Replica): void {
+    replica.incarnation++;
+    replica.waiting = undefined;
+    replica.appliedTerms = [];
+    replica.node = new RawNode(
+      {
+        id: replica.id,
+        voters: this.ids,
+        electionTicks: 10,
+        heartbeatTicks: 1,
+        maxTailBytes: this.tuning.maxTailBytes,
+        maxSizePerMsgBytes: this.tuning.maxSizePerMsgBytes,
+        maxInflightMsgs: this.tuning.maxInflightMsgs,
+        maxLoadBytes: this.tuning.maxLoadBytes,
+        random: () => this.random.next(),
+        ...(this.options.unsafe === undefined ? {} : { unsafe: this.options.unsafe }),
+      },
+      replica.storage.initialState(this.tuning.maxTailEntries),
+    );
+    this.trace(`start ${replica.id} (incarnation ${replica.incarnation})`);
+    this.queue.push(this.now + this.random.int(1, TICK_MS), {
+      kind: 'tick',
+      node: replica.id,
+      incarnation: replica.incarnation,
+    });
+  }
+
+  private crash(replica: Replica): void {
+    const { lost } = replica.storage.crash(this.random);
+    this.stats.crashes++;
+    this.stats.lostWrites += lost;
+    replica.node = undefined;
+    replica.waiting = undefined;
+    this.trace(`crash ${replica.id} (${lost} unsynced writes lost)`);
+  }
+
+  private live(id: NodeId, incarnation?: number): Replica | undefined {
+    const replica = this.replicas.get(id);
+    if (replica === undefined || replica.node === undefined) return undefined;
+    if (incarnation !== undefined && incarnation !== replica.incarnation) return undefined;
+    return replica;
+  }
+
+  /** Runs the replica's Ready loop as a host would, as far as it can go right now. */
+  private pump(replica: Replica): void {
+    const node = replica.node;
+    while (
+      node !== undefined &&
+      replica.node === node &&
+      replica.waiting === undefined &&
+      node.hasReady()
+    ) {
+      const ready = node.ready();
+      if (ready.softState !== undefined)
+        this.trace(`${replica.id} is ${ready.softState.role} (leader ${ready.softState.lead})`);
+      for (const m of ready.messagesNow) this.send(m);
+      for (const entry of ready.committedEntries) this.apply(replica, entry);
+      for (const request of ready.loads) {
+        this.stats.loads++;
+        this.queue.push(this.now + this.random.int(0, 30), {
+          kind: 'loaded',
+          node: replica.id,
+          incarnation: replica.incarnation,
+          request,
+        });
+      }
+      if (ready.entries.length === 0 && ready.hardState === undefined) {
+        for (const m of ready.messagesAfterPersist) this.send(m);
+        node.advance(ready);
+        continue;
+      }
+      const first = ready.entries[0];
+      if (first !== undefined) {
+        this.checker.observeWrite(
+          replica.id,
+          ready.entries,
+          replica.storage.termAt(first.index - 1),
+        );
+      }
+      const batch = replica.storage.write(ready.entries, ready.hardState);
+      if (this.options.ackBeforePersist === true) {
+        for (const m of ready.messagesAfterPersist) this.send(m);
+      }
+      replica.waiting = ready;
+      const [lo, hi] = replica.diskDelayMs;
+      this.queue.push(this.now + this.random.int(lo, hi), {
+        kind: 'synced',
+        node: replica.id,
+        incarnation: replica.incarnation,
+        batch,
+      });
+    }
+  }
+
+  private synced(replica: Replica, batch: number): void {
+    const ready = replica.waiting;
+    const node = replica.node;
+    if (ready === undefined || node === undefined) return;
+    replica.storage.sync(batch);
+    replica.waiting = undefined;
+    if (this.options.ackBeforePersist !== true) {
+      for (const m of ready.messagesAfterPersist) this.send(m);
+    }
+    node.advance(ready);
+    this.pump(replica);
+  }
+
+  private apply(replica: Replica, entry: Entry): void {
+    const expected = replica.appliedTerms.length + 1;
+    if (entry.index !== expected) {
+      throw new SimViolation(
+        'apply order',
+        `replica ${replica.id} applied ${entry.index} after ${expected - 1}`,
+      );
+    }
+    this.checker.observeApply(replica.id, entry);
+    replica.appliedTerms[entry.index - 1] = entry.term;
+    if (entry.type !== EntryType.Normal) return;
+    const value = new TextDecoder().decode(entry.data);
+    const accepted = this.accepted.get(value);
+    if (
+      accepted !== undefined &&
+      accepted.node === replica.id &&
+      accepted.index === entry.index &&
+      accepted.term === entry.term
+    ) {
+      // The replica that took the proposal has applied it: the client is told it committed.
+      this.checker.acknowledge(value, entry.index, entry.term);
+      this.accepted.delete(value);
+    }
+  }
+
+  private checkLeaders(): void {
+    for (const replica of this.replicas.values()) {
+      const status = replica.node?.status();
+      if (status === undefined || status.role !== Role.Leader) continue;
+      if (this.checker.observeLeader(replica.id, status.term)) {
+        this.stats.leaders++;
+        this.lastKnownLeader = replica.id;
+        const log = replica.node?.internals.log;
+        if (log !== undefined)
+          this.checker.checkLeaderComplete(replica.id, status.term, (i) => log.term(i));
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Network
+
+  private send(message: Message): void {
+    this.stats.messages++;
+    if (this.blocked.has(`${message.from}->${message.to}`)) return;
+    if (this.random.chance(this.network.dropRate)) return;
+    const copies = this.random.chance(this.network.duplicateRate) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = this.random.int(this.network.minDelayMs, this.network.maxDelayMs);
+      this.queue.push(this.now + delay, { kind: 'deliver', message });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Events
+
+  private handle(event: SimEvent): void {
+    switch (event.kind) {
+      case 'tick': {
+        const replica = this.live(event.node, event.incarnation);
+        if (replica === undefined) return;
+        replica.node?.tick();
+        this.pump(replica);
+        this.queue.push(this.now + TICK_MS, event);
+        return;
+      }
+      case 'deliver': {
+        const m = event.message;
+        const replica = this.live(m.to);
+        // A partition that started while the message was in flight also stops it.
+        if (replica === undefined || this.blocked.has(`${m.from}->${m.to}`)) return;
+        replica.node?.step(m);
+        this.pump(replica);
+        return;
+      }
+      case 'synced': {
+        const replica = this.live(event.node, event.incarnation);
+        if (replica !== undefined) this.synced(replica, event.batch);
+        return;
+      }
+      case 'loaded': {
+        const replica = this.live(event.node, event.incarnation);
+        if (replica === undefined) return;
+        replica.node?.loaded({
+          from: event.request.from,
+          entries: replica.storage.read(event.request),
+        });
+        this.pump(replica);
+        return;
+      }
+      case 'client':
+        // The client stops with the faults; after the heal only the liveness probe is proposed.
+        if (!this.chaos) return;
+        this.propose();
+        this.queue.push(this.now + this.random.int(1, 40), { kind: 'client' });
+        return;
+      case 'nemesis':
+        if (!this.chaos) return;
+        this.nemesis();
+        this.queue.push(
+          this.now +
+            (this.profile === 'churn' ? this.random.int(5, 200) : this.random.int(50, 1_500)),
+          { kind: 'nemesis' },
+        );
+        return;
+      case 'restart': {
+        const replica = this.replicas.get(event.node);
+        if (replica !== undefined && replica.node === undefined) this.start(replica);
+        return;
+      }
+    }
+  }
+
+  private propose(value?: string): void {
+    const up = this.ids.filter((id) => this.live(id) !== undefined);
+    if (up.length === 0) return;
+    const target =
+      this.lastKnownLeader !== undefined &&
+      up.includes(this.lastKnownLeader) &&
+      this.random.chance(0.8)
+        ? this.lastKnownLeader
+        : this.random.pick(up);
+    const replica = this.live(target) as Replica;
+    const text = value ?? `v${++this.proposalCounter}`;
+    try {
+      const where = (replica.node as RawNode).propose(new TextEncoder().encode(text));
+      this.stats.proposals++;
+      this.accepted.set(text, { node: target, ...where });
+      this.pump(replica);
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      if (error.leaderHint !== 0) this.lastKnownLeader = error.leaderHint;
+    }
+  }
+
+  private nemesis(): void {
+    if (this.profile === 'churn') {
+      this.churn();
+      return;
+    }
+    const r = this.random.next();
+    const replicas = [...this.replicas.values()];
+    // Leaders are where the interesting failures are, so they are picked more often.
+    const leader = replicas.find((x) => x.node?.status().role === Role.Leader);
+    const target = (pool: Replica[]): Replica =>
+      leader !== undefined && pool.includes(leader) && this.random.chance(0.5)
+        ? leader
+        : this.random.pick(pool);
+    if (r < 0.25) {
+      const up = replicas.filter((x) => x.node !== undefined);
+      if (up.length === 0) return;
+      const victim = target(up);
+      this.crash(victim);
+      this.queue.push(this.now + this.random.int(10, 2_000), { kind: 'restart', node: victim.id });
+    } else if (r < 0.45) {
+      this.partition();
+    } else if (r < 0.6) {
+      this.blocked.clear();
+      this.trace('network healed');
+    } else if (r < 0.75) {
+      this.network = {
+        dropRate: this.random.pick([0, 0, 0.05, 0.2, 0.5]),
+        duplicateRate: this.random.pick([0, 0.05, 0.2]),
+        minDelayMs: this.random.int(0, 5),
+        maxDelayMs: this.random.pick([5, 20, 100, 400]),
+      };
+      this.trace(`network ${JSON.stringify(this.network)}`);
+    } else if (r < 0.9) {
+      const replica = target(replicas);
+      replica.diskDelayMs = this.random.chance(0.5)
+        ? [0, 2]
+        : [this.random.int(5, 50), this.random.int(50, 400)];
+      this.trace(`disk of ${replica.id}: ${replica.diskDelayMs.join('-')} ms`);
+    } else {
+      // Force an election somewhere (a node whose timer fired early).
+      const up = replicas.filter((x) => x.node !== undefined);
+      if (up.length > 0) {
+        const candidate = this.random.pick(up);
+        candidate.node?.campaign();
+        this.pump(candidate);
+        this.trace(`${candidate.id} campaigns`);
+      }
+    }
+  }
+
+  /** Faults aimed at the leader, in quick succession. */
+  private churn(): void {
+    const replicas = [...this.replicas.values()];
+    const leader = replicas.find((x) => x.node?.status().role === Role.Leader);
+    const r = this.random.next();
+    if (r < 0.3 && leader !== undefined) {
+      leader.diskDelayMs = [this.random.int(5, 40), this.random.int(40, 200)];
+      this.trace(`slow disk on leader ${leader.id}`);
+    } else if (r < 0.6) {
+      const up = replicas.filter((x) => x.node !== undefined);
+      const victim =
+        leader !== undefined && this.random.chance(0.7)
+          ? leader
+          : up.length > 0
+            ? this.random.pick(up)
+            : undefined;
+      if (victim === undefined || victim.node === undefined) return;
+      this.crash(victim);
+      victim.diskDelayMs = [0, 2];
+      this.queue.push(this.now + this.random.int(5, 300), { kind: 'restart', node: victim.id });
+    } else if (r < 0.75) {
+      this.partition();
+    } else if (r < 0.85) {
+      this.blocked.clear();
+    } else {
+      this.network = {
+        dropRate: this.random.pick([0, 0.1, 0.3]),
+        duplicateRate: this.random.pick([0, 0.1]),
+        minDelayMs: this.random.int(0, 3),
+        maxDelayMs: this.random.pick([5, 30, 100]),
+      };
+    }
+  }
+
+  private partition(): void {
+    this.blocked.clear();
+    const leader = [...this.replicas.values()].find((x) => x.node?.status().role === Role.Leader);
+    const kind = this.random.int(0, 2);
+    if (kind === 0) {
+      // Symmetric split into two sides.
+      const side = new Set(this.ids.filter(() => this.random.chance(0.5)));
+      for (const a of this.ids)
+        for (const b of this.ids) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}->${b}`);
+      this.trace(`partition {${[...side].join(',')}} | rest`);
+    } else if (kind === 1) {
+      const lonely =
+        leader !== undefined && this.random.chance(0.5) ? leader.id : this.random.pick(this.ids);
+      for (const b of this.ids) {
+        if (b === lonely) continue;
+        this.blocked.add(`${lonely}->${b}`);
+        this.blocked.add(`${b}->${lonely}`);
+      }
+      this.trace(`isolate ${lonely}`);
+    } else {
+      // One-way cuts.
+      for (let i = 0; i < this.random.int(1, 3); i++) {
+        const a = this.random.pick(this.ids);
+        const b = this.random.pick(this.ids);
+        if (a !== b) this.blocked.add(`${a}->${b}`);
+      }
+      this.trace(`one-way cuts ${[...this.blocked].join(' ')}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Heal, liveness and the final checks
+
+  private heal(): void {
+    this.chaos = false;
+    this.blocked.clear();
+    this.network = { dropRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5 };
+    for (const replica of this.replicas.values()) {
+      replica.diskDelayMs = [0, 2];
+      if (replica.node === undefined) this.start(replica);
+    }
+  }
+
+  /** After the heal, a leader must be elected and a new proposal applied on every replica. */
+  private awaitProgress(deadlineMs: number): void {
+    // Probes are proposed until one is acknowledged: a probe taken by a leader that is deposed
+    // before committing it is lost, as any uncommitted proposal may be.
+    let attempt = 0;
+    let probe = '';
+    let proposedAt = -Infinity;
+    let probeIndex: number | undefined;
+    const done = () => {
+      if (probeIndex === undefined) {
+        const ack = this.checker.acknowledged.get(probe);
+        if (ack === undefined) return false;
+        probeIndex = ack.index;
+      }
+      // Everything acknowledged (all before the heal) and the probe itself, everywhere.
+      let index = probeIndex;
+      for (const ack of this.checker.acknowledged.values()) index = Math.max(index, ack.index);
+      return [...this.replicas.values()].every((r) => r.appliedTerms.length >= index);
+    };
+    while (!done()) {
+      if (this.now >= deadlineMs) {
+        const roles = [...this.replicas.values()].map((r) => describeReplica(r));
+        throw new SimViolation(
+          'liveness',
+          `no progress within ${deadlineMs - (this.options.chaosMs ?? 5_000)} ms after the heal (${roles.join(' ')})`,
+        );
+      }
+      const pending = this.accepted.has(probe);
+      if (probeIndex === undefined && (!pending || this.now - proposedAt > 1_000)) {
+        probe = `probe-${this.options.seed}-${++attempt}`;
+        this.propose(probe);
+        if (this.accepted.has(probe)) proposedAt = this.now;
+      }
+      this.runUntil(Math.min(deadlineMs, this.now + 50), done);
+    }
+  }
+
+  private checkAcknowledgedEverywhere(): void {
+    for (const [value, { index, term }] of this.checker.acknowledged) {
+      for (const replica of this.replicas.values()) {
+        const applied = replica.appliedTerms[index - 1];
+        if (applied !== term) {
+          throw new SimViolation(
+            'durability',
+            `proposal ${value}, acknowledged at ${index}:${term}, is ${applied === undefined ? 'not applied' : `${index}:${applied}`} on replica ${replica.id}`,
+          );
+        }
+      }
+    }
+  }
+}
+
+function describeReplica(r: Replica): string {
+  const node = r.node;
+  if (node === undefined) return `${r.id}:down`;
+  const st = node.status();
+  let text = `${r.id}:${st.role}/t${st.term} commit ${st.commit} applied ${st.applied} stable ${st.stable} last ${st.lastIndex} waiting ${r.waiting !== undefined}`;
+  if (st.role === Role.Leader) {
+    const parts: string[] = [];
+    for (let id = 1; id <= 5; id++) {
+      const pr = node.internals.progressOf(id);
+      if (pr === undefined || id === r.id) continue;
+      parts.push(
+        `${id}{m${pr.match} n${pr.next} ${pr.state} probe${pr.probeSent} infl${pr.inflights.count} load${pr.loading} cu${pr.catchUp.length}}`,
+      );
+    }
+    text += ` progress ${parts.join(' ')}`;
+  }
+  return text;
+}
+
+export function runSeed(options: SimOptions): SimResult {
+  return new Simulation(options).run();
+}
