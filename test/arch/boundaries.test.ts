@@ -85,6 +85,37 @@ describe('module boundaries', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('src/raft is pure: it imports only its own files and never touches I/O, timers, promises or clocks', () => {
+    const raft = files.filter((f) => f.rel.startsWith('raft/'));
+    expect(raft.length).toBeGreaterThan(5);
+    const offenders: string[] = [];
+    for (const f of raft) {
+      for (const spec of importsOf(f.path)) {
+        if (!spec.startsWith('./')) offenders.push(`${f.rel} imports ${spec}`);
+      }
+      // Strip comments so that prose may mention what the code must not use.
+      const code = readFileSync(f.path, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
+      for (const banned of [
+        /\bsetTimeout\b/,
+        /\bsetInterval\b/,
+        /\bsetImmediate\b/,
+        /\bDate\b/,
+        /\bperformance\b/,
+        /\bPromise\b/,
+        /\basync\b/,
+        /\bawait\b/,
+        /\bprocess\./,
+        /\brequire\(/,
+        /\bMath\.random\b/,
+      ]) {
+        if (banned.test(code)) offenders.push(`${f.rel} uses ${banned.source}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+
   it('generated code is marked generated and nothing hand-written hides in src/gen', () => {
     for (const f of files.filter((f) => f.rel.startsWith('gen/'))) {
       expect(
