@@ -15,6 +15,7 @@ import {
   type LoadResult,
   type Message,
   type NodeId,
+  type ReadState,
 } from './types.js';
 
 /**
@@ -61,6 +62,19 @@ export class Raft {
   /** Load requests not yet handed to the host. */
   readonly loadRequests: LoadRequest[] = [];
   private readonly pendingLoads = new Map<number, PendingLoad>();
+  /** Set while a leadership transfer to this node is under way (proposals are refused). */
+  leadTransferee: NodeId = NONE;
+  /** Linearizable reads whose index is known; the host serves them once applied reaches it. */
+  readonly readStates: ReadState[] = [];
+  /** Leader: reads waiting for a quorum to confirm leadership, in arrival order. */
+  private readonly pendingReads: Array<{
+    context: string;
+    index: number;
+    from: NodeId;
+    acks: Set<NodeId>;
+  }> = [];
+  /** Leader: reads that arrived before this term committed an entry (the commit index is stale). */
+  private readonly readsBeforeCommit: Array<{ context: string; from: NodeId }> = [];
   /** Committed entries read from storage, waiting to be applied. */
   private applyBuffer: Entry[] = [];
   /** A load for entries to apply is outstanding (until it returns there is nothing to apply). */
@@ -114,6 +128,10 @@ export class Raft {
     this.uncommitted = [];
     this.uncommittedBytes = 0;
     this.broadcastPending = false;
+    this.leadTransferee = NONE;
+    // Reads in flight are dropped with the role; their callers time out and retry.
+    this.pendingReads.length = 0;
+    this.readsBeforeCommit.length = 0;
   }
 
   private becomeFollower(term: number, lead: NodeId): void {
@@ -177,6 +195,8 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTicks) {
       this.electionElapsed = 0;
+      // A transfer that has not finished within an election timeout is abandoned.
+      this.leadTransferee = NONE;
       if (this.config.checkQuorum && !this.quorumActive()) {
         // Cut off from a majority: stop accepting writes that can never commit (check-quorum).
         this.becomeFollower(this.term, NONE);
@@ -202,8 +222,8 @@ export class Raft {
   // ---------------------------------------------------------------------------------------------
   // Elections (§5.2, §5.4.1; pre-vote: thesis §9.6)
 
-  /** Starts an election now (used by tests and, later, leadership transfer). */
-  campaign(preVote: boolean): void {
+  /** Starts an election now (tests; `force` for leadership transfer). */
+  campaign(preVote: boolean, force = false): void {
     if (this.role === Role.Leader || !this.isVoter) return;
     let voteTerm: number;
     let type: MessageType;
@@ -225,7 +245,14 @@ export class Raft {
     for (const id of this.voters) {
       if (id === this.id) continue;
       this.send(
-        { type, to: id, term: voteTerm, index: this.log.lastIndex, logTerm: this.log.lastTerm },
+        {
+          type,
+          to: id,
+          term: voteTerm,
+          index: this.log.lastIndex,
+          logTerm: this.log.lastTerm,
+          force,
+        },
         'afterPersist',
       );
     }
@@ -256,7 +283,8 @@ export class Raft {
           this.config.checkQuorum &&
           this.lead !== NONE &&
           this.electionElapsed < this.config.electionTicks;
-        if (inLease) return;
+        // A transfer's election is meant to replace the leader, so the lease does not apply.
+        if (inLease && !m.force) return;
       }
       if (m.type === MessageType.PreVote) {
         // Never change term for a pre-vote request.
@@ -334,6 +362,13 @@ export class Raft {
         this.lead = m.from;
         this.handleHeartbeat(m);
         return;
+      case MessageType.TimeoutNow:
+        // The leader chose us and caught us up: campaign now, skipping pre-vote (thesis §3.10).
+        this.campaign(false, true);
+        return;
+      case MessageType.ReadIndexResp:
+        this.readStates.push({ index: m.index, context: m.context });
+        return;
       default:
         return;
     }
@@ -387,10 +422,101 @@ export class Raft {
         // heartbeat answer frees one slot so an append can go and be acked or rejected (etcd).
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirst();
         if (pr.match < this.log.lastIndex) this.sendAppend(m.from, pr);
+        if (m.context !== '') this.confirmReads(m.context, m.from);
+        return;
+      case MessageType.ReadIndex:
+        this.handleReadIndex(m.context, m.from);
         return;
       default:
         return;
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Leadership transfer (thesis §3.10)
+
+  /** Hands leadership to `target` once it has every entry; proposals wait until it is done. */
+  transferLeadership(target: NodeId): void {
+    if (this.role !== Role.Leader || target === this.id || this.leadTransferee === target) return;
+    const pr = this.progress.get(target);
+    if (pr === undefined) return;
+    this.leadTransferee = target;
+    // The transfer must finish within an election timeout, or it is abandoned (tickLeader).
+    this.electionElapsed = 0;
+    if (pr.match === this.log.lastIndex)
+      this.send({ type: MessageType.TimeoutNow, to: target, term: this.term }, 'now');
+    else this.sendAppend(target, pr);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Linearizable reads without clock leases (ReadIndex, thesis §6.4)
+
+  /**
+   * Asks for a read index: it appears in Ready.readStates with `context`, and the read may be
+   * served once `applied` reaches it. Throws ProposalDroppedError when no leader is known.
+   */
+  readIndex(context: string): void {
+    if (this.role === Role.Leader) {
+      this.handleReadIndex(context, this.id);
+    } else if (this.lead !== NONE) {
+      this.send({ type: MessageType.ReadIndex, to: this.lead, term: this.term, context }, 'now');
+    } else {
+      throw new ProposalDroppedError('read dropped: no leader is known', NONE);
+    }
+  }
+
+  private handleReadIndex(context: string, from: NodeId): void {
+    // Until this term has committed an entry, the leader's commit index may be behind what an
+    // earlier leader committed: such reads wait for the term's first commit.
+    if (this.log.term(this.log.committed) !== this.term) {
+      this.readsBeforeCommit.push({ context, from });
+      return;
+    }
+    const read = { context, index: this.log.committed, from, acks: new Set<NodeId>([this.id]) };
+    if (read.acks.size >= this.quorum) {
+      this.answerRead(read);
+      return;
+    }
+    this.pendingReads.push(read);
+    // One heartbeat round confirms that no newer leader exists (a quorum still follows us).
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      const commit = Math.min(pr.match, this.log.committed);
+      this.send({ type: MessageType.Heartbeat, to: id, term: this.term, commit, context }, 'now');
+    }
+  }
+
+  /** A heartbeat answer for `context` confirms that read and every read queued before it. */
+  private confirmReads(context: string, from: NodeId): void {
+    const position = this.pendingReads.findIndex((r) => r.context === context);
+    if (position < 0) return;
+    const read = this.pendingReads[position] as { acks: Set<NodeId> };
+    read.acks.add(from);
+    if (read.acks.size < this.quorum) return;
+    for (const confirmed of this.pendingReads.splice(0, position + 1)) this.answerRead(confirmed);
+  }
+
+  private answerRead(read: { context: string; index: number; from: NodeId }): void {
+    if (read.from === this.id) this.readStates.push({ index: read.index, context: read.context });
+    else
+      this.send(
+        {
+          type: MessageType.ReadIndexResp,
+          to: read.from,
+          term: this.term,
+          index: read.index,
+          context: read.context,
+        },
+        'now',
+      );
+  }
+
+  /** Reads that waited for this term's first commit can now go ahead. */
+  private releaseReadsBeforeCommit(): void {
+    if (this.readsBeforeCommit.length === 0 || this.log.term(this.log.committed) !== this.term)
+      return;
+    for (const { context, from } of this.readsBeforeCommit.splice(0))
+      this.handleReadIndex(context, from);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -436,7 +562,10 @@ export class Raft {
 
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex));
-    this.send({ type: MessageType.HeartbeatResp, to: m.from, term: this.term }, 'afterPersist');
+    this.send(
+      { type: MessageType.HeartbeatResp, to: m.from, term: this.term, context: m.context },
+      'afterPersist',
+    );
   }
 
   private handleAppendRejected(m: Message, pr: Progress): void {
@@ -464,6 +593,9 @@ export class Raft {
     }
     while (this.sendAppend(m.from, pr, false)) {
       // Fill the window.
+    }
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex) {
+      this.send({ type: MessageType.TimeoutNow, to: m.from, term: this.term }, 'now');
     }
   }
 
@@ -569,6 +701,7 @@ export class Raft {
     )
       return false;
     this.log.commitTo(index);
+    this.releaseReadsBeforeCommit();
     while (
       this.uncommitted.length > 0 &&
       (this.uncommitted[0] as { index: number }).index <= index
@@ -582,6 +715,12 @@ export class Raft {
   // Proposals
 
   propose(data: Uint8Array): { index: number; term: number } {
+    if (this.role === Role.Leader && this.leadTransferee !== NONE) {
+      throw new ProposalDroppedError(
+        `proposal dropped: leadership is moving to ${this.leadTransferee}`,
+        this.leadTransferee,
+      );
+    }
     if (this.role !== Role.Leader) {
       throw new ProposalDroppedError(
         this.lead === NONE
@@ -729,6 +868,8 @@ export class Raft {
       commit: 0,
       reject: false,
       rejectHint: 0,
+      force: false,
+      context: '',
       ...fields,
     };
     (when === 'now' ? this.sendNow : this.sendAfterPersist).push(message);

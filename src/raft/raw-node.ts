@@ -10,6 +10,7 @@ import {
   type LoadResult,
   type Message,
   type NodeId,
+  type ReadState,
 } from './types.js';
 
 /**
@@ -43,6 +44,8 @@ export interface Ready {
   readonly committedEntries: readonly Entry[];
   /** Log ranges to read from storage and return with loaded(). */
   readonly loads: readonly LoadRequest[];
+  /** Linearizable reads: serve each once committedEntries applied up to its index. */
+  readonly readStates: readonly ReadState[];
 }
 
 export interface Status {
@@ -91,9 +94,22 @@ export class RawNode {
     this.raft.loaded(result);
   }
 
-  /** Starts an election now, skipping pre-vote (tests; later, leadership transfer). */
+  /** Starts an election now, skipping pre-vote (tests). */
   campaign(): void {
     this.raft.campaign(false);
+  }
+
+  /** On the leader: hands leadership to `target` once it has caught up (proposals wait). */
+  transferLeadership(target: NodeId): void {
+    this.raft.transferLeadership(target);
+  }
+
+  /**
+   * A linearizable read without clock leases: Ready.readStates will carry `context` with the index
+   * to apply up to before serving the read. Throws ProposalDroppedError when no leader is known.
+   */
+  readIndex(context: string): void {
+    this.raft.readIndex(context);
   }
 
   hasReady(): boolean {
@@ -104,6 +120,7 @@ export class RawNode {
       r.sendNow.length > 0 ||
       r.sendAfterPersist.length > 0 ||
       r.loadRequests.length > 0 ||
+      r.readStates.length > 0 ||
       r.log.hasUnpersisted ||
       !sameHardState(r.hardState, this.persistedHardState) ||
       r.role !== this.lastSoft.role ||
@@ -135,6 +152,7 @@ export class RawNode {
       messagesAfterPersist: r.sendAfterPersist.splice(0),
       committedEntries,
       loads: r.loadRequests.splice(0),
+      readStates: r.readStates.splice(0),
     };
     if (softChanged) this.lastSoft = soft;
     this.outstanding = ready;

@@ -44,6 +44,11 @@ export enum MessageType {
   PreVoteResp = 'MsgPreVoteResp',
   Heartbeat = 'MsgHeartbeat',
   HeartbeatResp = 'MsgHeartbeatResp',
+  /** Leader -> caught-up transferee: start an election now (leadership transfer, thesis §3.10). */
+  TimeoutNow = 'MsgTimeoutNow',
+  /** Follower -> leader: a linearizable read; the answer is the index to wait for (ReadIndex). */
+  ReadIndex = 'MsgReadIndex',
+  ReadIndexResp = 'MsgReadIndexResp',
 }
 
 export interface Message {
@@ -66,6 +71,22 @@ export interface Message {
    * might match: its last index, or the last index of a term no greater than `logTerm`.
    */
   readonly rejectHint: number;
+  /** Vote: the election was started by a leadership transfer, so it may disturb a live leader. */
+  readonly force: boolean;
+  /**
+   * Heartbeat and HeartbeatResp: the newest ReadIndex request the heartbeat confirms leadership
+   * for. ReadIndex and ReadIndexResp: the request's id.
+   */
+  readonly context: string;
+}
+
+/**
+ * A linearizable read may be served once the replica has applied `index`: when the read was
+ * asked, a quorum still recognised the leader whose commit index it was.
+ */
+export interface ReadState {
+  readonly index: number;
+  readonly context: string;
 }
 
 export enum Role {

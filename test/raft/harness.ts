@@ -118,6 +118,8 @@ export function msg(
     commit: 0,
     reject: false,
     rejectHint: 0,
+    force: false,
+    context: '',
     ...fields,
   };
 }
