@@ -11,6 +11,8 @@ export interface UnsafeSwitches {
   readonly voteWithoutLogCheck?: boolean;
   /** Let the leader count its own entries toward commit before they are durable. */
   readonly leaderCountsUnsyncedEntries?: boolean;
+  /** Answer ReadIndex requests without confirming leadership with a quorum first. */
+  readonly readWithoutQuorumCheck?: boolean;
 }
 
 export interface RaftConfig {

@@ -473,7 +473,7 @@ export class Raft {
       return;
     }
     const read = { context, index: this.log.committed, from, acks: new Set<NodeId>([this.id]) };
-    if (read.acks.size >= this.quorum) {
+    if (read.acks.size >= this.quorum || this.config.unsafe.readWithoutQuorumCheck === true) {
       this.answerRead(read);
       return;
     }

@@ -29,6 +29,7 @@ function planted(name: string | undefined): Omit<SimOptions, 'seed' | 'trace'> {
     'commitEntriesOfEarlierTerms',
     'voteWithoutLogCheck',
     'leaderCountsUnsyncedEntries',
+    'readWithoutQuorumCheck',
   ];
   if (!known.includes(name as keyof UnsafeSwitches)) {
     throw new Error(`--unsafe must be one of ${[...known, 'ackBeforePersist'].join(', ')}`);

@@ -56,6 +56,8 @@ export interface SimStats {
   proposals: number;
   acknowledged: number;
   leaders: number;
+  reads: number;
+  transfers: number;
   crashes: number;
   lostWrites: number;
   loads: number;
@@ -134,6 +136,8 @@ export class Simulation {
       proposals: 0,
       acknowledged: 0,
       leaders: 0,
+      reads: 0,
+      transfers: 0,
       crashes: 0,
       lostWrites: 0,
       loads: 0,
@@ -268,6 +272,7 @@ export class Simulation {
         this.trace(`${replica.id} is ${ready.softState.role} (leader ${ready.softState.lead})`);
       for (const m of ready.messagesNow) this.send(m);
       for (const entry of ready.committedEntries) this.apply(replica, entry);
+      for (const read of ready.readStates) this.checkRead(replica, read.context, read.index);
       for (const request of ready.loads) {
         this.stats.loads++;
         this.queue.push(this.now + this.random.int(0, 30), {
@@ -411,7 +416,8 @@ export class Simulation {
       case 'client':
         // The client stops with the faults; after the heal only the liveness probe is proposed.
         if (!this.chaos) return;
-        this.propose();
+        if (this.random.chance(0.2)) this.read();
+        else this.propose();
         this.queue.push(this.now + this.random.int(1, 40), { kind: 'client' });
         return;
       case 'nemesis':
@@ -428,6 +434,41 @@ export class Simulation {
         if (replica !== undefined && replica.node === undefined) this.start(replica);
         return;
       }
+    }
+  }
+
+  /** Reads asked and not yet answered: context -> the highest acknowledged index when asked. */
+  private readonly reads = new Map<string, number>();
+  private readCounter = 0;
+
+  /** A linearizable read: it must see every write acknowledged before it was asked. */
+  private read(): void {
+    const up = this.ids.filter((id) => this.live(id) !== undefined);
+    if (up.length === 0) return;
+    const replica = this.live(this.random.pick(up)) as Replica;
+    let highestAcked = 0;
+    for (const ack of this.checker.acknowledged.values())
+      highestAcked = Math.max(highestAcked, ack.index);
+    const context = `read-${++this.readCounter}`;
+    try {
+      (replica.node as RawNode).readIndex(context);
+      this.reads.set(context, highestAcked);
+      this.stats.reads++;
+      this.pump(replica);
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+    }
+  }
+
+  private checkRead(replica: Replica, context: string, index: number): void {
+    const mustSee = this.reads.get(context);
+    if (mustSee === undefined) return;
+    this.reads.delete(context);
+    if (index < mustSee) {
+      throw new SimViolation(
+        'linearizable reads',
+        `replica ${replica.id} answered ${context} at index ${index}, but index ${mustSee} was acknowledged before the read was asked`,
+      );
     }
   }
 
@@ -491,6 +532,12 @@ export class Simulation {
         ? [0, 2]
         : [this.random.int(5, 50), this.random.int(50, 400)];
       this.trace(`disk of ${replica.id}: ${replica.diskDelayMs.join('-')} ms`);
+    } else if (r < 0.95 && leader !== undefined) {
+      const target = this.random.pick(this.ids.filter((id) => id !== leader.id));
+      leader.node?.transferLeadership(target);
+      this.stats.transfers++;
+      this.pump(leader);
+      this.trace(`leader ${leader.id} transfers to ${target}`);
     } else {
       // Force an election somewhere (a node whose timer fired early).
       const up = replicas.filter((x) => x.node !== undefined);
@@ -525,8 +572,13 @@ export class Simulation {
       this.queue.push(this.now + this.random.int(5, 300), { kind: 'restart', node: victim.id });
     } else if (r < 0.75) {
       this.partition();
-    } else if (r < 0.85) {
+    } else if (r < 0.8) {
       this.blocked.clear();
+    } else if (r < 0.87 && leader !== undefined) {
+      const target = this.random.pick(this.ids.filter((id) => id !== leader.id));
+      leader.node?.transferLeadership(target);
+      this.stats.transfers++;
+      this.pump(leader);
     } else {
       this.network = {
         dropRate: this.random.pick([0, 0.1, 0.3]),
