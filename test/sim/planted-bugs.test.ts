@@ -34,6 +34,11 @@ const cases: Array<[string, Planted, number]> = [
     { ackBeforePersist: true },
     500,
   ],
+  [
+    'the quorum check of ReadIndex (thesis §6.4)',
+    { unsafe: { readWithoutQuorumCheck: true } },
+    1000,
+  ],
 ];
 
 describe('planted bugs are caught', () => {
