@@ -13,11 +13,16 @@ export interface UnsafeSwitches {
   readonly leaderCountsUnsyncedEntries?: boolean;
   /** Answer ReadIndex requests without confirming leadership with a quorum first. */
   readonly readWithoutQuorumCheck?: boolean;
+  /**
+   * Let a membership change take effect as soon as it is in the leader's log, and the next one be
+   * proposed before it commits.
+   */
+  readonly confChangeBeforeCommit?: boolean;
 }
 
 export interface RaftConfig {
   readonly id: NodeId;
-  /** The voting members. */
+  /** The voting members when the group was created (later changes come from the log). */
   readonly voters: readonly NodeId[];
   /** Followers wait between electionTicks and 2 * electionTicks - 1 ticks before campaigning. */
   readonly electionTicks?: number;

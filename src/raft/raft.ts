@@ -16,6 +16,10 @@ import {
   type Message,
   type NodeId,
   type ReadState,
+  type ConfChange,
+  type ConfState,
+  decodeConfChange,
+  encodeConfChange,
 } from './types.js';
 
 /**
@@ -43,7 +47,12 @@ export class Raft {
   lead: NodeId = NONE;
   role: Role = Role.Follower;
 
-  private readonly voters: readonly NodeId[];
+  /** Members: voters decide, learners only receive the log. Ids once removed never return. */
+  private voters: NodeId[];
+  private learners: NodeId[];
+  private removed: Set<NodeId>;
+  /** A membership change is in the log and not yet applied; no other may be proposed. */
+  private pendingConfIndex = 0;
   private progress = new Map<NodeId, Progress>();
   private votes = new Map<NodeId, boolean>();
   private electionElapsed = 0;
@@ -88,7 +97,10 @@ export class Raft {
     }
     this.config = resolveConfig(config);
     this.id = config.id;
-    this.voters = [...new Set(config.voters)];
+    const conf = initial.confState ?? { voters: config.voters, learners: [], removed: [] };
+    this.voters = [...new Set(conf.voters)];
+    this.learners = [...new Set(conf.learners)].filter((id) => !this.voters.includes(id));
+    this.removed = new Set(conf.removed);
     invariant(this.id !== NONE, 'replica id 0 is reserved');
     this.log = new RaftLog(initial, this.config.applied);
     this.term = initial.hardState.term;
@@ -107,6 +119,10 @@ export class Raft {
 
   private get isVoter(): boolean {
     return this.voters.includes(this.id);
+  }
+
+  get confState(): ConfState {
+    return { voters: [...this.voters], learners: [...this.learners], removed: [...this.removed] };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -160,7 +176,7 @@ export class Raft {
     this.reset(this.term);
     this.role = Role.Leader;
     this.lead = this.id;
-    for (const id of this.voters) {
+    for (const id of [...this.voters, ...this.learners]) {
       const pr = new Progress(
         this.log.lastIndex + 1,
         this.config.maxInflightMsgs,
@@ -172,6 +188,9 @@ export class Raft {
     }
     // An empty entry of the new term: once it commits, everything before it is committed (§5.4.2).
     this.appendEntry(EntryType.Empty, new Uint8Array(0));
+    // No membership change until this term's first entry is applied: the fix for single-server
+    // changes (Ongaro, raft-dev, 2015), and it also waits out any change an earlier leader left.
+    this.pendingConfIndex = this.log.lastIndex;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -213,7 +232,7 @@ export class Raft {
   private quorumActive(): boolean {
     let active = 0;
     for (const [id, pr] of this.progress) {
-      if (id === this.id || pr.recentActive) active++;
+      if (this.voters.includes(id) && (id === this.id || pr.recentActive)) active++;
       if (id !== this.id) pr.recentActive = false;
     }
     return active >= this.quorum;
@@ -259,6 +278,7 @@ export class Raft {
   }
 
   private poll(from: NodeId, granted: boolean): PollResult {
+    if (!this.voters.includes(from)) return 'pending';
     if (!this.votes.has(from)) this.votes.set(from, granted);
     let yes = 0;
     let no = 0;
@@ -532,6 +552,10 @@ export class Raft {
     }
     if (this.log.matchTerm(m.index, m.logTerm)) {
       const lastNew = this.log.appendFromLeader(m.index, m.entries);
+      if (this.config.unsafe.confChangeBeforeCommit === true) {
+        for (const entry of m.entries)
+          if (entry.type === EntryType.ConfChange) this.applyEarly(entry);
+      }
       this.log.commitTo(Math.min(m.commit, lastNew));
       // Acknowledged only once the entries are durable (the Ready contract): a leader must never
       // count a replica that could forget what it acknowledged.
@@ -683,6 +707,7 @@ export class Raft {
     if (this.role !== Role.Leader) return false;
     const matches: number[] = [];
     for (const [id, pr] of this.progress) {
+      if (!this.voters.includes(id)) continue;
       if (id === this.id) {
         // The leader counts itself only for what it has written durably.
         matches.push(
@@ -757,6 +782,104 @@ export class Raft {
 
   get hasPendingBroadcast(): boolean {
     return this.broadcastPending && this.role === Role.Leader;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Membership (single-server changes, one at a time, effective when applied)
+
+  /** Membership changed since the host last took it (for Ready.confState). */
+  confChanged = false;
+  /** Unsafe mode only: changes already applied when appended. */
+  private readonly appliedEarly = new Set<number>();
+
+  /**
+   * Proposes one membership change. Only one may be in the log unapplied at a time, and a new
+   * leader must first apply an entry of its own term; otherwise the proposal is dropped.
+   */
+  proposeConfChange(change: ConfChange): { index: number; term: number } {
+    if (this.role !== Role.Leader) {
+      throw new ProposalDroppedError('membership change dropped: not the leader', this.lead);
+    }
+    const unsafe = this.config.unsafe.confChangeBeforeCommit === true;
+    const refuse = (why: string) =>
+      new ProposalDroppedError(`membership change dropped: ${why}`, this.id);
+    if (this.leadTransferee !== NONE) throw refuse('leadership is being transferred');
+    if (!unsafe && this.pendingConfIndex > this.log.applied)
+      throw refuse('another change is in progress');
+    const { type, node } = change;
+    const voter = this.voters.includes(node);
+    const learner = this.learners.includes(node);
+    if (type !== 'removeNode' && this.removed.has(node)) {
+      throw refuse(`replica id ${node} was removed and ids are never reused`);
+    }
+    if (type === 'addVoter' && voter) throw refuse(`${node} is already a voter`);
+    if (type === 'addLearner' && (voter || learner)) throw refuse(`${node} is already a member`);
+    if (type === 'removeNode' && !voter && !learner) throw refuse(`${node} is not a member`);
+    if (type === 'removeNode' && voter && this.voters.length === 1)
+      throw refuse('the last voter cannot go');
+    const entry = this.appendEntry(EntryType.ConfChange, encodeConfChange(change));
+    this.pendingConfIndex = entry.index;
+    if (unsafe) this.applyEarly(entry);
+    return { index: entry.index, term: entry.term };
+  }
+
+  /** Unsafe mode: a change takes effect as soon as its entry is in the log. */
+  private applyEarly(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    if (change === undefined || this.appliedEarly.has(entry.index)) return;
+    this.appliedEarly.add(entry.index);
+    this.applyConfChange(change);
+  }
+
+  /** Applies a committed membership change entry (called as the host applies it). */
+  applyConfEntry(entry: Entry): void {
+    if (this.appliedEarly.delete(entry.index)) return;
+    const change = decodeConfChange(entry.data);
+    // A malformed or refused change applies as nothing, identically on every replica.
+    if (change !== undefined) this.applyConfChange(change);
+  }
+
+  private applyConfChange(change: ConfChange): void {
+    const { type, node } = change;
+    if (type !== 'removeNode' && this.removed.has(node)) return;
+    const without = (ids: NodeId[]) => ids.filter((id) => id !== node);
+    if (type === 'addVoter') {
+      this.learners = without(this.learners);
+      if (!this.voters.includes(node)) this.voters = [...this.voters, node];
+    } else if (type === 'addLearner') {
+      if (!this.voters.includes(node) && !this.learners.includes(node))
+        this.learners = [...this.learners, node];
+    } else {
+      if (this.voters.includes(node) && this.voters.length === 1) return;
+      this.voters = without(this.voters);
+      this.learners = without(this.learners);
+      this.removed.add(node);
+    }
+    this.confChanged = true;
+    if (this.role !== Role.Leader) return;
+    if (!this.isVoter) {
+      // The leader applied its own removal: it steps down, and as a non-voter never campaigns.
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    for (const id of [...this.voters, ...this.learners]) {
+      if (this.progress.has(id)) continue;
+      const pr = new Progress(
+        this.log.lastIndex + 1,
+        this.config.maxInflightMsgs,
+        this.config.maxInflightBytes,
+      );
+      pr.recentActive = true;
+      this.progress.set(id, pr);
+    }
+    for (const id of [...this.progress.keys()]) {
+      if (!this.voters.includes(id) && !this.learners.includes(id)) this.progress.delete(id);
+    }
+    if (this.leadTransferee !== NONE && !this.voters.includes(this.leadTransferee))
+      this.leadTransferee = NONE;
+    // A smaller quorum may already hold more entries.
+    if (this.maybeCommit()) this.broadcastPending = true;
+    this.broadcastPending = true;
   }
 
   // ---------------------------------------------------------------------------------------------

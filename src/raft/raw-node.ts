@@ -11,6 +11,9 @@ import {
   type Message,
   type NodeId,
   type ReadState,
+  type ConfChange,
+  type ConfState,
+  EntryType,
 } from './types.js';
 
 /**
@@ -46,6 +49,8 @@ export interface Ready {
   readonly loads: readonly LoadRequest[];
   /** Linearizable reads: serve each once committedEntries applied up to its index. */
   readonly readStates: readonly ReadState[];
+  /** Membership after the changes applied so far, when it changed (persist with the applied index). */
+  readonly confState?: ConfState;
 }
 
 export interface Status {
@@ -99,6 +104,14 @@ export class RawNode {
     this.raft.campaign(false);
   }
 
+  /**
+   * Proposes a membership change (one at a time; a new leader first applies an entry of its term).
+   * It takes effect on each replica when applied. Throws ProposalDroppedError if refused.
+   */
+  proposeConfChange(change: ConfChange): { index: number; term: number } {
+    return this.raft.proposeConfChange(change);
+  }
+
   /** On the leader: hands leadership to `target` once it has caught up (proposals wait). */
   transferLeadership(target: NodeId): void {
     this.raft.transferLeadership(target);
@@ -121,6 +134,7 @@ export class RawNode {
       r.sendAfterPersist.length > 0 ||
       r.loadRequests.length > 0 ||
       r.readStates.length > 0 ||
+      r.confChanged ||
       r.log.hasUnpersisted ||
       !sameHardState(r.hardState, this.persistedHardState) ||
       r.role !== this.lastSoft.role ||
@@ -153,7 +167,9 @@ export class RawNode {
       committedEntries,
       loads: r.loadRequests.splice(0),
       readStates: r.readStates.splice(0),
+      ...(r.confChanged ? { confState: r.confState } : {}),
     };
+    r.confChanged = false;
     if (softChanged) this.lastSoft = soft;
     this.outstanding = ready;
     return ready;
@@ -167,6 +183,10 @@ export class RawNode {
     this.raft.persisted(ready.entries);
     const last = ready.committedEntries[ready.committedEntries.length - 1];
     if (last !== undefined) this.raft.appliedTo(last.index);
+    // Membership changes take effect as the host applies them, in log order.
+    for (const entry of ready.committedEntries) {
+      if (entry.type === EntryType.ConfChange) this.raft.applyConfEntry(entry);
+    }
     this.raft.log.shrinkTail(this.raft.config.maxTailBytes);
   }
 

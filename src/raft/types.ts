@@ -14,6 +14,42 @@ export enum EntryType {
   Normal = 0,
   /** Appended by a new leader at the start of its term; commits everything before it. */
   Empty = 1,
+  /** A membership change (data: an encoded ConfChange); takes effect when applied. */
+  ConfChange = 2,
+}
+
+/** One membership change. Promoting a learner is addVoter of an existing learner. */
+export interface ConfChange {
+  readonly type: 'addVoter' | 'addLearner' | 'removeNode';
+  readonly node: NodeId;
+}
+
+/** The membership of a group. Removed ids are remembered: a replica id is never reused. */
+export interface ConfState {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  readonly removed: readonly NodeId[];
+}
+
+export function encodeConfChange(change: ConfChange): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(change));
+}
+
+export function decodeConfChange(data: Uint8Array): ConfChange | undefined {
+  try {
+    const value = JSON.parse(new TextDecoder().decode(data)) as Partial<ConfChange>;
+    if (
+      (value.type === 'addVoter' || value.type === 'addLearner' || value.type === 'removeNode') &&
+      typeof value.node === 'number' &&
+      Number.isInteger(value.node) &&
+      value.node > 0
+    ) {
+      return { type: value.type, node: value.node };
+    }
+  } catch {
+    // Not a conf change: reported as undefined.
+  }
+  return undefined;
 }
 
 export interface Entry {
@@ -126,6 +162,11 @@ export interface InitialState {
   readonly tail: readonly Entry[];
   /** Storage verified its checksums; false means this replica must not vote or lead. */
   readonly intact: boolean;
+  /**
+   * Membership as of the applied index given in the config (changes in entries after it are
+   * applied again). Absent: the config's voters, no learners.
+   */
+  readonly confState?: ConfState;
 }
 
 export function entryBytes(entry: Entry): number {

@@ -363,7 +363,7 @@ export class Cluster {
 
   appliedTexts(id: NodeId): string[] {
     return this.get(id)
-      .applied.filter((e) => e.data.length > 0)
+      .applied.filter((e) => e.type === EntryType.Normal && e.data.length > 0)
       .map((e) => decoder.decode(e.data));
   }
 

@@ -1,0 +1,162 @@
+import { describe, expect, it } from 'vitest';
+import { ProposalDroppedError } from '../../src/raft/errors.js';
+import type { ConfChange, NodeId } from '../../src/raft/types.js';
+import { Cluster } from './harness.js';
+
+/**
+ * Membership changes: learners, promotion, removal (the leader's own too), one change at a time,
+ * and ids never reused. Changes take effect on each replica as it applies them.
+ */
+
+/** A group of `voters` with spare replicas `others` running but not yet members. */
+function group(voters: NodeId[], others: NodeId[] = []): Cluster {
+  return new Cluster([...voters, ...others], () => ({ voters }));
+}
+
+function change(c: Cluster, leader: NodeId, cc: ConfChange): void {
+  c.get(leader).node.proposeConfChange(cc);
+  c.stabilize();
+  c.run(1);
+}
+
+function conf(c: Cluster, id: NodeId) {
+  return c.get(id).node.internals.confState;
+}
+
+describe('membership changes', () => {
+  it('a learner receives the log but neither votes nor counts toward commit', () => {
+    const c = group([1, 2, 3], [4]);
+    c.elect(1);
+    c.run(1);
+    change(c, 1, { type: 'addLearner', node: 4 });
+    c.propose(1, 'a');
+    c.run(2);
+    expect(c.appliedTexts(4)).toEqual(['a']);
+    expect(conf(c, 4)).toEqual({ voters: [1, 2, 3], learners: [4], removed: [] });
+    // With two voters cut off, the leader and the learner are no quorum: nothing commits.
+    c.isolate(2);
+    c.isolate(3);
+    const commit = c.get(1).node.status().commit;
+    c.propose(1, 'b');
+    c.run(3);
+    expect(c.get(1).node.status().commit).toBe(commit);
+    // A learner never campaigns, however long it waits.
+    c.heal();
+    c.isolate(1);
+    for (let i = 0; i < 100; i++) c.tick(4);
+    c.stabilize();
+    expect(c.get(4).node.status().role).toBe('follower');
+    expect(c.get(4).node.status().term).toBe(c.get(1).node.status().term);
+  });
+
+  it('a promoted learner becomes a voter that counts toward commit', () => {
+    const c = group([1, 2, 3], [4]);
+    c.elect(1);
+    c.run(1);
+    change(c, 1, { type: 'addLearner', node: 4 });
+    change(c, 1, { type: 'addVoter', node: 4 });
+    expect(conf(c, 1).voters).toEqual([1, 2, 3, 4]);
+    // Four voters: a quorum is three. Leader + 4 + one more commits; leader + 4 alone does not.
+    c.isolate(2);
+    c.isolate(3);
+    c.propose(1, 'two of four');
+    c.run(3);
+    expect(c.appliedTexts(1)).not.toContain('two of four');
+    c.heal();
+    c.isolate(3);
+    c.run(3);
+    expect(c.appliedTexts(1)).toContain('two of four');
+  });
+
+  it('removing a voter shrinks the quorum, and its id can never come back', () => {
+    const c = group([1, 2, 3]);
+    c.elect(1);
+    c.run(1);
+    change(c, 1, { type: 'removeNode', node: 3 });
+    expect(conf(c, 1)).toEqual({ voters: [1, 2], learners: [], removed: [3] });
+    expect(() => c.get(1).node.proposeConfChange({ type: 'addLearner', node: 3 })).toThrow(
+      /never reused/,
+    );
+    expect(() => c.get(1).node.proposeConfChange({ type: 'addVoter', node: 3 })).toThrow(
+      ProposalDroppedError,
+    );
+  });
+
+  it('a leader that removes itself steps down once the change is applied; the rest elect a leader', () => {
+    const c = group([1, 2, 3]);
+    c.elect(1);
+    c.run(1);
+    change(c, 1, { type: 'removeNode', node: 1 });
+    expect(c.get(1).node.status().role).toBe('follower');
+    let leader: NodeId | undefined;
+    for (let i = 0; i < 60 && leader === undefined; i++) {
+      c.run(1);
+      leader = c.leadersAmong([2, 3])[0];
+    }
+    expect(leader).toBeDefined();
+    c.propose(leader as NodeId, 'after');
+    c.run(2);
+    expect(c.appliedTexts(2)).toContain('after');
+    expect(c.appliedTexts(3)).toContain('after');
+    // The removed replica does not campaign.
+    for (let i = 0; i < 60; i++) c.tick(1);
+    c.stabilize();
+    expect(c.leadersAmong([1])).toEqual([]);
+  });
+
+  it('allows one change at a time', () => {
+    const c = group([1, 2, 3], [4, 5]);
+    c.elect(1);
+    c.run(1);
+    c.get(1).node.proposeConfChange({ type: 'addLearner', node: 4 });
+    expect(() => c.get(1).node.proposeConfChange({ type: 'addLearner', node: 5 })).toThrow(
+      /in progress/,
+    );
+    c.stabilize();
+    c.run(1);
+    expect(() => c.get(1).node.proposeConfChange({ type: 'addLearner', node: 5 })).not.toThrow();
+  });
+
+  it('a new leader proposes no change before it has applied an entry of its own term', () => {
+    const c = group([1, 2, 3], [4]);
+    c.elect(1);
+    // Its empty entry is appended but not yet committed or applied.
+    expect(() => c.get(1).node.proposeConfChange({ type: 'addLearner', node: 4 })).not.toThrow();
+    const d = group([1, 2, 3], [4]);
+    d.get(1).node.campaign();
+    d.processReady(1); // vote requests out, nothing back yet
+    d.deliver();
+    for (const id of [2, 3]) d.processReady(id);
+    d.deliver();
+    expect(d.get(1).node.status().role).toBe('leader');
+    expect(() => d.get(1).node.proposeConfChange({ type: 'addLearner', node: 4 })).toThrow(
+      /in progress/,
+    );
+  });
+
+  it('survives restarts: the membership is rebuilt from the log', () => {
+    const c = group([1, 2, 3], [4]);
+    c.elect(1);
+    c.run(1);
+    change(c, 1, { type: 'addLearner', node: 4 });
+    change(c, 1, { type: 'addVoter', node: 4 });
+    change(c, 1, { type: 'removeNode', node: 2 });
+    for (const id of [1, 3, 4]) c.restart(id);
+    c.run(1); // committed entries (up to the persisted commit index) are applied again
+    for (const id of [1, 3, 4]) {
+      expect(conf(c, id)).toEqual({ voters: [1, 3, 4], learners: [], removed: [2] });
+    }
+  });
+
+  it('the unsafe switch lets a second change in before the first commits (for the simulator)', () => {
+    const c = new Cluster([1, 2, 3, 4, 5], () => ({
+      voters: [1, 2, 3],
+      unsafe: { confChangeBeforeCommit: true },
+    }));
+    c.elect(1);
+    c.run(1);
+    c.get(1).node.proposeConfChange({ type: 'addLearner', node: 4 });
+    expect(() => c.get(1).node.proposeConfChange({ type: 'addLearner', node: 5 })).not.toThrow();
+    expect(conf(c, 1).learners).toEqual([4, 5]);
+  });
+});
