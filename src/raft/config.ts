@@ -13,11 +13,8 @@ export interface UnsafeSwitches {
   readonly leaderCountsUnsyncedEntries?: boolean;
   /** Answer ReadIndex requests without confirming leadership with a quorum first. */
   readonly readWithoutQuorumCheck?: boolean;
-  /**
-   * Let a membership change take effect as soon as it is in the leader's log, and the next one be
-   * proposed before it commits.
-   */
-  readonly confChangeBeforeCommit?: boolean;
+  /** Let the next membership change be proposed before the previous one has committed. */
+  readonly concurrentConfChanges?: boolean;
 }
 
 export interface RaftConfig {

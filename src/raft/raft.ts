@@ -1,5 +1,6 @@
 import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
 import { CorruptStateError, invariant, ProposalDroppedError } from './errors.js';
+import { Membership } from './membership.js';
 import { Progress, ProgressState } from './progress.js';
 import { RaftLog } from './raft-log.js';
 import {
@@ -18,7 +19,6 @@ import {
   type ReadState,
   type ConfChange,
   type ConfState,
-  decodeConfChange,
   encodeConfChange,
 } from './types.js';
 
@@ -47,12 +47,8 @@ export class Raft {
   lead: NodeId = NONE;
   role: Role = Role.Follower;
 
-  /** Members: voters decide, learners only receive the log. Ids once removed never return. */
-  private voters: NodeId[];
-  private learners: NodeId[];
-  private removed: Set<NodeId>;
-  /** A membership change is in the log and not yet applied; no other may be proposed. */
-  private pendingConfIndex = 0;
+  /** Voters decide, learners only receive the log; the latest change in the log is in force. */
+  private readonly membership: Membership;
   private progress = new Map<NodeId, Progress>();
   private votes = new Map<NodeId, boolean>();
   private electionElapsed = 0;
@@ -97,10 +93,12 @@ export class Raft {
     }
     this.config = resolveConfig(config);
     this.id = config.id;
-    const conf = initial.confState ?? { voters: config.voters, learners: [], removed: [] };
-    this.voters = [...new Set(conf.voters)];
-    this.learners = [...new Set(conf.learners)].filter((id) => !this.voters.includes(id));
-    this.removed = new Set(conf.removed);
+    this.membership = new Membership(
+      initial.firstIndexMinusOne,
+      initial.termAtFirstIndexMinusOne,
+      initial.confState ?? { voters: config.voters, learners: [], removed: [] },
+      initial.confEntries ?? [],
+    );
     invariant(this.id !== NONE, 'replica id 0 is reserved');
     this.log = new RaftLog(initial, this.config.applied);
     this.term = initial.hardState.term;
@@ -117,12 +115,20 @@ export class Raft {
     return Math.floor(this.voters.length / 2) + 1;
   }
 
+  private get voters(): readonly NodeId[] {
+    return this.membership.current.voters;
+  }
+
+  private get learners(): readonly NodeId[] {
+    return this.membership.current.learners;
+  }
+
   private get isVoter(): boolean {
-    return this.voters.includes(this.id);
+    return this.membership.isVoter(this.id);
   }
 
   get confState(): ConfState {
-    return { voters: [...this.voters], learners: [...this.learners], removed: [...this.removed] };
+    return this.membership.current;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -188,9 +194,6 @@ export class Raft {
     }
     // An empty entry of the new term: once it commits, everything before it is committed (§5.4.2).
     this.appendEntry(EntryType.Empty, new Uint8Array(0));
-    // No membership change until this term's first entry is applied: the fix for single-server
-    // changes (Ongaro, raft-dev, 2015), and it also waits out any change an earlier leader left.
-    this.pendingConfIndex = this.log.lastIndex;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -358,7 +361,11 @@ export class Raft {
     // §5.4.1: vote only for a candidate whose log is at least as up to date as ours.
     const upToDate =
       this.config.unsafe.voteWithoutLogCheck === true || this.log.isUpToDate(m.index, m.logTerm);
-    if (canVote && upToDate && this.isVoter) {
+    // Learners (and replicas not in our view of the membership) may vote: a learner promoted to
+    // voter may not have applied its promotion yet, and if it refused, a group whose other voters
+    // need its vote could never elect a leader to tell it (etcd makes the same choice). Only the
+    // candidate's own voters are counted.
+    if (canVote && upToDate) {
       // The vote must be durable before it is announced: persist, then send (Ready contract).
       this.send({ type: respType, to: m.from, term: m.term }, 'afterPersist');
       if (m.type === MessageType.Vote) {
@@ -493,7 +500,10 @@ export class Raft {
       return;
     }
     const read = { context, index: this.log.committed, from, acks: new Set<NodeId>([this.id]) };
-    if (read.acks.size >= this.quorum || this.config.unsafe.readWithoutQuorumCheck === true) {
+    if (
+      this.votersAmong(read.acks) >= this.quorum ||
+      this.config.unsafe.readWithoutQuorumCheck === true
+    ) {
       this.answerRead(read);
       return;
     }
@@ -512,8 +522,15 @@ export class Raft {
     if (position < 0) return;
     const read = this.pendingReads[position] as { acks: Set<NodeId> };
     read.acks.add(from);
-    if (read.acks.size < this.quorum) return;
+    // Only voters confirm leadership: learners answer heartbeats too.
+    if (this.votersAmong(read.acks) < this.quorum) return;
     for (const confirmed of this.pendingReads.splice(0, position + 1)) this.answerRead(confirmed);
+  }
+
+  private votersAmong(ids: ReadonlySet<NodeId>): number {
+    let n = 0;
+    for (const id of ids) if (this.membership.isVoter(id)) n++;
+    return n;
   }
 
   private answerRead(read: { context: string; index: number; from: NodeId }): void {
@@ -552,10 +569,7 @@ export class Raft {
     }
     if (this.log.matchTerm(m.index, m.logTerm)) {
       const lastNew = this.log.appendFromLeader(m.index, m.entries);
-      if (this.config.unsafe.confChangeBeforeCommit === true) {
-        for (const entry of m.entries)
-          if (entry.type === EntryType.ConfChange) this.applyEarly(entry);
-      }
+      this.trackMembership(m.entries);
       this.log.commitTo(Math.min(m.commit, lastNew));
       // Acknowledged only once the entries are durable (the Ready contract): a leader must never
       // count a replica that could forget what it acknowledged.
@@ -727,6 +741,7 @@ export class Raft {
       return false;
     this.log.commitTo(index);
     this.releaseReadsBeforeCommit();
+    this.stepDownIfRemoved();
     while (
       this.uncommitted.length > 0 &&
       (this.uncommitted[0] as { index: number }).index <= index
@@ -769,6 +784,8 @@ export class Raft {
   private appendEntry(type: EntryType, data: Uint8Array): Entry {
     const entry: Entry = { index: this.log.lastIndex + 1, term: this.term, type, data };
     this.log.append([entry]);
+    if (type === EntryType.ConfChange && this.membership.appended([entry]))
+      this.membershipChanged();
     // Sent at the next Ready, so proposals made in between travel together (batching).
     this.broadcastPending = true;
     return entry;
@@ -785,83 +802,57 @@ export class Raft {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Membership (single-server changes, one at a time, effective when applied)
+  // Membership (single-server changes, one at a time, in force once in the log: membership.ts)
 
   /** Membership changed since the host last took it (for Ready.confState). */
   confChanged = false;
-  /** Unsafe mode only: changes already applied when appended. */
-  private readonly appliedEarly = new Set<number>();
 
   /**
-   * Proposes one membership change. Only one may be in the log unapplied at a time, and a new
-   * leader must first apply an entry of its own term; otherwise the proposal is dropped.
+   * Proposes one membership change. Refused while an earlier change is uncommitted, and until this
+   * leader has committed an entry of its own term (the fix for single-server changes: Ongaro,
+   * raft-dev, 2015), and for a replica id that was ever removed.
    */
   proposeConfChange(change: ConfChange): { index: number; term: number } {
     if (this.role !== Role.Leader) {
       throw new ProposalDroppedError('membership change dropped: not the leader', this.lead);
     }
-    const unsafe = this.config.unsafe.confChangeBeforeCommit === true;
     const refuse = (why: string) =>
       new ProposalDroppedError(`membership change dropped: ${why}`, this.id);
     if (this.leadTransferee !== NONE) throw refuse('leadership is being transferred');
-    if (!unsafe && this.pendingConfIndex > this.log.applied)
-      throw refuse('another change is in progress');
+    if (this.config.unsafe.concurrentConfChanges !== true) {
+      if (this.membership.lastChangeIndex > this.log.committed)
+        throw refuse('another change is in progress');
+      if (this.log.term(this.log.committed) !== this.term)
+        throw refuse('this term has committed nothing yet');
+    }
+    const conf = this.membership.current;
     const { type, node } = change;
-    const voter = this.voters.includes(node);
-    const learner = this.learners.includes(node);
-    if (type !== 'removeNode' && this.removed.has(node)) {
+    const voter = conf.voters.includes(node);
+    const learner = conf.learners.includes(node);
+    if (type !== 'removeNode' && conf.removed.includes(node)) {
       throw refuse(`replica id ${node} was removed and ids are never reused`);
     }
     if (type === 'addVoter' && voter) throw refuse(`${node} is already a voter`);
     if (type === 'addLearner' && (voter || learner)) throw refuse(`${node} is already a member`);
     if (type === 'removeNode' && !voter && !learner) throw refuse(`${node} is not a member`);
-    if (type === 'removeNode' && voter && this.voters.length === 1)
+    if (type === 'removeNode' && voter && conf.voters.length === 1)
       throw refuse('the last voter cannot go');
     const entry = this.appendEntry(EntryType.ConfChange, encodeConfChange(change));
-    this.pendingConfIndex = entry.index;
-    if (unsafe) this.applyEarly(entry);
     return { index: entry.index, term: entry.term };
   }
 
-  /** Unsafe mode: a change takes effect as soon as its entry is in the log. */
-  private applyEarly(entry: Entry): void {
-    const change = decodeConfChange(entry.data);
-    if (change === undefined || this.appliedEarly.has(entry.index)) return;
-    this.appliedEarly.add(entry.index);
-    this.applyConfChange(change);
+  /** Brings the membership in line with the log after entries were appended (or replaced). */
+  private trackMembership(appended: readonly Entry[]): void {
+    const reverted = this.membership.reconcile((i) => this.log.term(i));
+    const changed = this.membership.appended(
+      appended.filter((e) => this.log.term(e.index) === e.term),
+    );
+    if (reverted || changed) this.membershipChanged();
   }
 
-  /** Applies a committed membership change entry (called as the host applies it). */
-  applyConfEntry(entry: Entry): void {
-    if (this.appliedEarly.delete(entry.index)) return;
-    const change = decodeConfChange(entry.data);
-    // A malformed or refused change applies as nothing, identically on every replica.
-    if (change !== undefined) this.applyConfChange(change);
-  }
-
-  private applyConfChange(change: ConfChange): void {
-    const { type, node } = change;
-    if (type !== 'removeNode' && this.removed.has(node)) return;
-    const without = (ids: NodeId[]) => ids.filter((id) => id !== node);
-    if (type === 'addVoter') {
-      this.learners = without(this.learners);
-      if (!this.voters.includes(node)) this.voters = [...this.voters, node];
-    } else if (type === 'addLearner') {
-      if (!this.voters.includes(node) && !this.learners.includes(node))
-        this.learners = [...this.learners, node];
-    } else {
-      if (this.voters.includes(node) && this.voters.length === 1) return;
-      this.voters = without(this.voters);
-      this.learners = without(this.learners);
-      this.removed.add(node);
-    }
+  private membershipChanged(): void {
     this.confChanged = true;
     if (this.role !== Role.Leader) return;
-    if (!this.isVoter) {
-      // The leader applied its own removal: it steps down, and as a non-voter never campaigns.
-      this.becomeFollower(this.term, NONE);
-      return;
-    }
     for (const id of [...this.voters, ...this.learners]) {
       if (this.progress.has(id)) continue;
       const pr = new Progress(
@@ -873,13 +864,25 @@ export class Raft {
       this.progress.set(id, pr);
     }
     for (const id of [...this.progress.keys()]) {
-      if (!this.voters.includes(id) && !this.learners.includes(id)) this.progress.delete(id);
+      // The leader keeps its own progress while it leads a group that no longer includes it.
+      if (id !== this.id && !this.membership.isMember(id)) this.progress.delete(id);
     }
-    if (this.leadTransferee !== NONE && !this.voters.includes(this.leadTransferee))
+    if (this.leadTransferee !== NONE && !this.membership.isVoter(this.leadTransferee))
       this.leadTransferee = NONE;
-    // A smaller quorum may already hold more entries.
+    // A changed quorum may already hold more entries.
     if (this.maybeCommit()) this.broadcastPending = true;
     this.broadcastPending = true;
+  }
+
+  /** A leader that is no longer a voter leads until the change removing it commits, then goes. */
+  private stepDownIfRemoved(): void {
+    if (
+      this.role === Role.Leader &&
+      !this.isVoter &&
+      this.membership.lastChangeIndex <= this.log.committed
+    ) {
+      this.becomeFollower(this.term, NONE);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

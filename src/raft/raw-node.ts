@@ -13,7 +13,6 @@ import {
   type ReadState,
   type ConfChange,
   type ConfState,
-  EntryType,
 } from './types.js';
 
 /**
@@ -49,7 +48,7 @@ export interface Ready {
   readonly loads: readonly LoadRequest[];
   /** Linearizable reads: serve each once committedEntries applied up to its index. */
   readonly readStates: readonly ReadState[];
-  /** Membership after the changes applied so far, when it changed (persist with the applied index). */
+  /** The membership in force (the latest change in the log), when it changed. */
   readonly confState?: ConfState;
 }
 
@@ -105,8 +104,8 @@ export class RawNode {
   }
 
   /**
-   * Proposes a membership change (one at a time; a new leader first applies an entry of its term).
-   * It takes effect on each replica when applied. Throws ProposalDroppedError if refused.
+   * Proposes a membership change: one at a time, and a new leader first commits an entry of its
+   * term. It is in force on each replica once in its log. Throws ProposalDroppedError if refused.
    */
   proposeConfChange(change: ConfChange): { index: number; term: number } {
     return this.raft.proposeConfChange(change);
@@ -183,10 +182,7 @@ export class RawNode {
     this.raft.persisted(ready.entries);
     const last = ready.committedEntries[ready.committedEntries.length - 1];
     if (last !== undefined) this.raft.appliedTo(last.index);
-    // Membership changes take effect as the host applies them, in log order.
-    for (const entry of ready.committedEntries) {
-      if (entry.type === EntryType.ConfChange) this.raft.applyConfEntry(entry);
-    }
+
     this.raft.log.shrinkTail(this.raft.config.maxTailBytes);
   }
 

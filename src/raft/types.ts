@@ -14,7 +14,7 @@ export enum EntryType {
   Normal = 0,
   /** Appended by a new leader at the start of its term; commits everything before it. */
   Empty = 1,
-  /** A membership change (data: an encoded ConfChange); takes effect when applied. */
+  /** A membership change (data: an encoded ConfChange); in force once in the log (membership.ts). */
   ConfChange = 2,
 }
 
@@ -162,11 +162,13 @@ export interface InitialState {
   readonly tail: readonly Entry[];
   /** Storage verified its checksums; false means this replica must not vote or lead. */
   readonly intact: boolean;
-  /**
-   * Membership as of the applied index given in the config (changes in entries after it are
-   * applied again). Absent: the config's voters, no learners.
-   */
+  /** Membership at firstIndexMinusOne (a snapshot's). Absent: the config's voters, no learners. */
   readonly confState?: ConfState;
+  /**
+   * Every ConfChange entry in the log (after firstIndexMinusOne). Like termStarts, these are few;
+   * the membership in force is the latest one in the log.
+   */
+  readonly confEntries?: readonly Entry[];
 }
 
 export function entryBytes(entry: Entry): number {

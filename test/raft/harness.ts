@@ -49,6 +49,7 @@ export class MemoryStorage {
       termStarts,
       tail,
       intact: true,
+      confEntries: this.entries.filter((e) => e.type === EntryType.ConfChange),
     };
   }
 

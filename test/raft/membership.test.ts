@@ -5,7 +5,7 @@ import { Cluster } from './harness.js';
 
 /**
  * Membership changes: learners, promotion, removal (the leader's own too), one change at a time,
- * and ids never reused. Changes take effect on each replica as it applies them.
+ * and ids never reused. A change is in force on each replica once it is in its log.
  */
 
 /** A group of `voters` with spare replicas `others` running but not yet members. */
@@ -24,7 +24,7 @@ function conf(c: Cluster, id: NodeId) {
 }
 
 describe('membership changes', () => {
-  it('a learner receives the log but neither votes nor counts toward commit', () => {
+  it('a learner receives the log but does not count toward commit or campaign', () => {
     const c = group([1, 2, 3], [4]);
     c.elect(1);
     c.run(1);
@@ -82,7 +82,7 @@ describe('membership changes', () => {
     );
   });
 
-  it('a leader that removes itself steps down once the change is applied; the rest elect a leader', () => {
+  it('a leader that removes itself steps down once the change commits; the rest elect a leader', () => {
     const c = group([1, 2, 3]);
     c.elect(1);
     c.run(1);
@@ -117,10 +117,10 @@ describe('membership changes', () => {
     expect(() => c.get(1).node.proposeConfChange({ type: 'addLearner', node: 5 })).not.toThrow();
   });
 
-  it('a new leader proposes no change before it has applied an entry of its own term', () => {
+  it('a new leader proposes no change before it has committed an entry of its own term', () => {
     const c = group([1, 2, 3], [4]);
     c.elect(1);
-    // Its empty entry is appended but not yet committed or applied.
+    // Elected, and its empty entry committed: changes are allowed.
     expect(() => c.get(1).node.proposeConfChange({ type: 'addLearner', node: 4 })).not.toThrow();
     const d = group([1, 2, 3], [4]);
     d.get(1).node.campaign();
@@ -130,11 +130,11 @@ describe('membership changes', () => {
     d.deliver();
     expect(d.get(1).node.status().role).toBe('leader');
     expect(() => d.get(1).node.proposeConfChange({ type: 'addLearner', node: 4 })).toThrow(
-      /in progress/,
+      /committed nothing/,
     );
   });
 
-  it('survives restarts: the membership is rebuilt from the log', () => {
+  it('survives restarts: the membership is rebuilt from the change entries in the log', () => {
     const c = group([1, 2, 3], [4]);
     c.elect(1);
     c.run(1);
@@ -142,7 +142,7 @@ describe('membership changes', () => {
     change(c, 1, { type: 'addVoter', node: 4 });
     change(c, 1, { type: 'removeNode', node: 2 });
     for (const id of [1, 3, 4]) c.restart(id);
-    c.run(1); // committed entries (up to the persisted commit index) are applied again
+    // The membership in force comes from the change entries in the log.
     for (const id of [1, 3, 4]) {
       expect(conf(c, id)).toEqual({ voters: [1, 3, 4], learners: [], removed: [2] });
     }
@@ -151,12 +151,64 @@ describe('membership changes', () => {
   it('the unsafe switch lets a second change in before the first commits (for the simulator)', () => {
     const c = new Cluster([1, 2, 3, 4, 5], () => ({
       voters: [1, 2, 3],
-      unsafe: { confChangeBeforeCommit: true },
+      unsafe: { concurrentConfChanges: true },
     }));
     c.elect(1);
     c.run(1);
     c.get(1).node.proposeConfChange({ type: 'addLearner', node: 4 });
     expect(() => c.get(1).node.proposeConfChange({ type: 'addLearner', node: 5 })).not.toThrow();
     expect(conf(c, 1).learners).toEqual([4, 5]);
+  });
+});
+
+describe('membership is in force once in the log', () => {
+  it('a replica uses a change as soon as it is appended, and reverts if the entry is overwritten', () => {
+    const c = group([1, 2, 3], [4]);
+    c.elect(1);
+    c.run(1);
+    // The leader appends the change but is cut off before anyone else gets it.
+    c.isolate(1);
+    c.get(1).node.proposeConfChange({ type: 'addLearner', node: 4 });
+    expect(conf(c, 1).learners).toEqual([4]);
+    // The others elect a leader that never saw the change and write over it.
+    let leader: NodeId | undefined;
+    for (let i = 0; i < 100 && leader === undefined; i++) {
+      c.run(1);
+      leader = c.leadersAmong([2, 3])[0];
+    }
+    c.propose(leader as NodeId, 'overwrite');
+    c.run(1);
+    c.heal();
+    c.run(3);
+    expect(c.log(1).some((e) => e.type === 2)).toBe(false);
+    expect(conf(c, 1).learners).toEqual([]);
+  });
+
+  it('a promoted learner that has not applied its promotion still grants votes', () => {
+    const c = group([1, 2, 3], [4]);
+    c.elect(1);
+    c.run(1);
+    change(c, 1, { type: 'addLearner', node: 4 });
+    // A learner is asked for its vote: it answers on the log alone, like any replica.
+    const learner = c.get(4).node;
+    learner.step({
+      type: 'MsgVote' as never,
+      from: 2,
+      to: 4,
+      term: learner.status().term + 1,
+      index: learner.status().lastIndex,
+      logTerm: learner.status().lastTerm,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+      force: true,
+      context: '',
+    });
+    const ready = learner.ready();
+    expect(ready.messagesAfterPersist.some((m) => m.type === 'MsgVoteResp' && !m.reject)).toBe(
+      true,
+    );
+    learner.advance(ready);
   });
 });

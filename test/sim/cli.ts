@@ -30,6 +30,7 @@ function planted(name: string | undefined): Omit<SimOptions, 'seed' | 'trace'> {
     'voteWithoutLogCheck',
     'leaderCountsUnsyncedEntries',
     'readWithoutQuorumCheck',
+    'concurrentConfChanges',
   ];
   if (!known.includes(name as keyof UnsafeSwitches)) {
     throw new Error(`--unsafe must be one of ${[...known, 'ackBeforePersist'].join(', ')}`);

@@ -8,13 +8,15 @@ import { runSeed, type SimOptions } from './simulation.js';
  */
 
 type Planted = Omit<SimOptions, 'seed' | 'trace' | 'profile'>;
+type Profile = 'churn' | 'membership';
 
 function firstViolation(
   bug: Planted,
+  profile: Profile,
   maxSeeds: number,
 ): { seed: number; violation: string } | undefined {
   for (let seed = 1; seed <= maxSeeds; seed++) {
-    const result = runSeed({ seed, profile: 'churn', ...bug });
+    const result = runSeed({ seed, profile, ...bug });
     if (!result.ok && result.violation !== undefined && !result.violation.startsWith('liveness')) {
       return { seed, violation: result.violation };
     }
@@ -22,33 +24,47 @@ function firstViolation(
   return undefined;
 }
 
-const cases: Array<[string, Planted, number]> = [
+const cases: Array<[string, Planted, Profile, number]> = [
   [
     'the current-term commit rule (Figure 8)',
     { unsafe: { commitEntriesOfEarlierTerms: true } },
-    500,
+    'churn',
+    200,
   ],
-  ['the up-to-date check in votes (§5.4.1)', { unsafe: { voteWithoutLogCheck: true } }, 100],
+  [
+    'the up-to-date check in votes (§5.4.1)',
+    { unsafe: { voteWithoutLogCheck: true } },
+    'churn',
+    50,
+  ],
   [
     'persist before acknowledging (the host sends acks before fsync)',
     { ackBeforePersist: true },
-    500,
+    'churn',
+    300,
   ],
   [
     'the quorum check of ReadIndex (thesis §6.4)',
     { unsafe: { readWithoutQuorumCheck: true } },
-    1000,
+    'membership',
+    400,
+  ],
+  [
+    'one membership change at a time, after a commit in the term',
+    { unsafe: { concurrentConfChanges: true } },
+    'membership',
+    100,
   ],
 ];
 
 describe('planted bugs are caught', () => {
   it.each(cases)(
     'without %s, the simulator reports a violation',
-    (_name, bug, maxSeeds) => {
-      const found = firstViolation(bug, maxSeeds);
+    (_name, bug, profile, maxSeeds) => {
+      const found = firstViolation(bug, profile, maxSeeds);
       expect(found, `no violation within ${maxSeeds} seeds`).toBeDefined();
       console.log(`caught at seed ${found?.seed}: ${found?.violation}`);
-      const clean = runSeed({ seed: found?.seed ?? 0, profile: 'churn' });
+      const clean = runSeed({ seed: found?.seed ?? 0, profile });
       expect(clean.violation).toBeUndefined();
     },
     120_000,

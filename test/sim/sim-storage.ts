@@ -1,5 +1,5 @@
 import type { Entry, HardState, InitialState, LoadRequest } from '../../src/raft/types.js';
-import { EMPTY_HARD_STATE, entryBytes } from '../../src/raft/types.js';
+import { EMPTY_HARD_STATE, EntryType, entryBytes } from '../../src/raft/types.js';
 import type { Random } from './random.js';
 
 /**
@@ -100,6 +100,7 @@ export class SimStorage {
       termStarts,
       tail: entries.slice(Math.max(0, entries.length - tailEntries)),
       intact: true,
+      confEntries: entries.filter((e) => e.type === EntryType.ConfChange),
     };
   }
 }

@@ -4,6 +4,7 @@ import { RawNode, type Ready } from '../../src/raft/raw-node.js';
 import {
   EntryType,
   Role,
+  type ConfChange,
   type Entry,
   type LoadRequest,
   type Message,
@@ -37,9 +38,10 @@ export interface SimOptions {
    * How the nemesis behaves. 'mixed' (the default) draws one of the others per seed: 'steady'
    * (faults every 50-1500 ms, all kinds) or 'churn' (faults every 5-200 ms aimed at leaders:
    * crashes with quick restarts, slow leader disks, lost and tiny messages), which provokes the
-   * rare interleavings of Figure 8 and of lost unsynced writes.
+   * rare interleavings of Figure 8 and of lost unsynced writes, or 'membership' (membership
+   * changes, two at a time when allowed, under partitions, crashes and transfers).
    */
-  readonly profile?: 'mixed' | 'steady' | 'churn';
+  readonly profile?: 'mixed' | 'steady' | 'churn' | 'membership';
 }
 
 export interface SimResult {
@@ -58,6 +60,7 @@ export interface SimStats {
   leaders: number;
   reads: number;
   transfers: number;
+  confChanges: number;
   crashes: number;
   lostWrites: number;
   loads: number;
@@ -92,7 +95,10 @@ export class Simulation {
   private readonly random: Random;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly replicas = new Map<NodeId, Replica>();
+  /** Every replica ever created, including ones added by membership changes. */
   private readonly ids: NodeId[];
+  /** The group's voters when it was created. */
+  private readonly bootstrap: readonly NodeId[];
   readonly checker = new SafetyChecker();
   private now = 0;
   private readonly blocked = new Set<string>();
@@ -105,7 +111,7 @@ export class Simulation {
     maxLoadBytes: number;
   };
   private chaos = true;
-  private readonly profile: 'steady' | 'churn';
+  private readonly profile: 'steady' | 'churn' | 'membership';
   private proposalCounter = 0;
   /** Proposals accepted by a leader: value -> who accepted it and where. */
   private readonly accepted = new Map<string, { node: NodeId; index: number; term: number }>();
@@ -114,14 +120,18 @@ export class Simulation {
 
   constructor(private readonly options: SimOptions) {
     this.random = new Random(options.seed);
+    const draw = this.random.next();
     this.profile =
       options.profile === undefined || options.profile === 'mixed'
-        ? this.random.chance(0.3)
-          ? 'churn'
-          : 'steady'
+        ? draw < 0.5
+          ? 'steady'
+          : draw < 0.8
+            ? 'churn'
+            : 'membership'
         : options.profile;
     const size = this.profile === 'churn' || this.random.chance(0.5) ? 3 : 5;
     this.ids = Array.from({ length: size }, (_, i) => i + 1);
+    this.bootstrap = [...this.ids];
     this.tuning = {
       maxTailEntries: this.random.int(0, 40),
       maxTailBytes: this.random.pick([256, 2048, 1 << 20]),
@@ -138,24 +148,13 @@ export class Simulation {
       leaders: 0,
       reads: 0,
       transfers: 0,
+      confChanges: 0,
       crashes: 0,
       lostWrites: 0,
       loads: 0,
       virtualMs: 0,
     };
-    for (const id of this.ids) {
-      const replica: Replica = {
-        id,
-        storage: new SimStorage(),
-        node: undefined,
-        incarnation: 0,
-        waiting: undefined,
-        diskDelayMs: [0, 2],
-        appliedTerms: [],
-      };
-      this.replicas.set(id, replica);
-      this.start(replica);
-    }
+    for (const id of this.ids) this.createReplica(id);
     this.queue.push(this.random.int(1, 20), { kind: 'client' });
     this.queue.push(this.random.int(100, 500), { kind: 'nemesis' });
   }
@@ -222,7 +221,7 @@ export class Simulation {
     replica.node = new RawNode(
       {
         id: replica.id,
-        voters: this.ids,
+        voters: this.bootstrap,
         electionTicks: 10,
         heartbeatTicks: 1,
         maxTailBytes: this.tuning.maxTailBytes,
@@ -240,6 +239,68 @@ export class Simulation {
       node: replica.id,
       incarnation: replica.incarnation,
     });
+  }
+
+  private createReplica(id: NodeId): Replica {
+    const replica: Replica = {
+      id,
+      storage: new SimStorage(),
+      node: undefined,
+      incarnation: 0,
+      waiting: undefined,
+      diskDelayMs: [0, 2],
+      appliedTerms: [],
+    };
+    this.replicas.set(id, replica);
+    if (!this.ids.includes(id)) this.ids.push(id);
+    this.start(replica);
+    return replica;
+  }
+
+  /** The membership as the replica that has applied the most sees it. */
+  private members(): NodeId[] {
+    let best: Replica | undefined;
+    for (const r of this.replicas.values()) {
+      if (r.node === undefined) continue;
+      if (best === undefined || r.appliedTerms.length > best.appliedTerms.length) best = r;
+    }
+    const conf = best?.node?.internals.confState;
+    return conf === undefined ? [...this.ids] : [...conf.voters, ...conf.learners];
+  }
+
+  /**
+   * An operator changes the membership through the leader: adds a learner (a new replica id),
+   * promotes a learner, or removes a member (the leader itself included). Sometimes two changes
+   * at once: the second must be refused while the first is not applied.
+   */
+  private changeMembership(): void {
+    const leader = [...this.replicas.values()].find((x) => x.node?.status().role === Role.Leader);
+    const node = leader?.node;
+    if (node === undefined) return;
+    const count = this.random.chance(0.5) ? 2 : 1;
+    for (let i = 0; i < count; i++) {
+      const conf = node.internals.confState;
+      const options: ConfChange[] = [];
+      if (this.ids.length < 8)
+        options.push({ type: 'addLearner', node: Math.max(...this.ids) + 1 });
+      for (const learner of conf.learners) {
+        options.push({ type: 'addVoter', node: learner }, { type: 'removeNode', node: learner });
+      }
+      if (conf.voters.length > 2)
+        for (const voter of conf.voters) options.push({ type: 'removeNode', node: voter });
+      if (options.length === 0) return;
+      const change = this.random.pick(options);
+      try {
+        node.proposeConfChange(change);
+        this.stats.confChanges++;
+        this.trace(`leader ${(leader as Replica).id} proposes ${change.type} ${change.node}`);
+        if (change.type === 'addLearner' && !this.replicas.has(change.node))
+          this.createReplica(change.node);
+      } catch (error) {
+        if (!(error instanceof ProposalDroppedError)) throw error;
+      }
+    }
+    this.pump(leader as Replica);
   }
 
   private crash(replica: Replica): void {
@@ -425,7 +486,11 @@ export class Simulation {
         this.nemesis();
         this.queue.push(
           this.now +
-            (this.profile === 'churn' ? this.random.int(5, 200) : this.random.int(50, 1_500)),
+            (this.profile === 'churn'
+              ? this.random.int(5, 200)
+              : this.profile === 'membership'
+                ? this.random.int(20, 300)
+                : this.random.int(50, 1_500)),
           { kind: 'nemesis' },
         );
         return;
@@ -499,6 +564,10 @@ export class Simulation {
       this.churn();
       return;
     }
+    if (this.profile === 'membership') {
+      this.membershipChurn();
+      return;
+    }
     const r = this.random.next();
     const replicas = [...this.replicas.values()];
     // Leaders are where the interesting failures are, so they are picked more often.
@@ -532,7 +601,9 @@ export class Simulation {
         ? [0, 2]
         : [this.random.int(5, 50), this.random.int(50, 400)];
       this.trace(`disk of ${replica.id}: ${replica.diskDelayMs.join('-')} ms`);
-    } else if (r < 0.95 && leader !== undefined) {
+    } else if (r < 0.93) {
+      this.changeMembership();
+    } else if (r < 0.96 && leader !== undefined) {
       const target = this.random.pick(this.ids.filter((id) => id !== leader.id));
       leader.node?.transferLeadership(target);
       this.stats.transfers++;
@@ -547,6 +618,31 @@ export class Simulation {
         this.pump(candidate);
         this.trace(`${candidate.id} campaigns`);
       }
+    }
+  }
+
+  /** Membership changes under partitions, crashes and transfers. */
+  private membershipChurn(): void {
+    const replicas = [...this.replicas.values()];
+    const leader = replicas.find((x) => x.node?.status().role === Role.Leader);
+    const r = this.random.next();
+    if (r < 0.35) {
+      this.changeMembership();
+    } else if (r < 0.6) {
+      this.partition();
+    } else if (r < 0.75) {
+      this.blocked.clear();
+    } else if (r < 0.9) {
+      const up = replicas.filter((x) => x.node !== undefined);
+      if (up.length === 0) return;
+      const victim = this.random.pick(up);
+      this.crash(victim);
+      this.queue.push(this.now + this.random.int(5, 500), { kind: 'restart', node: victim.id });
+    } else if (leader !== undefined) {
+      const target = this.random.pick(this.ids.filter((id) => id !== leader.id));
+      leader.node?.transferLeadership(target);
+      this.stats.transfers++;
+      this.pump(leader);
     }
   }
 
@@ -649,7 +745,9 @@ export class Simulation {
       // Everything acknowledged (all before the heal) and the probe itself, everywhere.
       let index = probeIndex;
       for (const ack of this.checker.acknowledged.values()) index = Math.max(index, ack.index);
-      return [...this.replicas.values()].every((r) => r.appliedTerms.length >= index);
+      return this.members().every(
+        (id) => (this.replicas.get(id)?.appliedTerms.length ?? 0) >= index,
+      );
     };
     while (!done()) {
       if (this.now >= deadlineMs) {
@@ -670,8 +768,10 @@ export class Simulation {
   }
 
   private checkAcknowledgedEverywhere(): void {
+    const members = this.members();
     for (const [value, { index, term }] of this.checker.acknowledged) {
       for (const replica of this.replicas.values()) {
+        if (!members.includes(replica.id)) continue;
         const applied = replica.appliedTerms[index - 1];
         if (applied !== term) {
           throw new SimViolation(
@@ -691,7 +791,7 @@ function describeReplica(r: Replica): string {
   let text = `${r.id}:${st.role}/t${st.term} commit ${st.commit} applied ${st.applied} stable ${st.stable} last ${st.lastIndex} waiting ${r.waiting !== undefined}`;
   if (st.role === Role.Leader) {
     const parts: string[] = [];
-    for (let id = 1; id <= 5; id++) {
+    for (let id = 1; id <= 8; id++) {
       const pr = node.internals.progressOf(id);
       if (pr === undefined || id === r.id) continue;
       parts.push(
