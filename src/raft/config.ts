@@ -15,6 +15,8 @@ export interface UnsafeSwitches {
   readonly readWithoutQuorumCheck?: boolean;
   /** Let the next membership change be proposed before the previous one has committed. */
   readonly concurrentConfChanges?: boolean;
+  /** Install a snapshot even when it is older than what this replica has committed. */
+  readonly installOlderSnapshots?: boolean;
 }
 
 export interface RaftConfig {

@@ -9,6 +9,8 @@ import type { Entry } from './types.js';
 export enum ProgressState {
   Probe = 'probe',
   Replicate = 'replicate',
+  /** A snapshot was sent; nothing else until the follower has it. */
+  Snapshot = 'snapshot',
 }
 
 /** Appends in flight to one follower: a bounded queue of (last index, bytes). */
@@ -77,6 +79,9 @@ export class Progress {
   catchUp: Entry[] = [];
   /** A load for this follower is outstanding. */
   loading = false;
+  /** In Snapshot: the index of the snapshot sent, and heartbeats answered since. */
+  pendingSnapshot = 0;
+  snapshotWait = 0;
 
   constructor(next: number, maxInflightMsgs: number, maxInflightBytes: number) {
     this.next = next;
@@ -89,6 +94,15 @@ export class Progress {
     this.inflights.reset();
     // Probing starts right after what is known to match.
     this.next = this.match + 1;
+  }
+
+  becomeSnapshot(index: number): void {
+    this.state = ProgressState.Snapshot;
+    this.pendingSnapshot = index;
+    this.snapshotWait = 0;
+    this.probeSent = false;
+    this.inflights.reset();
+    this.catchUp = [];
   }
 
   becomeReplicate(): void {
@@ -115,6 +129,7 @@ export class Progress {
    * Returns false for a stale rejection (etcd's MaybeDecrTo).
    */
   maybeDecreaseTo(rejected: number, matchHint: number): boolean {
+    if (this.state === ProgressState.Snapshot) return false;
     if (this.state === ProgressState.Replicate) {
       if (rejected <= this.match) return false;
       this.next = this.match + 1;
@@ -128,6 +143,7 @@ export class Progress {
 
   /** May the leader send an append now? */
   isPaused(): boolean {
+    if (this.state === ProgressState.Snapshot) return true;
     return this.state === ProgressState.Probe ? this.probeSent : this.inflights.full();
   }
 

@@ -38,7 +38,8 @@ export class RaftLog {
     invariant(this.tailFrom + this.tail.length - 1 === initial.lastIndex, 'the tail ends the log');
     this.stable = initial.lastIndex;
     this.unpersistedFrom = initial.lastIndex + 1;
-    this.committed = initial.hardState.commit;
+    // A snapshot's index is committed even if the hard state was written before it.
+    this.committed = Math.max(initial.hardState.commit, initial.firstIndexMinusOne);
     invariant(this.committed <= initial.lastIndex, 'commit index beyond the log');
     this.applied = Math.max(applied, initial.firstIndexMinusOne);
     invariant(this.applied <= this.committed, 'applied beyond commit');
@@ -180,6 +181,33 @@ export class RaftLog {
       index <= this.applicableTo && index >= this.applied,
       'applied moves forward within commit',
     );
+    this.applied = index;
+  }
+
+  /** Forgets entries up to `index`, which a snapshot of the applied state now covers. */
+  compactTo(index: number): void {
+    invariant(
+      index <= this.applied && index <= this.stable,
+      'compact only what is applied and durable',
+    );
+    if (index < this.firstIndex) return;
+    this.terms.compactTo(index);
+    if (index >= this.tailFrom) {
+      const drop = index - this.tailFrom + 1;
+      for (const entry of this.tail.splice(0, drop)) this.tailBytes -= entryBytes(entry);
+      this.tailFrom = index + 1;
+    }
+  }
+
+  /** Replaces the log by a snapshot: nothing before it, nothing after it yet. */
+  restore(index: number, term: number): void {
+    this.terms.reset(index, term);
+    this.tail = [];
+    this.tailBytes = 0;
+    this.tailFrom = index + 1;
+    this.stable = index;
+    this.unpersistedFrom = index + 1;
+    this.committed = index;
     this.applied = index;
   }
 

@@ -17,6 +17,7 @@ import {
   type Message,
   type NodeId,
   type ReadState,
+  type Snapshot,
   type ConfChange,
   type ConfState,
   encodeConfChange,
@@ -48,7 +49,11 @@ export class Raft {
   role: Role = Role.Follower;
 
   /** Voters decide, learners only receive the log; the latest change in the log is in force. */
-  private readonly membership: Membership;
+  private membership: Membership;
+  /** The latest snapshot (what a follower gets when its next entries were compacted away). */
+  private snapshot: Snapshot | undefined;
+  /** A snapshot received from the leader, for the host to install at the next Ready. */
+  snapshotToInstall: Snapshot | undefined;
   private progress = new Map<NodeId, Progress>();
   private votes = new Map<NodeId, boolean>();
   private electionElapsed = 0;
@@ -93,6 +98,7 @@ export class Raft {
     }
     this.config = resolveConfig(config);
     this.id = config.id;
+    this.snapshot = initial.snapshot;
     this.membership = new Membership(
       initial.firstIndexMinusOne,
       initial.termAtFirstIndexMinusOne,
@@ -393,6 +399,11 @@ export class Raft {
         // The leader chose us and caught us up: campaign now, skipping pre-vote (thesis §3.10).
         this.campaign(false, true);
         return;
+      case MessageType.Snap:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshot(m);
+        return;
       case MessageType.ReadIndexResp:
         this.readStates.push({ index: m.index, context: m.context });
         return;
@@ -410,6 +421,10 @@ export class Raft {
       case MessageType.Heartbeat:
         this.becomeFollower(m.term, m.from);
         this.handleHeartbeat(m);
+        return;
+      case MessageType.Snap:
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
         return;
       case MessageType.VoteResp:
       case MessageType.PreVoteResp: {
@@ -448,6 +463,9 @@ export class Raft {
         // If every append that filled the window was lost, nothing would ever free it: a
         // heartbeat answer frees one slot so an append can go and be acked or rejected (etcd).
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirst();
+        // A snapshot that was lost (or is still being installed) is sent again after a while.
+        if (pr.state === ProgressState.Snapshot && ++pr.snapshotWait >= this.config.electionTicks)
+          pr.becomeProbe();
         if (pr.match < this.log.lastIndex) this.sendAppend(m.from, pr);
         if (m.context !== '') this.confirmReads(m.context, m.from);
         return;
@@ -598,6 +616,54 @@ export class Raft {
     );
   }
 
+  private handleSnapshot(m: Message): void {
+    const snapshot = m.snapshot;
+    if (snapshot === undefined) return;
+    const older =
+      snapshot.index <= this.log.committed && this.config.unsafe.installOlderSnapshots !== true;
+    if (older) {
+      // Nothing new: what it covers is committed here already.
+      this.send(
+        { type: MessageType.AppResp, to: m.from, term: this.term, index: this.log.committed },
+        'afterPersist',
+      );
+      return;
+    }
+    if (snapshot.index > this.log.committed && this.log.matchTerm(snapshot.index, snapshot.term)) {
+      // The log already has the snapshot's last entry: just learn that it is committed.
+      this.log.commitTo(snapshot.index);
+      this.send(
+        { type: MessageType.AppResp, to: m.from, term: this.term, index: this.log.committed },
+        'afterPersist',
+      );
+      return;
+    }
+    this.log.restore(snapshot.index, snapshot.term);
+    this.membership = new Membership(snapshot.index, snapshot.term, snapshot.confState, []);
+    this.confChanged = true;
+    this.snapshot = snapshot;
+    this.snapshotToInstall = snapshot;
+    this.applyBuffer = [];
+    this.applyLoading = false;
+    this.send(
+      { type: MessageType.AppResp, to: m.from, term: this.term, index: snapshot.index },
+      'afterPersist',
+    );
+  }
+
+  /**
+   * The host saved the state machine as `snapshot` (at or below the applied index): entries up to
+   * it may go (log compaction). Followers that need them get the snapshot instead.
+   */
+  compact(snapshot: Snapshot): void {
+    invariant(snapshot.index <= this.log.applied, 'a snapshot covers applied entries only');
+    invariant(this.log.term(snapshot.index) === snapshot.term, 'the snapshot agrees with the log');
+    if (snapshot.index < this.log.firstIndex) return;
+    this.log.compactTo(snapshot.index);
+    this.membership.compactTo(snapshot.index, snapshot.term);
+    this.snapshot = snapshot;
+  }
+
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex));
     this.send(
@@ -622,8 +688,16 @@ export class Raft {
     const updated = pr.maybeUpdate(m.index);
     // A probe acknowledged exactly at the known match still proves where the logs agree.
     if (!updated && !(pr.state === ProgressState.Probe && pr.match === m.index)) return;
-    if (pr.state === ProgressState.Probe) pr.becomeReplicate();
-    else pr.inflights.freeTo(m.index);
+    if (pr.state === ProgressState.Probe) {
+      pr.becomeReplicate();
+    } else if (pr.state === ProgressState.Snapshot) {
+      // The follower has the snapshot (or more): replicate from there.
+      if (pr.match + 1 < this.log.firstIndex) return;
+      pr.becomeProbe();
+      pr.becomeReplicate();
+    } else {
+      pr.inflights.freeTo(m.index);
+    }
     if (this.maybeCommit()) {
       this.broadcastPending = true;
     } else if (wasPaused) {
@@ -642,7 +716,7 @@ export class Raft {
     if (pr.isPaused() || to === this.id) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
-    invariant(prevTerm !== undefined, `no term for index ${prevIndex}: snapshots arrive in part 2`);
+    if (prevTerm === undefined) return this.sendSnapshot(to, pr);
     let entries: Entry[] = [];
     if (pr.next <= this.log.lastIndex) {
       const loaded = this.entriesFor(to, pr);
@@ -667,6 +741,15 @@ export class Raft {
     const last = entries.length === 0 ? prevIndex : (entries[entries.length - 1] as Entry).index;
     pr.sentAppend(last, entries.length, bytes);
     return true;
+  }
+
+  /** The follower needs entries that were compacted away: it gets the snapshot instead. */
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const snapshot = this.snapshot;
+    invariant(snapshot !== undefined, 'a compacted log always has a snapshot');
+    this.send({ type: MessageType.Snap, to, term: this.term, snapshot }, 'now');
+    pr.becomeSnapshot(snapshot.index);
+    return false;
   }
 
   /** Entries from pr.next: from memory, from a finished load, or undefined while a load runs. */

@@ -13,6 +13,7 @@ import {
   type ReadState,
   type ConfChange,
   type ConfState,
+  type Snapshot,
 } from './types.js';
 
 /**
@@ -50,6 +51,11 @@ export interface Ready {
   readonly readStates: readonly ReadState[];
   /** The membership in force (the latest change in the log), when it changed. */
   readonly confState?: ConfState;
+  /**
+   * A snapshot from the leader to install before anything else in this Ready: replace the state
+   * machine with it and discard the whole stored log (entries then follow it).
+   */
+  readonly snapshot?: Snapshot;
 }
 
 export interface Status {
@@ -111,6 +117,14 @@ export class RawNode {
     return this.raft.proposeConfChange(change);
   }
 
+  /**
+   * The host saved its state machine as `snapshot` (index at or below the applied index): entries
+   * up to it may be deleted from storage. Followers behind it will be sent the snapshot.
+   */
+  compact(snapshot: Snapshot): void {
+    this.raft.compact(snapshot);
+  }
+
   /** On the leader: hands leadership to `target` once it has caught up (proposals wait). */
   transferLeadership(target: NodeId): void {
     this.raft.transferLeadership(target);
@@ -134,6 +148,7 @@ export class RawNode {
       r.loadRequests.length > 0 ||
       r.readStates.length > 0 ||
       r.confChanged ||
+      r.snapshotToInstall !== undefined ||
       r.log.hasUnpersisted ||
       !sameHardState(r.hardState, this.persistedHardState) ||
       r.role !== this.lastSoft.role ||
@@ -158,6 +173,7 @@ export class RawNode {
       entries,
       mustSync:
         entries.length > 0 ||
+        r.snapshotToInstall !== undefined ||
         (hardStateChanged &&
           (hardState.term !== this.persistedHardState.term ||
             hardState.vote !== this.persistedHardState.vote)),
@@ -167,7 +183,9 @@ export class RawNode {
       loads: r.loadRequests.splice(0),
       readStates: r.readStates.splice(0),
       ...(r.confChanged ? { confState: r.confState } : {}),
+      ...(r.snapshotToInstall === undefined ? {} : { snapshot: r.snapshotToInstall }),
     };
+    r.snapshotToInstall = undefined;
     r.confChanged = false;
     if (softChanged) this.lastSoft = soft;
     this.outstanding = ready;

@@ -66,6 +66,38 @@ export class TermIndex {
     this.last = to;
   }
 
+  /** Forgets everything up to `index` (compaction): it becomes the base. */
+  compactTo(index: number): void {
+    invariant(index >= this.baseIndex && index <= this.last, `cannot compact to ${index}`);
+    const baseTerm = this.term(index) as number;
+    const nextTerm = index < this.last ? this.term(index + 1) : undefined;
+    const starts: number[] = [];
+    const terms: number[] = [];
+    for (let k = 0; k < this.starts.length; k++) {
+      if ((this.starts[k] as number) > index + 1) {
+        starts.push(this.starts[k] as number);
+        terms.push(this.terms[k] as number);
+      }
+    }
+    if (nextTerm !== undefined) {
+      starts.unshift(index + 1);
+      terms.unshift(nextTerm);
+    }
+    this.starts = starts;
+    this.terms = terms;
+    this.baseIndex = index;
+    this.baseTerm = baseTerm;
+  }
+
+  /** Replaces the whole log by a snapshot's position: empty, based at (index, term). */
+  reset(index: number, term: number): void {
+    this.starts = [];
+    this.terms = [];
+    this.baseIndex = index;
+    this.baseTerm = term;
+    this.last = index;
+  }
+
   /** Removes every index after `index` (a follower overwriting a conflicting suffix). */
   truncateAfter(index: number): void {
     invariant(index >= this.baseIndex, 'cannot truncate into the compacted prefix');

@@ -85,6 +85,19 @@ export enum MessageType {
   /** Follower -> leader: a linearizable read; the answer is the index to wait for (ReadIndex). */
   ReadIndex = 'MsgReadIndex',
   ReadIndexResp = 'MsgReadIndexResp',
+  /** Leader -> follower whose next entries were compacted away: the state machine's snapshot. */
+  Snap = 'MsgSnap',
+}
+
+/**
+ * What the state machine says it is at `index` (for a shard: its metadata only). Entries up to
+ * `index` may be compacted away once a snapshot covers them.
+ */
+export interface Snapshot {
+  readonly index: number;
+  readonly term: number;
+  readonly confState: ConfState;
+  readonly data: Uint8Array;
 }
 
 export interface Message {
@@ -114,6 +127,8 @@ export interface Message {
    * for. ReadIndex and ReadIndexResp: the request's id.
    */
   readonly context: string;
+  /** Snap: the snapshot. */
+  readonly snapshot?: Snapshot;
 }
 
 /**
@@ -164,6 +179,8 @@ export interface InitialState {
   readonly intact: boolean;
   /** Membership at firstIndexMinusOne (a snapshot's). Absent: the config's voters, no learners. */
   readonly confState?: ConfState;
+  /** The latest snapshot (index firstIndexMinusOne), if the log was ever compacted. */
+  readonly snapshot?: Snapshot;
   /**
    * Every ConfChange entry in the log (after firstIndexMinusOne). Like termStarts, these are few;
    * the membership in force is the latest one in the log.

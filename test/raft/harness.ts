@@ -8,6 +8,7 @@ import {
   type Entry,
   type HardState,
   type InitialState,
+  type Snapshot,
   type LoadRequest,
   type Message,
   type NodeId,
@@ -22,14 +23,26 @@ import {
 export class MemoryStorage {
   entries: Entry[] = [];
   hardState: HardState = EMPTY_HARD_STATE;
+  /** The latest snapshot: entries up to its index are gone. */
+  snapshot: Snapshot | undefined;
 
-  /** Applies a Ready's writes: entries replace the log from their first index on. */
-  write(ready: Pick<Ready, 'entries' | 'hardState'>): void {
+  /** Applies a Ready's writes: a snapshot replaces the log; entries replace it from their first index on. */
+  write(ready: Pick<Ready, 'entries' | 'hardState' | 'snapshot'>): void {
+    if (ready.snapshot !== undefined) {
+      this.snapshot = ready.snapshot;
+      this.entries = [];
+    }
     if (ready.entries.length > 0) {
       const first = (ready.entries[0] as Entry).index;
       this.entries = this.entries.filter((e) => e.index < first).concat(ready.entries);
     }
     if (ready.hardState !== undefined) this.hardState = ready.hardState;
+  }
+
+  /** Log compaction: the state machine saved as `snapshot`; entries up to it are deleted. */
+  compact(snapshot: Snapshot): void {
+    this.snapshot = snapshot;
+    this.entries = this.entries.filter((e) => e.index > snapshot.index);
   }
 
   initialState(tailEntries = Number.POSITIVE_INFINITY): InitialState {
@@ -39,12 +52,16 @@ export class MemoryStorage {
       if (last === undefined || last.term !== e.term)
         termStarts.push({ index: e.index, term: e.term });
     }
-    const lastIndex = this.entries[this.entries.length - 1]?.index ?? 0;
+    const base = this.snapshot?.index ?? 0;
+    const lastIndex = this.entries[this.entries.length - 1]?.index ?? base;
     const tail = this.entries.slice(Math.max(0, this.entries.length - tailEntries));
     return {
       hardState: this.hardState,
-      firstIndexMinusOne: 0,
-      termAtFirstIndexMinusOne: 0,
+      firstIndexMinusOne: base,
+      termAtFirstIndexMinusOne: this.snapshot?.term ?? 0,
+      ...(this.snapshot === undefined
+        ? {}
+        : { snapshot: this.snapshot, confState: this.snapshot.confState }),
       lastIndex,
       termStarts,
       tail,
@@ -150,7 +167,10 @@ export function isEmptyReady(ready: Ready): boolean {
 export interface Replica {
   node: RawNode;
   storage: MemoryStorage;
+  /** Entries applied since the replica started or installed a snapshot. */
   applied: Entry[];
+  /** The texts a snapshot brought (the state machine of these tests is the list of texts). */
+  snapshotTexts: string[];
 }
 
 export interface StartOptions {
@@ -193,7 +213,15 @@ export class Cluster {
       { id, voters: this.ids, random: seededRandom(id * 7919), applied, ...this.configFor(id) },
       storage.initialState(options.tailEntries),
     );
-    const replica: Replica = { node, storage, applied: [] };
+    const replica: Replica = {
+      node,
+      storage,
+      applied: [],
+      snapshotTexts:
+        storage.snapshot === undefined
+          ? []
+          : (JSON.parse(decoder.decode(storage.snapshot.data)) as string[]),
+    };
     this.replicas.set(id, replica);
     this.unsynced.delete(id);
     this.pendingLoads = this.pendingLoads.filter((p) => p.id !== id);
@@ -273,6 +301,10 @@ export class Cluster {
   private complete(id: NodeId, ready: Ready): void {
     const r = this.get(id);
     r.storage.write(ready);
+    if (ready.snapshot !== undefined) {
+      r.snapshotTexts = JSON.parse(decoder.decode(ready.snapshot.data)) as string[];
+      r.applied = [];
+    }
     this.onPersisted?.(id, ready);
     this.deliverLater(ready.messagesAfterPersist);
     r.applied.push(...ready.committedEntries);
@@ -363,9 +395,33 @@ export class Cluster {
   }
 
   appliedTexts(id: NodeId): string[] {
-    return this.get(id)
-      .applied.filter((e) => e.type === EntryType.Normal && e.data.length > 0)
-      .map((e) => decoder.decode(e.data));
+    const r = this.get(id);
+    return [
+      ...r.snapshotTexts,
+      ...r.applied
+        .filter((e) => e.type === EntryType.Normal && e.data.length > 0)
+        .map((e) => decoder.decode(e.data)),
+    ];
+  }
+
+  /**
+   * Saves replica `id`'s state machine at its applied index and compacts its log there (assumes
+   * no membership change after that index, which these tests never make).
+   */
+  compact(id: NodeId): Snapshot {
+    const r = this.get(id);
+    const status = r.node.status();
+    const index = status.applied;
+    const term = r.node.internals.log.term(index) as number;
+    const snapshot: Snapshot = {
+      index,
+      term,
+      confState: r.node.internals.confState,
+      data: encoder.encode(JSON.stringify(this.appliedTexts(id))),
+    };
+    r.node.compact(snapshot);
+    r.storage.compact(snapshot);
+    return snapshot;
   }
 
   /** The replica's persisted log. */
