@@ -73,6 +73,16 @@ export class Membership {
     return (this.history[this.history.length - 1] as Change).index;
   }
 
+  /** The membership in force at `index` (for a snapshot taken there). */
+  at(index: number): ConfState {
+    let conf = (this.history[0] as Change).conf;
+    for (const change of this.history) {
+      if (change.index > index) break;
+      conf = change.conf;
+    }
+    return conf;
+  }
+
   isVoter(id: NodeId): boolean {
     return this.current.voters.includes(id);
   }

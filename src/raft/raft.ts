@@ -137,6 +137,11 @@ export class Raft {
     return this.membership.current;
   }
 
+  /** The membership in force at `index` (what a snapshot taken there must carry). */
+  confStateAt(index: number): ConfState {
+    return this.membership.at(index);
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Roles (§5.2)
 
@@ -1060,7 +1065,8 @@ export class Raft {
   }
 
   appliedTo(index: number): void {
-    this.log.appliedTo(index);
+    // A snapshot installed while this Ready was out has moved applied past it already.
+    if (index > this.log.applied) this.log.appliedTo(index);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -89,13 +89,28 @@ export class SafetyChecker {
     }
   }
 
+  /** A snapshot is an applied state: its entry terms must be the ones applied at those indexes. */
+  observeSnapshot(node: NodeId, terms: readonly number[]): void {
+    terms.forEach((term, i) => {
+      const known = this.applied[i + 1];
+      if (known !== undefined && known.term !== term) {
+        throw new SimViolation(
+          'state machine safety',
+          `replica ${node} installed a snapshot with term ${term} at index ${i + 1}, where term ${known.term} was applied`,
+        );
+      }
+    });
+  }
+
   /** Leader Completeness: the new leader's log holds every applied (hence committed) entry. */
   checkLeaderComplete(
     node: NodeId,
     term: number,
     termAt: (index: number) => number | undefined,
+    /** Entries before this were compacted into a snapshot (checked when it was installed). */
+    firstIndex = 1,
   ): void {
-    for (let i = 1; i < this.applied.length; i++) {
+    for (let i = Math.max(1, firstIndex - 1); i < this.applied.length; i++) {
       const known = this.applied[i];
       if (known === undefined) continue;
       const t = termAt(i);

@@ -31,6 +31,7 @@ function planted(name: string | undefined): Omit<SimOptions, 'seed' | 'trace'> {
     'leaderCountsUnsyncedEntries',
     'readWithoutQuorumCheck',
     'concurrentConfChanges',
+    'installOlderSnapshots',
   ];
   if (!known.includes(name as keyof UnsafeSwitches)) {
     throw new Error(`--unsafe must be one of ${[...known, 'ackBeforePersist'].join(', ')}`);

@@ -29,7 +29,7 @@ const cases: Array<[string, Planted, Profile, number]> = [
     'the current-term commit rule (Figure 8)',
     { unsafe: { commitEntriesOfEarlierTerms: true } },
     'churn',
-    200,
+    1000,
   ],
   [
     'the up-to-date check in votes (§5.4.1)',
@@ -47,13 +47,19 @@ const cases: Array<[string, Planted, Profile, number]> = [
     'the quorum check of ReadIndex (thesis §6.4)',
     { unsafe: { readWithoutQuorumCheck: true } },
     'membership',
-    400,
+    300,
   ],
   [
     'one membership change at a time, after a commit in the term',
     { unsafe: { concurrentConfChanges: true } },
     'membership',
-    100,
+    500,
+  ],
+  [
+    'ignoring snapshots older than the commit index',
+    { unsafe: { installOlderSnapshots: true } },
+    'churn',
+    1500,
   ],
 ];
 

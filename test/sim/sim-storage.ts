@@ -1,4 +1,10 @@
-import type { Entry, HardState, InitialState, LoadRequest } from '../../src/raft/types.js';
+import type {
+  Entry,
+  HardState,
+  InitialState,
+  LoadRequest,
+  Snapshot,
+} from '../../src/raft/types.js';
 import { EMPTY_HARD_STATE, EntryType, entryBytes } from '../../src/raft/types.js';
 import type { Random } from './random.js';
 
@@ -11,35 +17,62 @@ import type { Random } from './random.js';
 
 interface Batch {
   readonly id: number;
+  readonly snapshot: Snapshot | undefined;
   readonly entries: readonly Entry[];
   readonly hardState: HardState | undefined;
 }
 
 interface DiskState {
-  /** entries[i] has log index i + 1 (no compaction in this part of the library). */
+  /** The latest snapshot; entries up to its index are gone. */
+  snapshot: Snapshot | undefined;
+  /** entries[i] has log index base + i + 1. */
   entries: Entry[];
   hardState: HardState;
 }
 
+function baseOf(state: DiskState): number {
+  return state.snapshot?.index ?? 0;
+}
+
 function applyBatch(state: DiskState, batch: Batch): void {
+  if (batch.snapshot !== undefined) {
+    // Installing a snapshot replaces the whole log.
+    state.snapshot = batch.snapshot;
+    state.entries = [];
+  }
   const first = batch.entries[0];
   if (first !== undefined) {
     // Writing from index k replaces everything stored from k on.
-    state.entries.length = first.index - 1;
+    state.entries.length = Math.max(0, first.index - 1 - baseOf(state));
     for (const e of batch.entries) state.entries.push(e);
   }
   if (batch.hardState !== undefined) state.hardState = batch.hardState;
 }
 
+function compactState(state: DiskState, snapshot: Snapshot): void {
+  const drop = snapshot.index - baseOf(state);
+  if (drop <= 0) return;
+  state.entries = state.entries.slice(drop);
+  state.snapshot = snapshot;
+}
+
+function clone(state: DiskState): DiskState {
+  return { snapshot: state.snapshot, entries: [...state.entries], hardState: state.hardState };
+}
+
 export class SimStorage {
-  private durable: DiskState = { entries: [], hardState: EMPTY_HARD_STATE };
-  private view: DiskState = { entries: [], hardState: EMPTY_HARD_STATE };
+  private durable: DiskState = { snapshot: undefined, entries: [], hardState: EMPTY_HARD_STATE };
+  private view: DiskState = { snapshot: undefined, entries: [], hardState: EMPTY_HARD_STATE };
   private pending: Batch[] = [];
   private nextBatchId = 1;
 
   /** Writes a batch (visible now, durable after sync). Returns its id. */
-  write(entries: readonly Entry[], hardState: HardState | undefined): number {
-    const batch: Batch = { id: this.nextBatchId++, entries, hardState };
+  write(
+    snapshot: Snapshot | undefined,
+    entries: readonly Entry[],
+    hardState: HardState | undefined,
+  ): number {
+    const batch: Batch = { id: this.nextBatchId++, snapshot, entries, hardState };
     applyBatch(this.view, batch);
     this.pending.push(batch);
     return batch.id;
@@ -52,13 +85,22 @@ export class SimStorage {
     }
   }
 
+  /**
+   * Log compaction after the state machine was saved as `snapshot` (written and synced, then the
+   * entries it covers deleted). Covers only durable, applied entries.
+   */
+  compact(snapshot: Snapshot): void {
+    compactState(this.durable, snapshot);
+    compactState(this.view, snapshot);
+  }
+
   /** Power loss: unsynced batches survive only as a random prefix. */
   crash(random: Random): { kept: number; lost: number } {
     const survive = random.int(0, this.pending.length);
     for (let i = 0; i < survive; i++) applyBatch(this.durable, this.pending[i] as Batch);
     const lost = this.pending.length - survive;
     this.pending = [];
-    this.view = { entries: [...this.durable.entries], hardState: this.durable.hardState };
+    this.view = clone(this.durable);
     return { kept: survive, lost };
   }
 
@@ -66,26 +108,35 @@ export class SimStorage {
   read(request: LoadRequest): Entry[] {
     const out: Entry[] = [];
     let bytes = 0;
-    for (let i = request.from; i <= Math.min(request.to, this.view.entries.length); i++) {
-      const entry = this.view.entries[i - 1] as Entry;
+    const base = baseOf(this.view);
+    for (let i = Math.max(request.from, base + 1); i <= Math.min(request.to, this.lastIndex); i++) {
+      const entry = this.view.entries[i - base - 1] as Entry;
       bytes += entryBytes(entry);
       if (out.length > 0 && bytes > request.maxBytes) break;
       out.push(entry);
     }
-    return out;
+    // A read below the compacted prefix returns nothing for it (the replica then sends a snapshot).
+    return out.length > 0 && (out[0] as Entry).index === request.from ? out : [];
   }
 
   termAt(index: number): number {
-    return index === 0 ? 0 : (this.view.entries[index - 1]?.term ?? -1);
+    const base = baseOf(this.view);
+    if (index === base) return this.view.snapshot?.term ?? 0;
+    if (index < base) return -1;
+    return this.view.entries[index - base - 1]?.term ?? -1;
   }
 
   get lastIndex(): number {
-    return this.view.entries.length;
+    return baseOf(this.view) + this.view.entries.length;
+  }
+
+  get snapshot(): Snapshot | undefined {
+    return this.view.snapshot;
   }
 
   /** What a replica starting now would read back: the durable state, with a tail of `tailEntries`. */
   initialState(tailEntries: number): InitialState {
-    const entries = this.view.entries;
+    const { entries, snapshot } = this.view;
     const termStarts: { index: number; term: number }[] = [];
     for (const e of entries) {
       const last = termStarts[termStarts.length - 1];
@@ -94,9 +145,10 @@ export class SimStorage {
     }
     return {
       hardState: this.view.hardState,
-      firstIndexMinusOne: 0,
-      termAtFirstIndexMinusOne: 0,
-      lastIndex: entries.length,
+      firstIndexMinusOne: baseOf(this.view),
+      termAtFirstIndexMinusOne: snapshot?.term ?? 0,
+      ...(snapshot === undefined ? {} : { snapshot, confState: snapshot.confState }),
+      lastIndex: this.lastIndex,
       termStarts,
       tail: entries.slice(Math.max(0, entries.length - tailEntries)),
       intact: true,

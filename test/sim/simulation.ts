@@ -61,6 +61,8 @@ export interface SimStats {
   reads: number;
   transfers: number;
   confChanges: number;
+  compactions: number;
+  snapshotsInstalled: number;
   crashes: number;
   lostWrites: number;
   loads: number;
@@ -149,6 +151,8 @@ export class Simulation {
       reads: 0,
       transfers: 0,
       confChanges: 0,
+      compactions: 0,
+      snapshotsInstalled: 0,
       crashes: 0,
       lostWrites: 0,
       loads: 0,
@@ -217,7 +221,9 @@ export class Simulation {
   private start(replica: Replica): void {
     replica.incarnation++;
     replica.waiting = undefined;
-    replica.appliedTerms = [];
+    // The state machine restarts from the latest snapshot (entries after it are applied again).
+    const saved = replica.storage.snapshot;
+    replica.appliedTerms = saved === undefined ? [] : decodeTerms(saved.data);
     replica.node = new RawNode(
       {
         id: replica.id,
@@ -229,6 +235,7 @@ export class Simulation {
         maxInflightMsgs: this.tuning.maxInflightMsgs,
         maxLoadBytes: this.tuning.maxLoadBytes,
         random: () => this.random.next(),
+        applied: replica.appliedTerms.length,
         ...(this.options.unsafe === undefined ? {} : { unsafe: this.options.unsafe }),
       },
       replica.storage.initialState(this.tuning.maxTailEntries),
@@ -255,6 +262,29 @@ export class Simulation {
     if (!this.ids.includes(id)) this.ids.push(id);
     this.start(replica);
     return replica;
+  }
+
+  /** A replica saves its state machine and compacts its log (as retention trimming will). */
+  private compact(): void {
+    const up = [...this.replicas.values()].filter(
+      (r) => r.node !== undefined && r.waiting === undefined,
+    );
+    if (up.length === 0) return;
+    const replica = this.random.pick(up);
+    const node = replica.node as RawNode;
+    const index = node.status().applied - this.random.int(0, 5);
+    const base = replica.storage.snapshot?.index ?? 0;
+    if (index <= base || index < 1) return;
+    const snapshot = {
+      index,
+      term: replica.storage.termAt(index),
+      confState: node.internals.confStateAt(index),
+      data: encodeTerms(replica.appliedTerms.slice(0, index)),
+    };
+    node.compact(snapshot);
+    replica.storage.compact(snapshot);
+    this.stats.compactions++;
+    this.trace(`${replica.id} compacts to ${index}`);
   }
 
   /** The membership as the replica that has applied the most sees it. */
@@ -343,20 +373,31 @@ export class Simulation {
           request,
         });
       }
-      if (ready.entries.length === 0 && ready.hardState === undefined) {
+      if (ready.snapshot !== undefined) {
+        // The leader's snapshot replaces this replica's state machine.
+        const terms = decodeTerms(ready.snapshot.data);
+        this.checker.observeSnapshot(replica.id, terms);
+        replica.appliedTerms = terms;
+        this.stats.snapshotsInstalled++;
+      }
+      if (
+        ready.entries.length === 0 &&
+        ready.hardState === undefined &&
+        ready.snapshot === undefined
+      ) {
         for (const m of ready.messagesAfterPersist) this.send(m);
         node.advance(ready);
         continue;
       }
       const first = ready.entries[0];
       if (first !== undefined) {
-        this.checker.observeWrite(
-          replica.id,
-          ready.entries,
-          replica.storage.termAt(first.index - 1),
-        );
+        const prevTerm =
+          ready.snapshot !== undefined && first.index === ready.snapshot.index + 1
+            ? ready.snapshot.term
+            : replica.storage.termAt(first.index - 1);
+        this.checker.observeWrite(replica.id, ready.entries, prevTerm);
       }
-      const batch = replica.storage.write(ready.entries, ready.hardState);
+      const batch = replica.storage.write(ready.snapshot, ready.entries, ready.hardState);
       if (this.options.ackBeforePersist === true) {
         for (const m of ready.messagesAfterPersist) this.send(m);
       }
@@ -418,7 +459,12 @@ export class Simulation {
         this.lastKnownLeader = replica.id;
         const log = replica.node?.internals.log;
         if (log !== undefined)
-          this.checker.checkLeaderComplete(replica.id, status.term, (i) => log.term(i));
+          this.checker.checkLeaderComplete(
+            replica.id,
+            status.term,
+            (i) => log.term(i),
+            log.firstIndex,
+          );
       }
     }
   }
@@ -560,6 +606,8 @@ export class Simulation {
   }
 
   private nemesis(): void {
+    // Replicas compact their logs now and then, whatever else the nemesis does.
+    if (this.random.chance(0.15)) this.compact();
     if (this.profile === 'churn') {
       this.churn();
       return;
@@ -782,6 +830,14 @@ export class Simulation {
       }
     }
   }
+}
+
+function encodeTerms(terms: readonly number[]): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(terms));
+}
+
+function decodeTerms(data: Uint8Array): number[] {
+  return JSON.parse(new TextDecoder().decode(data)) as number[];
 }
 
 function describeReplica(r: Replica): string {
