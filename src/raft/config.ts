@@ -45,13 +45,22 @@ export interface RaftConfig {
   readonly maxLoadBytes?: number;
   /** The last applied index at start (everything up to it is in the state machine already). */
   readonly applied?: number;
+  /**
+   * Idle groups go quiet: a leader whose followers hold everything stops heartbeating, and they
+   * stop their election timers, until anything happens. The host must then wake the groups of a
+   * peer it finds dead (RawNode.unquiesce; MultiRaft does it from node-level heartbeats).
+   */
+  readonly quiesce?: boolean;
+  /** Asked before an election timeout starts a campaign; false postpones it (bounded election rate). */
+  readonly mayCampaign?: () => boolean;
   /** Uniform in [0, 1): the only source of randomness (randomized election timeouts). */
   readonly random: () => number;
   readonly unsafe?: UnsafeSwitches;
 }
 
-export type ResolvedConfig = Required<Omit<RaftConfig, 'unsafe'>> & {
+export type ResolvedConfig = Required<Omit<RaftConfig, 'unsafe' | 'mayCampaign'>> & {
   readonly unsafe: UnsafeSwitches;
+  readonly mayCampaign: (() => boolean) | undefined;
 };
 
 export function resolveConfig(config: RaftConfig): ResolvedConfig {
@@ -68,7 +77,9 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     maxApplyBytesPerReady: 16 * 1024 * 1024,
     maxLoadBytes: 4 * 1024 * 1024,
     applied: 0,
+    quiesce: false,
     ...config,
+    mayCampaign: config.mayCampaign,
     unsafe: config.unsafe ?? {},
   };
 }

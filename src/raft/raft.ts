@@ -162,6 +162,7 @@ export class Raft {
     this.uncommittedBytes = 0;
     this.broadcastPending = false;
     this.leadTransferee = NONE;
+    this.quiesced = false;
     // Reads in flight are dropped with the role; their callers time out and retry.
     this.pendingReads.length = 0;
     this.readsBeforeCommit.length = 0;
@@ -211,6 +212,7 @@ export class Raft {
   // Time
 
   tick(): void {
+    if (this.quiesced) return;
     if (this.role === Role.Leader) this.tickLeader();
     else this.tickElection();
   }
@@ -219,8 +221,62 @@ export class Raft {
     this.electionElapsed++;
     if (this.isVoter && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
+      // The host may spread elections out (after a restart, thousands of groups time out at once).
+      if (this.config.mayCampaign !== undefined && !this.config.mayCampaign()) return;
       this.campaign(this.config.preVote);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Quiescence: idle groups send nothing and tick nothing (CockroachDB's scheme)
+
+  /** Neither ticking nor heartbeating until something happens. */
+  quiesced = false;
+
+  /** Leader: everyone holds and has committed everything, and nothing is pending. */
+  private canQuiesce(): boolean {
+    if (!this.config.quiesce || this.role !== Role.Leader || this.leadTransferee !== NONE)
+      return false;
+    if (this.pendingReads.length > 0 || this.readsBeforeCommit.length > 0 || this.broadcastPending)
+      return false;
+    const last = this.log.lastIndex;
+    if (
+      this.log.committed !== last ||
+      this.log.stable !== last ||
+      this.log.term(last) !== this.term
+    )
+      return false;
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && (pr.match !== last || !pr.recentActive)) return false;
+    }
+    return true;
+  }
+
+  private quiesce(): void {
+    this.quiesced = true;
+    for (const [id] of this.progress) {
+      if (id === this.id) continue;
+      this.send(
+        {
+          type: MessageType.Heartbeat,
+          to: id,
+          term: this.term,
+          commit: this.log.committed,
+          quiesce: true,
+        },
+        'now',
+      );
+    }
+  }
+
+  /** Wakes the group: the host calls it when a peer seems dead; proposals and messages do it too. */
+  unquiesce(): void {
+    if (!this.quiesced) return;
+    this.quiesced = false;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    // Give check-quorum a fresh window: nobody was expected to talk while the group was quiet.
+    for (const pr of this.progress.values()) pr.recentActive = true;
   }
 
   private tickLeader(): void {
@@ -238,7 +294,8 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat();
+      if (this.canQuiesce()) this.quiesce();
+      else this.broadcastHeartbeat();
     }
   }
 
@@ -309,6 +366,8 @@ export class Raft {
   // Messages
 
   step(m: Message): void {
+    const quietHeartbeat = m.type === MessageType.Heartbeat && m.quiesce === true;
+    if (!quietHeartbeat && m.type !== MessageType.HeartbeatResp) this.unquiesce();
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         // A follower that heard from its leader within the election timeout ignores vote
@@ -487,6 +546,7 @@ export class Raft {
 
   /** Hands leadership to `target` once it has every entry; proposals wait until it is done. */
   transferLeadership(target: NodeId): void {
+    this.unquiesce();
     if (this.role !== Role.Leader || target === this.id || this.leadTransferee === target) return;
     const pr = this.progress.get(target);
     if (pr === undefined) return;
@@ -506,6 +566,7 @@ export class Raft {
    * served once `applied` reaches it. Throws ProposalDroppedError when no leader is known.
    */
   readIndex(context: string): void {
+    this.unquiesce();
     if (this.role === Role.Leader) {
       this.handleReadIndex(context, this.id);
     } else if (this.lead !== NONE) {
@@ -671,6 +732,12 @@ export class Raft {
 
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex));
+    // Go quiet only if fully caught up with the leader; otherwise keep ticking to catch up.
+    if (m.quiesce === true && this.config.quiesce) {
+      if (m.commit === this.log.lastIndex && this.log.committed === this.log.lastIndex)
+        this.quiesced = true;
+      else this.unquiesce();
+    }
     this.send(
       { type: MessageType.HeartbeatResp, to: m.from, term: this.term, context: m.context },
       'afterPersist',
@@ -843,6 +910,7 @@ export class Raft {
   // Proposals
 
   propose(data: Uint8Array): { index: number; term: number } {
+    this.unquiesce();
     if (this.role === Role.Leader && this.leadTransferee !== NONE) {
       throw new ProposalDroppedError(
         `proposal dropped: leadership is moving to ${this.leadTransferee}`,
@@ -901,6 +969,7 @@ export class Raft {
    * raft-dev, 2015), and for a replica id that was ever removed.
    */
   proposeConfChange(change: ConfChange): { index: number; term: number } {
+    this.unquiesce();
     if (this.role !== Role.Leader) {
       throw new ProposalDroppedError('membership change dropped: not the leader', this.lead);
     }

@@ -125,6 +125,21 @@ export class RawNode {
     this.raft.compact(snapshot);
   }
 
+  /** Whether the group is quiet (see RaftConfig.quiesce): ticks do nothing until it wakes. */
+  get quiesced(): boolean {
+    return this.raft.quiesced;
+  }
+
+  /** Wakes a quiet group (the host calls it when the leader's node seems dead). */
+  unquiesce(): void {
+    this.raft.unquiesce();
+  }
+
+  /** The leader this replica follows (0 if none known). */
+  get lead(): NodeId {
+    return this.raft.lead;
+  }
+
   /** On the leader: hands leadership to `target` once it has caught up (proposals wait). */
   transferLeadership(target: NodeId): void {
     this.raft.transferLeadership(target);

@@ -129,6 +129,8 @@ export interface Message {
   readonly context: string;
   /** Snap: the snapshot. */
   readonly snapshot?: Snapshot;
+  /** Heartbeat: the group is idle; stop ticking until something happens (quiescence). */
+  readonly quiesce?: boolean;
 }
 
 /**
