@@ -33,6 +33,11 @@ export interface SimOptions {
   readonly unsafe?: UnsafeSwitches;
   /** Planted host bug: send acknowledgements before the write is synced. */
   readonly ackBeforePersist?: boolean;
+  /**
+   * Run the group quiescent-capable with node-level heartbeats, as a multi-raft host does.
+   * Drawn per seed (half the seeds) when not given.
+   */
+  readonly quiesce?: boolean;
   readonly trace?: (line: string) => void;
   /**
    * How the nemesis behaves. 'mixed' (the default) draws one of the others per seed: 'steady'
@@ -63,6 +68,7 @@ export interface SimStats {
   confChanges: number;
   compactions: number;
   snapshotsInstalled: number;
+  quietTicks: number;
   crashes: number;
   lostWrites: number;
   loads: number;
@@ -70,9 +76,12 @@ export interface SimStats {
 }
 
 const TICK_MS = 10;
+/** A quiet group wakes when its leader's node has been silent this long (an election timeout). */
+const QUIET_LEADER_TIMEOUT_MS = 10 * TICK_MS;
 
 type SimEvent =
   | { kind: 'tick'; node: NodeId; incarnation: number }
+  | { kind: 'ping'; from: NodeId; to: NodeId }
   | { kind: 'deliver'; message: Message }
   | { kind: 'synced'; node: NodeId; incarnation: number; batch: number }
   | { kind: 'loaded'; node: NodeId; incarnation: number; request: LoadRequest }
@@ -91,6 +100,8 @@ interface Replica {
   diskDelayMs: [number, number];
   /** Terms of the entries applied since the last start, by index. */
   appliedTerms: number[];
+  /** Virtual time a node-level heartbeat (or any message) last arrived from each peer. */
+  lastHeard: Map<NodeId, number>;
 }
 
 export class Simulation {
@@ -114,6 +125,10 @@ export class Simulation {
   };
   private chaos = true;
   private readonly profile: 'steady' | 'churn' | 'membership';
+  /** Half the seeds run with quiescence and node-level heartbeats, as a multi-raft host would. */
+  private readonly quiesce: boolean;
+  /** Randomness for node-level heartbeats, apart from the main stream. */
+  private readonly sideRandom: Random;
   private proposalCounter = 0;
   /** Proposals accepted by a leader: value -> who accepted it and where. */
   private readonly accepted = new Map<string, { node: NodeId; index: number; term: number }>();
@@ -131,6 +146,10 @@ export class Simulation {
             ? 'churn'
             : 'membership'
         : options.profile;
+    // Quiescence draws from its own stream, so seeds without it replay exactly as they did
+    // before it existed (regression seeds keep their meaning).
+    this.sideRandom = new Random(options.seed ^ 0x5eed51de);
+    this.quiesce = options.quiesce ?? this.sideRandom.chance(0.5);
     const size = this.profile === 'churn' || this.random.chance(0.5) ? 3 : 5;
     this.ids = Array.from({ length: size }, (_, i) => i + 1);
     this.bootstrap = [...this.ids];
@@ -153,6 +172,7 @@ export class Simulation {
       confChanges: 0,
       compactions: 0,
       snapshotsInstalled: 0,
+      quietTicks: 0,
       crashes: 0,
       lostWrites: 0,
       loads: 0,
@@ -235,6 +255,7 @@ export class Simulation {
         maxInflightMsgs: this.tuning.maxInflightMsgs,
         maxLoadBytes: this.tuning.maxLoadBytes,
         random: () => this.random.next(),
+        quiesce: this.quiesce,
         applied: replica.appliedTerms.length,
         ...(this.options.unsafe === undefined ? {} : { unsafe: this.options.unsafe }),
       },
@@ -257,6 +278,7 @@ export class Simulation {
       waiting: undefined,
       diskDelayMs: [0, 2],
       appliedTerms: [],
+      lastHeard: new Map(),
     };
     this.replicas.set(id, replica);
     if (!this.ids.includes(id)) this.ids.push(id);
@@ -472,6 +494,16 @@ export class Simulation {
   // -------------------------------------------------------------------------------------------
   // Network
 
+  private ping(from: NodeId, to: NodeId): void {
+    if (this.blocked.has(`${from}->${to}`) || this.sideRandom.chance(this.network.dropRate)) return;
+    const delayMs = this.sideRandom.int(this.network.minDelayMs, this.network.maxDelayMs);
+    this.queue.push(this.now + delayMs, {
+      kind: 'ping',
+      from,
+      to,
+    });
+  }
+
   private send(message: Message): void {
     this.stats.messages++;
     if (this.blocked.has(`${message.from}->${message.to}`)) return;
@@ -491,9 +523,24 @@ export class Simulation {
       case 'tick': {
         const replica = this.live(event.node, event.incarnation);
         if (replica === undefined) return;
-        replica.node?.tick();
+        const node = replica.node as RawNode;
+        if (this.quiesce) {
+          // The multi-raft host's job: a quiet group whose leader's node fell silent wakes up.
+          const heard = replica.lastHeard.get(node.lead) ?? -Infinity;
+          if (node.quiesced) this.stats.quietTicks++;
+          if (node.quiesced && this.now - heard > QUIET_LEADER_TIMEOUT_MS) node.unquiesce();
+          // One node-level heartbeat per peer per tick (what MultiRaft batches carry).
+          for (const peer of this.ids) if (peer !== replica.id) this.ping(replica.id, peer);
+        }
+        node.tick();
         this.pump(replica);
         this.queue.push(this.now + TICK_MS, event);
+        return;
+      }
+      case 'ping': {
+        const replica = this.live(event.to);
+        if (replica === undefined || this.blocked.has(`${event.from}->${event.to}`)) return;
+        replica.lastHeard.set(event.from, this.now);
         return;
       }
       case 'deliver': {
@@ -501,6 +548,7 @@ export class Simulation {
         const replica = this.live(m.to);
         // A partition that started while the message was in flight also stops it.
         if (replica === undefined || this.blocked.has(`${m.from}->${m.to}`)) return;
+        replica.lastHeard.set(m.from, this.now);
         replica.node?.step(m);
         this.pump(replica);
         return;
