@@ -61,6 +61,12 @@ const cases: Array<[string, Planted, Profile, number]> = [
     'churn',
     1500,
   ],
+  [
+    'retiring the id of a replica that lost its disk (it rejoins under its old id, empty)',
+    { rejoinWithEmptyDisk: true },
+    'membership',
+    400,
+  ],
 ];
 
 describe('planted bugs are caught', () => {

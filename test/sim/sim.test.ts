@@ -48,6 +48,8 @@ describe('raft simulator', () => {
       'compactions',
       'snapshotsInstalled',
       'quietTicks',
+      'disksLost',
+      'replacements',
       'loads',
     ]) {
       expect(totals.get(key), key).toBeGreaterThan(0);

@@ -1,10 +1,12 @@
 import type { UnsafeSwitches } from '../../src/raft/config.js';
 import { ProposalDroppedError } from '../../src/raft/errors.js';
+import { Membership } from '../../src/raft/membership.js';
 import { RawNode, type Ready } from '../../src/raft/raw-node.js';
 import {
   EntryType,
   Role,
   type ConfChange,
+  type ConfState,
   type Entry,
   type LoadRequest,
   type Message,
@@ -33,6 +35,11 @@ export interface SimOptions {
   readonly unsafe?: UnsafeSwitches;
   /** Planted host bug: send acknowledgements before the write is synced. */
   readonly ackBeforePersist?: boolean;
+  /**
+   * Planted host bug: a replica whose disk was lost restarts under its old id with an empty disk
+   * (it forgets its votes and the entries it acknowledged) instead of rejoining as a new learner.
+   */
+  readonly rejoinWithEmptyDisk?: boolean;
   /**
    * Run the group quiescent-capable with node-level heartbeats, as a multi-raft host does.
    * Drawn per seed (half the seeds) when not given.
@@ -70,6 +77,8 @@ export interface SimStats {
   snapshotsInstalled: number;
   quietTicks: number;
   crashes: number;
+  disksLost: number;
+  replacements: number;
   lostWrites: number;
   loads: number;
   virtualMs: number;
@@ -87,11 +96,12 @@ type SimEvent =
   | { kind: 'loaded'; node: NodeId; incarnation: number; request: LoadRequest }
   | { kind: 'client' }
   | { kind: 'nemesis' }
-  | { kind: 'restart'; node: NodeId };
+  | { kind: 'restart'; node: NodeId }
+  | { kind: 'replace'; lost: NodeId; by: NodeId | undefined };
 
 interface Replica {
   readonly id: NodeId;
-  readonly storage: SimStorage;
+  storage: SimStorage;
   node: RawNode | undefined;
   /** Bumped on every restart, so events of an earlier life are ignored. */
   incarnation: number;
@@ -102,6 +112,8 @@ interface Replica {
   appliedTerms: number[];
   /** Virtual time a node-level heartbeat (or any message) last arrived from each peer. */
   lastHeard: Map<NodeId, number>;
+  /** Lost its disk: its id is retired for good and it never runs again. */
+  retired: boolean;
 }
 
 export class Simulation {
@@ -129,6 +141,11 @@ export class Simulation {
   private readonly quiesce: boolean;
   /** Randomness for node-level heartbeats, apart from the main stream. */
   private readonly sideRandom: Random;
+  /** Whether this seed loses disks (half the membership seeds), and when; its own stream too. */
+  private readonly diskLossRandom: Random;
+  private readonly diskLoss: boolean;
+  /** A lost replica is being replaced; one at a time, as an operator would. */
+  private replacing = false;
   private proposalCounter = 0;
   /** Proposals accepted by a leader: value -> who accepted it and where. */
   private readonly accepted = new Map<string, { node: NodeId; index: number; term: number }>();
@@ -150,6 +167,8 @@ export class Simulation {
     // before it existed (regression seeds keep their meaning).
     this.sideRandom = new Random(options.seed ^ 0x5eed51de);
     this.quiesce = options.quiesce ?? this.sideRandom.chance(0.5);
+    this.diskLossRandom = new Random(options.seed ^ 0xd15c1055);
+    this.diskLoss = this.profile === 'membership' && this.diskLossRandom.chance(0.5);
     const size = this.profile === 'churn' || this.random.chance(0.5) ? 3 : 5;
     this.ids = Array.from({ length: size }, (_, i) => i + 1);
     this.bootstrap = [...this.ids];
@@ -174,6 +193,8 @@ export class Simulation {
       snapshotsInstalled: 0,
       quietTicks: 0,
       crashes: 0,
+      disksLost: 0,
+      replacements: 0,
       lostWrites: 0,
       loads: 0,
       virtualMs: 0,
@@ -279,6 +300,7 @@ export class Simulation {
       diskDelayMs: [0, 2],
       appliedTerms: [],
       lastHeard: new Map(),
+      retired: false,
     };
     this.replicas.set(id, replica);
     if (!this.ids.includes(id)) this.ids.push(id);
@@ -317,7 +339,8 @@ export class Simulation {
       if (best === undefined || r.appliedTerms.length > best.appliedTerms.length) best = r;
     }
     const conf = best?.node?.internals.confState;
-    return conf === undefined ? [...this.ids] : [...conf.voters, ...conf.learners];
+    const all = conf === undefined ? [...this.ids] : [...conf.voters, ...conf.learners];
+    return all.filter((id) => this.replicas.get(id)?.retired !== true);
   }
 
   /**
@@ -338,7 +361,9 @@ export class Simulation {
       for (const learner of conf.learners) {
         options.push({ type: 'addVoter', node: learner }, { type: 'removeNode', node: learner });
       }
-      if (conf.voters.length > 2)
+      // Removing a live voter while a dead disk still holds a vote could leave no quorum.
+      const deadVoter = conf.voters.some((v) => this.replicas.get(v)?.retired === true);
+      if (conf.voters.length > 2 && !deadVoter)
         for (const voter of conf.voters) options.push({ type: 'removeNode', node: voter });
       if (options.length === 0) return;
       const change = this.random.pick(options);
@@ -353,6 +378,121 @@ export class Simulation {
       }
     }
     this.pump(leader as Replica);
+  }
+
+  /**
+   * Losing a disk must not cost the group its quorum for good: one replacement at a time, and
+   * only while at least three voters remain (two of them can still elect and commit).
+   */
+  private mayLoseDisk(): boolean {
+    if (this.replacing) return false;
+    // Every replica's view, crashed ones from their disks, so a removal still pending in any log
+    // is counted.
+    for (const replica of this.replicas.values()) {
+      if (replica.retired) continue;
+      const views = [this.confOnDisk(replica), replica.node?.internals.confState];
+      for (const conf of views) {
+        if (conf === undefined) continue;
+        const voters = conf.voters.filter((v) => this.replicas.get(v)?.retired !== true);
+        if (voters.length < 3) return false;
+      }
+    }
+    return true;
+  }
+
+  /** The membership a replica would start with from what its disk holds now. */
+  private confOnDisk(replica: Replica): ConfState {
+    const state = replica.storage.initialState(0);
+    const base = state.snapshot?.confState ?? { voters: this.bootstrap, learners: [], removed: [] };
+    return new Membership(
+      state.snapshot?.index ?? 0,
+      state.snapshot?.term ?? 0,
+      base,
+      state.confEntries ?? [],
+    ).current;
+  }
+
+  /**
+   * The disk is gone. A replica that forgot its votes and acknowledged entries must not come back
+   * under its old id (it could vote twice in a term, or help elect a leader without entries it
+   * confirmed): its id is retired, and an operator replaces it with a new learner.
+   */
+  private loseDisk(victim: Replica): void {
+    this.crash(victim);
+    victim.storage = new SimStorage();
+    victim.appliedTerms = [];
+    this.stats.disksLost++;
+    this.trace(`disk of ${victim.id} lost`);
+    if (this.options.rejoinWithEmptyDisk === true) {
+      this.queue.push(this.now + this.diskLossRandom.int(5, 300), {
+        kind: 'restart',
+        node: victim.id,
+      });
+      return;
+    }
+    victim.retired = true;
+    this.replacing = true;
+    this.queue.push(this.now + this.diskLossRandom.int(20, 300), {
+      kind: 'replace',
+      lost: victim.id,
+      by: undefined,
+    });
+  }
+
+  /**
+   * The operator's replacement, one step per visit until done: remove the lost id, add a new
+   * learner, promote it once it has caught up with the commit index. Each step goes through the
+   * current leader and is retried (changes are refused while another is pending, and leaders
+   * change).
+   */
+  private replace(lost: NodeId, by: NodeId | undefined): void {
+    const leader = [...this.replicas.values()].find((x) => x.node?.status().role === Role.Leader);
+    const node = leader?.node;
+    let next = by;
+    let done = false;
+    if (node !== undefined) {
+      const conf = node.internals.confState;
+      let change: ConfChange | undefined;
+      if (conf.voters.includes(lost) || conf.learners.includes(lost)) {
+        change = { type: 'removeNode', node: lost };
+      } else if (next === undefined) {
+        next = Math.max(...this.ids) + 1;
+        change = { type: 'addLearner', node: next };
+      } else if (conf.learners.includes(next)) {
+        const newcomer = this.replicas.get(next)?.node?.status();
+        if (newcomer !== undefined && newcomer.applied >= node.status().commit)
+          change = { type: 'addVoter', node: next };
+      } else if (conf.voters.includes(next)) {
+        done = true;
+      } else {
+        // The newcomer was removed by another change: start over with a fresh id.
+        next = undefined;
+      }
+      if (change !== undefined) {
+        try {
+          node.proposeConfChange(change);
+          this.stats.confChanges++;
+          this.trace(`operator replaces ${lost}: ${change.type} ${change.node}`);
+          if (change.type === 'addLearner' && !this.replicas.has(change.node))
+            this.createReplica(change.node);
+        } catch (error) {
+          if (!(error instanceof ProposalDroppedError)) throw error;
+          if (change.type === 'addLearner') next = undefined;
+        }
+        this.pump(leader as Replica);
+      }
+    }
+    if (done) {
+      this.replacing = false;
+      this.stats.replacements++;
+      this.trace(`operator replaced ${lost} by ${next}`);
+      return;
+    }
+    this.queue.push(this.now + this.diskLossRandom.int(20, 200), {
+      kind: 'replace',
+      lost,
+      by: next,
+    });
   }
 
   private crash(replica: Replica): void {
@@ -590,9 +730,13 @@ export class Simulation {
         return;
       case 'restart': {
         const replica = this.replicas.get(event.node);
-        if (replica !== undefined && replica.node === undefined) this.start(replica);
+        if (replica !== undefined && replica.node === undefined && !replica.retired)
+          this.start(replica);
         return;
       }
+      case 'replace':
+        this.replace(event.lost, event.by);
+        return;
     }
   }
 
@@ -732,6 +876,10 @@ export class Simulation {
       const up = replicas.filter((x) => x.node !== undefined);
       if (up.length === 0) return;
       const victim = this.random.pick(up);
+      if (this.diskLoss && this.diskLossRandom.chance(0.3) && this.mayLoseDisk()) {
+        this.loseDisk(victim);
+        return;
+      }
       this.crash(victim);
       this.queue.push(this.now + this.random.int(5, 500), { kind: 'restart', node: victim.id });
     } else if (leader !== undefined) {
@@ -820,7 +968,7 @@ export class Simulation {
     this.network = { dropRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5 };
     for (const replica of this.replicas.values()) {
       replica.diskDelayMs = [0, 2];
-      if (replica.node === undefined) this.start(replica);
+      if (replica.node === undefined && !replica.retired) this.start(replica);
     }
   }
 
