@@ -790,10 +790,12 @@ export class Raft {
     const prevTerm = this.log.term(prevIndex);
     if (prevTerm === undefined) return this.sendSnapshot(to, pr);
     let entries: Entry[] = [];
+    let catchUp = false;
     if (pr.next <= this.log.lastIndex) {
-      const loaded = this.entriesFor(to, pr);
-      if (loaded === undefined) return false;
-      entries = loaded;
+      const found = this.entriesFor(to, pr);
+      if (found === undefined) return false;
+      entries = found.entries;
+      catchUp = found.fromStorage;
     }
     if (entries.length === 0 && !sendIfEmpty) return false;
     let bytes = 0;
@@ -807,6 +809,7 @@ export class Raft {
         logTerm: prevTerm,
         entries,
         commit: this.log.committed,
+        ...(catchUp ? { catchUp } : {}),
       },
       'now',
     );
@@ -819,16 +822,19 @@ export class Raft {
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
     const snapshot = this.snapshot;
     invariant(snapshot !== undefined, 'a compacted log always has a snapshot');
-    this.send({ type: MessageType.Snap, to, term: this.term, snapshot }, 'now');
+    this.send({ type: MessageType.Snap, to, term: this.term, snapshot, catchUp: true }, 'now');
     pr.becomeSnapshot(snapshot.index);
     return false;
   }
 
   /** Entries from pr.next: from memory, from a finished load, or undefined while a load runs. */
-  private entriesFor(to: NodeId, pr: Progress): Entry[] | undefined {
+  private entriesFor(
+    to: NodeId,
+    pr: Progress,
+  ): { entries: Entry[]; fromStorage: boolean } | undefined {
     const max = this.config.maxSizePerMsgBytes;
     const cached = this.log.cachedEntries(pr.next, this.log.lastIndex, max);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return { entries: cached, fromStorage: false };
     const first = pr.catchUp[0];
     if (first !== undefined && first.index === pr.next) {
       const out: Entry[] = [];
@@ -839,7 +845,7 @@ export class Raft {
         out.push(entry);
       }
       pr.catchUp = pr.catchUp.slice(out.length);
-      return out;
+      return { entries: out, fromStorage: true };
     }
     pr.catchUp = [];
     if (!pr.loading) {

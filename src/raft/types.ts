@@ -131,6 +131,11 @@ export interface Message {
   readonly snapshot?: Snapshot;
   /** Heartbeat: the group is idle; stop ticking until something happens (quiescence). */
   readonly quiesce?: boolean;
+  /**
+   * App and Snap: the follower is catching up (entries read from storage, or a snapshot). A host
+   * may send these on a separate, rate-limited path so they never delay heartbeats.
+   */
+  readonly catchUp?: boolean;
 }
 
 /**

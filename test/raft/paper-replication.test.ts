@@ -629,8 +629,11 @@ describe('entries read back from storage (Ready.loads)', () => {
     const eb = entryBytes(entry(1, 1, 'entry-00'));
     const c = new Cluster([1, 2, 3], () => ({ maxTailBytes: 5 * eb, maxLoadBytes: 7 * eb }));
     let loads = 0;
+    const appendsTo3: Message[] = [];
     c.onReady = (id, r) => {
       if (id === 1) loads += r.loads.length;
+      if (id === 1)
+        appendsTo3.push(...r.messagesNow.filter((m) => m.to === 3 && m.entries.length > 0));
     };
     c.elect(1);
     c.isolate(3);
@@ -647,6 +650,10 @@ describe('entries read back from storage (Ready.loads)', () => {
     c.run(3);
     // check
     expect(loads).toBeGreaterThan(3);
+    // Appends built from storage are marked, so a host can send them on its catch-up path.
+    // The first appends came from memory; later ones were read back from storage.
+    expect(appendsTo3.findIndex((m) => m.catchUp === true)).toBeGreaterThan(0);
+    expect(appendsTo3.filter((m) => m.catchUp === true).length).toBeGreaterThan(3);
     expect(c.log(3)).toEqual(c.log(1));
     expect(c.appliedTexts(3)).toEqual(c.appliedTexts(1));
     expect(c.appliedTexts(3)).toHaveLength(60);

@@ -24,9 +24,9 @@ describe('snapshots and compaction', () => {
     c.heal();
     const after = writes(c, 1, 5, 'x');
     c.run(3);
-    expect(
-      c.sent.filter((m) => m.type === MessageType.Snap && m.to === 3).length,
-    ).toBeGreaterThanOrEqual(1);
+    const snaps = c.sent.filter((m) => m.type === MessageType.Snap && m.to === 3);
+    expect(snaps.length).toBeGreaterThanOrEqual(1);
+    expect(snaps.every((m) => m.catchUp === true)).toBe(true);
     expect(c.appliedTexts(3)).toEqual([...before, ...after]);
     expect(c.get(3).node.status().commit).toBe(c.get(1).node.status().commit);
     // The follower's log starts after the snapshot and matches the leader's from there.
