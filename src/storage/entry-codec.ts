@@ -19,6 +19,8 @@ export enum EntryType {
   Empty = 0,
   /** A batch of records (see record-batch.ts). */
   Records = 1,
+  /** A Raft membership change (payload: the encoded change). */
+  ConfChange = 2,
 }
 
 export interface LogEntry {
@@ -63,7 +65,7 @@ export function decodeEntry(index: number, value: Buffer): LogEntry {
     );
   }
   const type = value[13] as number;
-  if (type !== EntryType.Empty && type !== EntryType.Records) {
+  if (type !== EntryType.Empty && type !== EntryType.Records && type !== EntryType.ConfChange) {
     throw new StorageCorruptionError(`log entry ${index}: unknown entry type ${type}`);
   }
   return {

@@ -5,7 +5,10 @@
  *
  *   L | shard u64 | index u64                 log entry (one Raft entry = one record batch)
  *   T | shard u64 | arrivalMs u64 | index u64 arrival-time index (written when an entry is applied)
- *   S | shard u64 | kind u8                   per-shard state: hard state, trim pointer, applied index
+ *   S | shard u64 | kind u8                   per-shard state: hard state, trim pointer, applied index,
+ *                                             Raft snapshot (membership at the trim point)
+ *   E | shard u64 | index u64                 Raft log markers: where a term starts, where a
+ *                                             membership change is (few; read whole at start)
  *   M | name (UTF-8)                          metadata records
  *
  * `shard` is the shard incarnation, unique for the life of the cluster, so a deleted stream's keys
@@ -16,10 +19,12 @@ export const SPACE_LOG = 0x4c; // 'L'
 export const SPACE_ARRIVAL = 0x54; // 'T'
 export const SPACE_SHARD_STATE = 0x53; // 'S'
 export const SPACE_METADATA = 0x4d; // 'M'
+export const SPACE_MARKER = 0x45; // 'E'
 
 export const STATE_HARD = 0x68; // 'h'
 export const STATE_TRIM = 0x74; // 't'
 export const STATE_APPLIED = 0x61; // 'a'
+export const STATE_SNAPSHOT = 0x73; // 's'
 
 const U64_SPLIT = 2 ** 32;
 
@@ -46,6 +51,14 @@ export function logKey(shard: number, index: number): Buffer {
 
 export function logKeyIndex(key: Buffer): number {
   return readU64(key, 9);
+}
+
+export function markerKey(shard: number, index: number): Buffer {
+  const key = Buffer.allocUnsafe(17);
+  key[0] = SPACE_MARKER;
+  writeU64(key, shard, 1);
+  writeU64(key, index, 9);
+  return key;
 }
 
 export function arrivalKey(shard: number, arrivalMs: number, index: number): Buffer {

@@ -12,14 +12,18 @@ export interface BatchRecord {
   readonly data: Buffer;
 }
 
-export function encodeRecordBatch(records: readonly BatchRecord[]): Buffer {
+/**
+ * Encodes a batch. `headroomBytes` leaves that many bytes free at the start of the returned
+ * buffer for the caller's header, so framing the batch costs no second copy.
+ */
+export function encodeRecordBatch(records: readonly BatchRecord[], headroomBytes = 0): Buffer {
   const keys = records.map((r) => Buffer.from(r.partitionKey, 'utf8'));
-  let size = 4;
+  let size = headroomBytes + 4;
   for (let i = 0; i < records.length; i++) {
     size += 2 + (keys[i] as Buffer).length + 4 + (records[i] as BatchRecord).data.length;
   }
   const out = Buffer.allocUnsafe(size);
-  let o = out.writeUInt32BE(records.length, 0);
+  let o = out.writeUInt32BE(records.length, headroomBytes);
   for (let i = 0; i < records.length; i++) {
     const key = keys[i] as Buffer;
     const data = (records[i] as BatchRecord).data;

@@ -11,12 +11,14 @@ import {
   arrivalKeyParts,
   logKey,
   logKeyIndex,
+  markerKey,
   readU64,
   shardSpaceEnd,
   shardSpaceStart,
   shardStateKey,
   SPACE_ARRIVAL,
   SPACE_LOG,
+  SPACE_MARKER,
   SPACE_SHARD_STATE,
   STATE_APPLIED,
   STATE_HARD,
@@ -47,12 +49,15 @@ export interface TrimPoint {
   readonly arrivalMs: number;
 }
 
-export interface RecoveredShardLog {
+export interface RecoveredShardState {
   readonly hardState: HardState;
   readonly trimPoint: TrimPoint;
   readonly appliedIndex: number;
   /** The last entry on disk, or the trim point if the log is empty. */
   readonly lastIndex: number;
+}
+
+export interface RecoveredShardLog extends RecoveredShardState {
   readonly lastTerm: number;
   readonly lastArrivalMs: number;
 }
@@ -68,7 +73,8 @@ export class ShardLog {
     readonly shard: number,
   ) {}
 
-  async recover(): Promise<RecoveredShardLog> {
+  /** The shard's state records and last index, finishing a trim a crash interrupted. */
+  async recoverState(): Promise<RecoveredShardState> {
     const hardState = decodeHardState(await this.kv.get(shardStateKey(this.shard, STATE_HARD)));
     const trimPoint = decodeTrimPoint(await this.kv.get(shardStateKey(this.shard, STATE_TRIM)));
     const appliedRaw = await this.kv.get(shardStateKey(this.shard, STATE_APPLIED));
@@ -85,26 +91,23 @@ export class ShardLog {
       // A crash between writing the trim pointer and deleting the entries: finish the trim.
       await this.removeTrimmed(trimPoint, trimPoint.index);
     }
-    const [last] = await this.kv.entries({ ...logRange, reverse: true, limit: 1 });
-    if (last === undefined) {
-      return {
-        hardState,
-        trimPoint,
-        appliedIndex,
-        lastIndex: trimPoint.index,
-        lastTerm: trimPoint.term,
-        lastArrivalMs: trimPoint.arrivalMs,
-      };
-    }
-    const entry = decodeEntry(logKeyIndex(last[0]), last[1]);
+    const [last] = await this.kv.keys({ ...logRange, reverse: true, limit: 1 });
     return {
       hardState,
       trimPoint,
       appliedIndex,
-      lastIndex: entry.index,
-      lastTerm: entry.term,
-      lastArrivalMs: entry.arrivalMs,
+      lastIndex: last === undefined ? trimPoint.index : logKeyIndex(last),
     };
+  }
+
+  /** recoverState(), plus the last entry's term and arrival time (decoded, so checksummed). */
+  async recover(): Promise<RecoveredShardLog> {
+    const state = await this.recoverState();
+    if (state.lastIndex === state.trimPoint.index) {
+      return { ...state, lastTerm: state.trimPoint.term, lastArrivalMs: state.trimPoint.arrivalMs };
+    }
+    const entry = await this.entryAt(state.lastIndex);
+    return { ...state, lastTerm: entry.term, lastArrivalMs: entry.arrivalMs };
   }
 
   appendOps(entries: readonly LogEntry[]): KvOp[] {
@@ -173,6 +176,23 @@ export class ShardLog {
     if (expected <= to) throw new LogGapError(this.shard, expected, undefined);
   }
 
+  /** Yields entries to..from, newest first, with the same checks as entries(). */
+  async *entriesBackward(from: number, to: number): AsyncGenerator<LogEntry> {
+    if (to < from) return;
+    let expected = to;
+    for await (const [key, value] of this.kv.iterate({
+      gte: logKey(this.shard, from),
+      lte: logKey(this.shard, to),
+      reverse: true,
+    })) {
+      const index = logKeyIndex(key);
+      if (index !== expected) throw new LogGapError(this.shard, expected, index);
+      yield decodeEntry(index, value);
+      expected--;
+    }
+    if (expected >= from) throw new LogGapError(this.shard, expected, undefined);
+  }
+
   async entryAt(index: number): Promise<LogEntry> {
     const value = await this.kv.get(logKey(this.shard, index));
     if (value === undefined) throw new LogGapError(this.shard, index, undefined);
@@ -215,6 +235,12 @@ export class ShardLog {
       gte: shardSpaceStart(SPACE_ARRIVAL, this.shard),
       lte: arrivalKey(this.shard, point.arrivalMs, point.index),
     });
+    // Raft markers at or below the trim point are no longer needed: the trim point's term stands
+    // for them (see ShardRaftStore.recover).
+    await this.kv.clear({
+      gte: shardSpaceStart(SPACE_MARKER, this.shard),
+      lte: markerKey(this.shard, point.index),
+    });
     if (point.index - previousTrimIndex >= COMPACT_AFTER_TRIMMED_ENTRIES) {
       await this.kv.compact(
         shardSpaceStart(SPACE_LOG, this.shard),
@@ -225,7 +251,7 @@ export class ShardLog {
 
   /** Deletes every key of the shard (its stream was deleted). */
   async destroy(): Promise<void> {
-    for (const space of [SPACE_LOG, SPACE_ARRIVAL, SPACE_SHARD_STATE]) {
+    for (const space of [SPACE_LOG, SPACE_ARRIVAL, SPACE_SHARD_STATE, SPACE_MARKER]) {
       await this.kv.clear({
         gte: shardSpaceStart(space, this.shard),
         lt: shardSpaceEnd(space, this.shard),
