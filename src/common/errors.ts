@@ -24,7 +24,9 @@ export type KinesisErrorName =
   | 'LimitExceededException'
   | 'AccessDeniedException'
   | 'InternalFailureException'
-  | 'ServiceUnavailableException';
+  | 'ServiceUnavailableException'
+  // Rheos' own: never shown to Kinesis clients (the gateway routes to the leader instead).
+  | 'NotLeaderException';
 
 export class RheosError extends Error {
   override readonly name: KinesisErrorName;
@@ -122,6 +124,26 @@ export class ServiceUnavailableError extends RheosError {
   }
 }
 
+/** Where a client should send a shard's writes instead: the leader as this broker knows it. */
+export interface LeaderHint {
+  readonly brokerId: number;
+  /** host:port of the leader's native gRPC API. */
+  readonly endpoint: string;
+}
+
+/**
+ * This broker does not lead the shard (or does not host it). Definite (nothing was written) and
+ * retriable: send the request to `leader` if known, else refresh the shard map.
+ */
+export class NotLeaderError extends RheosError {
+  readonly leader: LeaderHint | undefined;
+
+  constructor(message: string, options: RheosErrorOptions & { leader?: LeaderHint } = {}) {
+    super('NotLeaderException', message, { retriable: true, ...options });
+    this.leader = options.leader;
+  }
+}
+
 const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptions) => RheosError> =
   {
     ResourceNotFoundException: ResourceNotFoundError,
@@ -135,6 +157,7 @@ const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptio
     AccessDeniedException: AccessDeniedError,
     InternalFailureException: InternalFailureError,
     ServiceUnavailableException: ServiceUnavailableError,
+    NotLeaderException: NotLeaderError,
   };
 
 export function isKinesisErrorName(name: string): name is KinesisErrorName {

@@ -3,6 +3,7 @@ import {
   errorFromName,
   InternalFailureError,
   isKinesisErrorName,
+  NotLeaderError,
   RheosError,
   ServiceUnavailableError,
   ValidationError,
@@ -30,7 +31,11 @@ const STATUS_BY_NAME: Record<KinesisErrorName, status> = {
   AccessDeniedException: status.PERMISSION_DENIED,
   InternalFailureException: status.INTERNAL,
   ServiceUnavailableException: status.UNAVAILABLE,
+  NotLeaderException: status.UNAVAILABLE,
 };
+
+const LEADER_ID_KEY = 'rheos-leader-id';
+const LEADER_ENDPOINT_KEY = 'rheos-leader-endpoint';
 
 /** What a server handler sends for an error. Non-Rheos errors become InternalFailure. */
 export function toServiceError(error: unknown): Partial<ServiceError> {
@@ -42,12 +47,30 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
   metadata.set(NAME_KEY, rheos.name);
   metadata.set(RETRIABLE_KEY, String(rheos.retriable));
   metadata.set(INDETERMINATE_KEY, String(rheos.indeterminate));
+  if (rheos instanceof NotLeaderError && rheos.leader !== undefined) {
+    metadata.set(LEADER_ID_KEY, String(rheos.leader.brokerId));
+    metadata.set(LEADER_ENDPOINT_KEY, rheos.leader.endpoint);
+  }
   return { code: STATUS_BY_NAME[rheos.name], details: rheos.message, metadata };
 }
 
 /** Rebuilds the typed error a client sees from a failed call. */
 export function fromServiceError(error: ServiceError): RheosError {
   const name = error.metadata?.get(NAME_KEY)[0];
+  if (name === 'NotLeaderException') {
+    const id = Number(error.metadata.get(LEADER_ID_KEY)[0]);
+    const endpoint = error.metadata.get(LEADER_ENDPOINT_KEY)[0];
+    const leader =
+      Number.isSafeInteger(id) && id > 0 && typeof endpoint === 'string' && endpoint !== ''
+        ? { brokerId: id, endpoint }
+        : undefined;
+    return new NotLeaderError(error.details, {
+      retriable: error.metadata.get(RETRIABLE_KEY)[0] === 'true',
+      indeterminate: error.metadata.get(INDETERMINATE_KEY)[0] === 'true',
+      cause: error,
+      ...(leader ? { leader } : {}),
+    });
+  }
   if (typeof name === 'string' && isKinesisErrorName(name)) {
     return errorFromName(name, error.details, {
       retriable: error.metadata.get(RETRIABLE_KEY)[0] === 'true',

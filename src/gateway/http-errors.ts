@@ -35,6 +35,10 @@ export function toHttpError(error: unknown): HttpError {
         : error.name === 'ServiceUnavailableException'
           ? 503
           : 400;
+    // Routing is the gateway's job; should a NotLeader slip through, AWS SDKs retry a 503.
+    if (error.name === 'NotLeaderException') {
+      return { status: 503, type: 'ServiceUnavailableException', message: error.message };
+    }
     return { status, type: error.name, message: error.message };
   }
   return { status: 500, type: 'InternalFailureException', message: 'Internal service failure.' };

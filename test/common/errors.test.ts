@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   isKinesisErrorName,
   LimitExceededError,
+  NotLeaderError,
   ProvisionedThroughputExceededError,
   ResourceInUseError,
   ResourceNotFoundError,
@@ -48,6 +49,7 @@ const EXPECTED: Record<
     retriable: true,
     indeterminate: false,
   },
+  NotLeaderException: { cls: NotLeaderError, retriable: true, indeterminate: false },
 };
 
 const NAMES = Object.keys(EXPECTED) as KinesisErrorName[];

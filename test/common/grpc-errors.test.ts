@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   errorFromName,
   InternalFailureError,
+  NotLeaderError,
   ProvisionedThroughputExceededError,
   RheosError,
   ServiceUnavailableError,
@@ -23,6 +24,7 @@ const NAMES: readonly KinesisErrorName[] = [
   'AccessDeniedException',
   'InternalFailureException',
   'ServiceUnavailableException',
+  'NotLeaderException',
 ];
 
 /** What a grpc-js client would hand back for the status a server sent. */
@@ -78,6 +80,19 @@ describe('toServiceError / fromServiceError', () => {
       expect(received.retriable, name).toBe(original.retriable);
       expect(received.indeterminate, name).toBe(original.indeterminate);
     }
+  });
+
+  it('carries the leader hint of NotLeader, and copes without one', () => {
+    const leader = { brokerId: 3, endpoint: '127.0.0.4:7400' };
+    const received = fromServiceError(
+      asReceived(toServiceError(new NotLeaderError('not the leader of shard 1', { leader }))),
+    );
+    expect(received).toBeInstanceOf(NotLeaderError);
+    expect((received as NotLeaderError).leader).toEqual(leader);
+    expect(received.retriable).toBe(true);
+    expect(received.indeterminate).toBe(false);
+    const unknown = fromServiceError(asReceived(toServiceError(new NotLeaderError('no leader'))));
+    expect((unknown as NotLeaderError).leader).toBeUndefined();
   });
 
   it('keeps the received ServiceError as the cause', () => {
