@@ -8,13 +8,13 @@ import {
 import type { LogPosition } from '../common/sequence-number.js';
 import { EntryType, type LogEntry } from '../storage/entry-codec.js';
 import { WriterFailedError, type GroupCommitWriter } from '../storage/group-commit.js';
-import { decodeRecordBatch, encodeRecordBatch } from '../storage/record-batch.js';
-import { LogGapError, ShardLog, type TrimPoint } from '../storage/shard-log.js';
+import { encodeRecordBatch } from '../storage/record-batch.js';
+import { ShardLog, type TrimPoint } from '../storage/shard-log.js';
+import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
 import type {
   AppendResult,
   ProposedRecord,
   ReadLimits,
-  ReadRecord,
   ReadResult,
   ShardReplica,
 } from './replica.js';
@@ -44,6 +44,7 @@ export class SingleNodeReplica implements ShardReplica {
   private readonly writer: GroupCommitWriter;
   private readonly clock: Clock;
   private readonly maxPendingBytes: number;
+  private readonly readable: ReadableLog;
 
   private term = 0;
   private lastIndex = 0;
@@ -65,6 +66,13 @@ export class SingleNodeReplica implements ShardReplica {
     this.writer = options.writer;
     this.clock = options.clock;
     this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
+    // What shared reads see: everything committed (the single replica's commit is durable).
+    this.readable = {
+      log: this.log,
+      trimHorizon: () => this.trimHorizon(),
+      readableIndex: () => this.committed,
+      tipArrivalMs: () => this.newestRecordArrivalMs,
+    };
   }
 
   static async open(options: SingleNodeReplicaOptions): Promise<SingleNodeReplica> {
@@ -131,54 +139,8 @@ export class SingleNodeReplica implements ShardReplica {
     return { index: entry.index, arrivalMs: entry.arrivalMs };
   }
 
-  async read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.readOnce(from, limits);
-      } catch (error) {
-        // A retention trim may delete entries under a reader that checked the trim point just
-        // before; then the read restarts from the new trim horizon. Any other hole is corruption.
-        if (!(error instanceof LogGapError) || attempt > 2) throw error;
-        if (this.trimHorizon().index <= from.index) throw error;
-      }
-    }
-  }
-
-  private async readOnce(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
-    const horizon = this.trimHorizon();
-    const start = from.index < horizon.index ? horizon : from;
-    const commit = this.committed;
-    const tipArrivalMs = this.newestRecordArrivalMs;
-    const records: ReadRecord[] = [];
-    let bytes = 0;
-    let next: LogPosition = { index: Math.max(start.index, commit + 1), offset: 0 };
-    if (start.index <= commit) {
-      next = { index: commit + 1, offset: 0 };
-      scan: for await (const entry of this.log.entries(start.index, commit)) {
-        if (entry.type !== EntryType.Records) continue;
-        const batch = decodeRecordBatch(entry.index, entry.payload);
-        const firstOffset = entry.index === start.index ? start.offset : 0;
-        for (let offset = firstOffset; offset < batch.length; offset++) {
-          const record = batch[offset] as (typeof batch)[number];
-          const size = record.data.length + Buffer.byteLength(record.partitionKey, 'utf8');
-          if (
-            records.length >= limits.maxRecords ||
-            (records.length > 0 && bytes + size > limits.maxBytes)
-          ) {
-            next = { index: entry.index, offset };
-            break scan;
-          }
-          records.push({
-            position: { index: entry.index, offset },
-            arrivalMs: entry.arrivalMs,
-            partitionKey: record.partitionKey,
-            data: record.data,
-          });
-          bytes += size;
-        }
-      }
-    }
-    return { records, next, tipArrivalMs, caughtUp: next.index > commit };
+  read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
+    return readRecords(this.readable, from, limits);
   }
 
   trimHorizon(): LogPosition {
@@ -193,21 +155,8 @@ export class SingleNodeReplica implements ShardReplica {
     return this.committed;
   }
 
-  async positionAtTimestamp(ms: number): Promise<LogPosition> {
-    const applied = this.applied;
-    const indexed = await this.log.firstIndexArrivedAtOrAfter(ms, applied);
-    if (indexed !== undefined) return { index: indexed, offset: 0 };
-    // Entries committed but not yet applied have no index keys yet; they arrived after every
-    // indexed entry, so scanning them finishes the search.
-    const commit = this.committed;
-    for await (const entry of this.log.entries(
-      Math.max(applied, this.trimPoint.index) + 1,
-      commit,
-    )) {
-      if (entry.type === EntryType.Records && entry.arrivalMs >= ms)
-        return { index: entry.index, offset: 0 };
-    }
-    return { index: commit + 1, offset: 0 };
+  positionAtTimestamp(ms: number): Promise<LogPosition> {
+    return positionAtTimestamp(this.readable, ms, this.applied);
   }
 
   async trimArrivedBefore(cutoffMs: number): Promise<number> {

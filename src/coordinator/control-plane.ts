@@ -61,8 +61,11 @@ import {
  * the API's shapes and the metadata model. State changes go through the metadata state machine.
  */
 
+export type ControlPlaneMetadata = Pick<MetadataService, 'state' | 'context' | 'propose'>;
+
 export interface ControlPlaneOptions {
-  readonly metadata: MetadataService;
+  /** The metadata service, or a cluster's static metadata (which refuses changes). */
+  readonly metadata: ControlPlaneMetadata;
   readonly clock: Clock;
   readonly identity: ServiceIdentity;
   /** Per-shard limits of streams created without their own. */
@@ -88,7 +91,7 @@ interface ListStreamsToken {
 export class ControlPlane {
   constructor(private readonly options: ControlPlaneOptions) {}
 
-  private get metadata(): MetadataService {
+  private get metadata(): ControlPlaneMetadata {
     return this.options.metadata;
   }
 

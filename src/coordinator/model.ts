@@ -20,6 +20,11 @@ export interface ShardRecord {
   /** Set once a split or merge sealed the shard. */
   readonly closedMs?: number;
   readonly endingSequenceNumber?: string;
+  /**
+   * The brokers holding a replica (their ids are the Raft replica ids). Absent: the shard lives on
+   * the single node (`rheos dev`).
+   */
+  readonly replicas?: readonly number[];
 }
 
 export interface StreamRecord {
