@@ -136,6 +136,8 @@ export class Broker {
   }
 
   private async openShards(stream: StreamRecord): Promise<void> {
-    for (const shard of stream.shards) await this.options.replicas.open(shard.incarnation);
+    for (const shard of stream.shards) {
+      if (this.options.replicas.hosts(shard)) await this.options.replicas.open(shard);
+    }
   }
 }

@@ -13,9 +13,6 @@ import { decodeIterator, encodeIterator, type SigningKeyring } from '../common/i
 import {
   GET_RECORDS_MAX_RECORDS,
   GET_RECORDS_MAX_SIZE_BYTES,
-  PUT_RECORDS_MAX_RECORDS,
-  PUT_RECORDS_MAX_SIZE_BYTES,
-  RECORD_MAX_SIZE_BYTES,
   SHARD_ITERATOR_MAX_LENGTH,
 } from '../common/limits.js';
 import {
@@ -24,6 +21,14 @@ import {
   type LogPosition,
 } from '../common/sequence-number.js';
 import { Validator } from '../common/validation.js';
+import {
+  checkPutRecords,
+  checkRecordSize,
+  hasData,
+  recordSize,
+  validateEntry,
+  validateStreamRef,
+} from '../common/put-records-check.js';
 import { streamNotFound } from '../coordinator/metadata-machine.js';
 import { isServing, type ShardRecord, type StreamRecord } from '../coordinator/model.js';
 import {
@@ -55,7 +60,6 @@ export interface DataPlaneOptions {
   readonly identity: ServiceIdentity;
 }
 
-const EXPLICIT_HASH_KEY_PATTERN = /^(0|[1-9]\d{0,38})$/;
 const SEQUENCE_NUMBER_PATTERN = /^(0|[1-9]\d{0,128})$/;
 
 /** A record whose required fields are known to be present. */
@@ -71,16 +75,12 @@ interface RoutedRecord {
   readonly sizeBytes: number;
 }
 
-function hasData<T extends { data?: Buffer | undefined }>(entry: T): entry is T & { data: Buffer } {
-  return entry.data !== undefined;
-}
-
 export class DataPlane {
   constructor(private readonly options: DataPlaneOptions) {}
 
   async putRecord(request: PutRecordRequest): Promise<PutRecordResponse> {
     const v = new Validator();
-    this.validateStreamRef(v, request);
+    validateStreamRef(v, request);
     validateEntry(v, request, '');
     if (
       request.sequenceNumberForOrdering !== undefined &&
@@ -98,6 +98,7 @@ export class DataPlane {
     checkRecordSize(sizeBytes);
     const stream = this.servingStream(request);
     const shard = this.route(stream, request);
+    this.replica(shard).checkWritable();
     // With throwOnFailure, putToShard throws unless the record was stored.
     const [stored] = await this.putToShard(
       stream,
@@ -110,34 +111,7 @@ export class DataPlane {
   }
 
   async putRecords(request: PutRecordsRequest): Promise<PutRecordsResponse> {
-    const v = new Validator();
-    this.validateStreamRef(v, request);
-    if (request.records.length < 1) {
-      v.fail('records', `[]`, 'Member must have length greater than or equal to 1');
-    } else if (request.records.length > PUT_RECORDS_MAX_RECORDS) {
-      v.fail(
-        'records',
-        `<${request.records.length} records>`,
-        `Member must have length less than or equal to ${PUT_RECORDS_MAX_RECORDS}`,
-      );
-    } else {
-      request.records.forEach((entry, i) => validateEntry(v, entry, `records.${i + 1}.member.`));
-    }
-    v.throwIfInvalid();
-    const entries = request.records.filter(hasData);
-    assert(entries.length === request.records.length, 'validated: every record has data');
-    let totalBytes = 0;
-    const sizes = entries.map((entry) => {
-      const size = recordSize(entry);
-      checkRecordSize(size);
-      totalBytes += size;
-      return size;
-    });
-    if (totalBytes > PUT_RECORDS_MAX_SIZE_BYTES) {
-      throw new InvalidArgumentError(
-        `Records size exceeds 5 MB limit: the request holds ${totalBytes} bytes of data and partition keys.`,
-      );
-    }
+    const { entries, sizes } = checkPutRecords(request);
     const stream = this.servingStream(request);
     // Route everything first, so a bad hash key fails the request before anything is written.
     const byShard = new Map<ShardRecord, RoutedRecord[]>();
@@ -154,6 +128,9 @@ export class DataPlane {
       if (group === undefined) byShard.set(shard, (group = []));
       group.push({ requestIndex, entry, sizeBytes: sizes[requestIndex] as number });
     });
+    // Every shard of the request must be led here, or nothing is written: the client routes its
+    // records to the leaders (a definite NOT_LEADER, so retrying elsewhere cannot duplicate).
+    for (const shard of byShard.keys()) this.replica(shard).checkWritable();
     const results: PutRecordsResultEntry[] = new Array(request.records.length);
     await Promise.all(
       [...byShard].map(async ([shard, group]) => {
@@ -217,7 +194,7 @@ export class DataPlane {
 
   async getShardIterator(request: GetShardIteratorRequest): Promise<GetShardIteratorResponse> {
     const v = new Validator();
-    this.validateStreamRef(v, request);
+    validateStreamRef(v, request);
     v.shardId('shardId', request.shardId);
     const type = request.shardIteratorType;
     if (
@@ -365,11 +342,6 @@ export class DataPlane {
     );
   }
 
-  private validateStreamRef(v: Validator, ref: { streamName: string; streamArn: string }): void {
-    if (ref.streamName === '' && ref.streamArn === '') v.required('streamName', ref.streamName);
-    else if (ref.streamName !== '') v.streamName('streamName', ref.streamName);
-  }
-
   private servingStream(ref: { streamName: string; streamArn: string }): StreamRecord {
     const name = resolveStreamName(ref, this.options.identity);
     const stream = this.options.broker.directory().stream(name);
@@ -401,8 +373,13 @@ export class DataPlane {
   }
 
   private replica(shard: ShardRecord): ShardReplica {
-    const replica = this.options.broker.replicas.get(shard.incarnation);
+    const replicas = this.options.broker.replicas;
+    const replica = replicas.get(shard.incarnation);
     if (replica === undefined) {
+      if (!replicas.hosts(shard)) {
+        const elsewhere = replicas.notHosted(shard);
+        if (elsewhere !== undefined) throw elsewhere;
+      }
       throw new ServiceUnavailableError(
         `Shard ${shard.shardId} is not available on this broker yet.`,
       );
@@ -416,45 +393,6 @@ export class DataPlane {
   ): ProvisionedThroughputExceededError {
     return new ProvisionedThroughputExceededError(
       `Rate exceeded for shard ${shard.shardId} in stream ${stream.name} under account ${this.options.identity.accountId}.`,
-    );
-  }
-}
-
-function validateEntry(
-  v: Validator,
-  entry: { partitionKey: string; data?: Buffer | undefined; explicitHashKey?: string | undefined },
-  prefix: string,
-): void {
-  v.partitionKey(prefix + 'partitionKey', entry.partitionKey);
-  if (entry.data === undefined) {
-    v.required(prefix + 'data', undefined);
-  } else if (entry.data.length > RECORD_MAX_SIZE_BYTES) {
-    v.fail(
-      prefix + 'data',
-      entry.data,
-      `Member must have length less than or equal to ${RECORD_MAX_SIZE_BYTES}`,
-    );
-  }
-  if (
-    entry.explicitHashKey !== undefined &&
-    !EXPLICIT_HASH_KEY_PATTERN.test(entry.explicitHashKey)
-  ) {
-    v.fail(
-      prefix + 'explicitHashKey',
-      entry.explicitHashKey,
-      'Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})',
-    );
-  }
-}
-
-function recordSize(entry: { partitionKey: string; data: Buffer }): number {
-  return entry.data.length + Buffer.byteLength(entry.partitionKey, 'utf8');
-}
-
-function checkRecordSize(sizeBytes: number): void {
-  if (sizeBytes > RECORD_MAX_SIZE_BYTES) {
-    throw new InvalidArgumentError(
-      `A record's data and partition key together are ${sizeBytes} bytes, above the limit of ${RECORD_MAX_SIZE_BYTES} bytes.`,
     );
   }
 }
@@ -489,7 +427,12 @@ function checkIteratorArguments(request: GetShardIteratorRequest): void {
 }
 
 function failure(error: unknown): PutRecordsResultEntry {
-  if (error instanceof RheosError && error.name === 'ProvisionedThroughputExceededException') {
+  // Throttling and a lost leadership are definite (nothing stored); routing clients act on the
+  // latter. Everything else is InternalFailure: the record may or may not be stored.
+  if (
+    error instanceof RheosError &&
+    (error.name === 'ProvisionedThroughputExceededException' || error.name === 'NotLeaderException')
+  ) {
     return { sequenceNumber: '', shardId: '', errorCode: error.name, errorMessage: error.message };
   }
   return {

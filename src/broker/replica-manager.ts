@@ -1,17 +1,26 @@
 import type { Clock } from '../common/clock.js';
+import type { NotLeaderError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { GroupCommitWriter } from '../storage/group-commit.js';
-import type { KvStore } from '../storage/kv-store.js';
-import { ShardLog } from '../storage/shard-log.js';
+import type { ShardRecord } from '../coordinator/model.js';
 import type { ShardReplica } from './replica.js';
-import { SingleNodeReplica } from './single-node-replica.js';
 import type { StreamDirectory } from './stream-directory.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 
+/** Opens shard replicas of one kind: the single-node replica, or a member of a Raft group. */
+export interface ReplicaFactory {
+  /** Whether this broker holds a replica of the shard. */
+  hosts(shard: ShardRecord): boolean;
+  /** Opens (recovering from disk) this broker's replica of the shard. */
+  open(shard: ShardRecord): Promise<ShardReplica>;
+  /** Deletes the stored data of a shard whose replica is not open. */
+  destroyClosed(shard: number): Promise<void>;
+  /** Where to send a client asking for a shard this broker does not hold. */
+  notHosted(shard: ShardRecord): NotLeaderError | undefined;
+}
+
 export interface ReplicaManagerOptions {
-  readonly kv: KvStore;
-  readonly writer: GroupCommitWriter;
+  readonly factory: ReplicaFactory;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -31,25 +40,33 @@ export class ReplicaManager {
     return this.replicas.size;
   }
 
+  hosts(shard: ShardRecord): boolean {
+    return this.options.factory.hosts(shard);
+  }
+
+  notHosted(shard: ShardRecord): NotLeaderError | undefined {
+    return this.options.factory.notHosted(shard);
+  }
+
   /** Opens (recovering from disk) the replica of a shard, once, however many callers ask. */
-  open(shard: number): Promise<ShardReplica> {
-    const existing = this.replicas.get(shard);
+  open(shard: ShardRecord): Promise<ShardReplica> {
+    const key = shard.incarnation;
+    const existing = this.replicas.get(key);
     if (existing !== undefined) return Promise.resolve(existing);
-    let pending = this.opening.get(shard);
+    let pending = this.opening.get(key);
     if (pending === undefined) {
-      const { kv, writer, clock } = this.options;
-      pending = SingleNodeReplica.open({ shard, log: new ShardLog(kv, shard), writer, clock }).then(
+      pending = this.options.factory.open(shard).then(
         (replica) => {
-          this.replicas.set(shard, replica);
-          this.opening.delete(shard);
+          this.replicas.set(key, replica);
+          this.opening.delete(key);
           return replica;
         },
         (error: unknown) => {
-          this.opening.delete(shard);
+          this.opening.delete(key);
           throw error;
         },
       );
-      this.opening.set(shard, pending);
+      this.opening.set(key, pending);
     }
     return pending;
   }
@@ -60,7 +77,7 @@ export class ReplicaManager {
     const replica = this.replicas.get(shard);
     this.replicas.delete(shard);
     if (replica !== undefined) await replica.destroy();
-    else await new ShardLog(this.options.kv, shard).destroy();
+    else await this.options.factory.destroyClosed(shard);
   }
 
   async closeAll(): Promise<void> {

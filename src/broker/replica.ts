@@ -44,6 +44,10 @@ export interface ReadResult {
 export interface ShardReplica {
   /** The shard incarnation this replica stores. */
   readonly shard: number;
+  /** The broker leading the shard as this replica knows it (undefined: unknown). */
+  leaderId(): number | undefined;
+  /** Throws NotLeaderError unless this replica can take writes now (it leads its group). */
+  checkWritable(): void;
   /** Appends one entry holding `records`; resolves once it is committed (durable on a quorum). */
   propose(records: readonly ProposedRecord[]): Promise<AppendResult>;
   read(from: LogPosition, limits: ReadLimits): Promise<ReadResult>;

@@ -105,6 +105,15 @@ export class SingleNodeReplica implements ShardReplica {
     this.newestRecordArrivalMs = newest?.arrivalMs ?? 0;
   }
 
+  leaderId(): number | undefined {
+    // The single node answers as broker 0 (it has no cluster id).
+    return 0;
+  }
+
+  checkWritable(): void {
+    // The only replica always leads.
+  }
+
   async propose(records: readonly ProposedRecord[]): Promise<AppendResult> {
     if (this.closed) throw new ServiceUnavailableError(`shard ${this.shard} is closing`);
     assert(records.length > 0, 'a proposal holds at least one record');

@@ -1,6 +1,11 @@
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { streamNameOfArn } from '../common/arn.js';
+import { backoffDelayMs, sleep, type BackoffOptions } from '../common/backoff.js';
+import { NotLeaderError, RheosError } from '../common/errors.js';
 import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
+import { checkPutRecords } from '../common/put-records-check.js';
 import { fromServiceError } from '../common/grpc-errors.js';
+import { ClusterServiceService as Cluster, GetShardMapRequest } from '../gen/rheos/v1/cluster.js';
 import {
   AddTagsToStreamRequest,
   ControlPlaneServiceService as Control,
@@ -33,21 +38,39 @@ import {
   type GetRecordsResponse,
   type GetShardIteratorResponse,
   type PutRecordResponse,
+  type PutRecordsRequestEntry,
   type PutRecordsResponse,
+  type PutRecordsResultEntry,
 } from '../gen/rheos/v1/data.js';
-import { StreamStatus } from '../gen/rheos/v1/stream.js';
+import { EncryptionType, StreamStatus } from '../gen/rheos/v1/stream.js';
+
+import {
+  endpointFor,
+  routeRecord,
+  ShardRoutes,
+  type ShardRoute,
+  type StreamRoutes,
+} from './shard-routes.js';
 
 /**
- * The native client: one gRPC channel to a Rheos node, typed promise methods for every API call,
- * and failures as RheosError subclasses carrying `retriable` and `indeterminate`. Requests are
- * partial messages: omitted fields take their protobuf defaults.
+ * The native client. It talks to one Rheos node or to the brokers of a cluster: writes go to each
+ * shard's leader (found with GetShardMap, corrected by NOT_LEADER hints), a PutRecords spanning
+ * shards is split per shard and merged back in request order, and reads follow their shard.
+ * Failures are RheosError subclasses carrying `retriable` and `indeterminate`; only definite
+ * routing failures (NOT_LEADER, a broker that cannot be reached) are retried here, a bounded
+ * number of times: everything else is the caller's decision. Requests are partial messages.
  */
 
 export interface RheosClientOptions {
-  /** host:port of the node's gRPC API. */
-  readonly endpoint: string;
+  /** host:port of a node's gRPC API. */
+  readonly endpoint?: string;
+  /** Several brokers of a cluster; any of them answers routing questions. */
+  readonly endpoints?: readonly string[];
   /** Per-call deadline. */
   readonly deadlineMs?: number;
+  /** Attempts per shard call when routing fails definitely (NOT_LEADER, no connection). */
+  readonly maxRouteAttempts?: number;
+  readonly backoff?: BackoffOptions;
 }
 
 interface MethodDefinition<Req, Res> {
@@ -56,31 +79,157 @@ interface MethodDefinition<Req, Res> {
   readonly responseDeserialize: (bytes: Buffer) => Res;
 }
 
+/** Iterators remembered with the broker that issued them, so the chain stays on one replica. */
+const MAX_ITERATOR_HOMES = 10_000;
+
 export class RheosClient {
-  private readonly channel: Client;
+  private readonly channels = new Map<string, Client>();
+  private readonly endpoints: readonly string[];
   private readonly deadlineMs: number;
+  private readonly maxRouteAttempts: number;
+  private readonly backoff: BackoffOptions;
+  private preferred = 0;
+  private readonly routes: ShardRoutes;
+  private readonly iteratorHomes = new Map<string, string>();
 
   constructor(options: RheosClientOptions) {
-    this.channel = new Client(options.endpoint, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+    const endpoints = [
+      ...(options.endpoint === undefined ? [] : [options.endpoint]),
+      ...(options.endpoints ?? []),
+    ];
+    if (endpoints.length === 0) throw new Error('RheosClient needs an endpoint');
+    this.endpoints = endpoints;
     this.deadlineMs = options.deadlineMs ?? 30_000;
+    this.maxRouteAttempts = options.maxRouteAttempts ?? 10;
+    this.backoff = options.backoff ?? { initialMs: 20, maxMs: 500 };
+    this.routes = new ShardRoutes((streamName) =>
+      this.anyNode(Cluster.getShardMap, GetShardMapRequest.fromPartial({ streamName })),
+    );
   }
 
-  putRecord(request: DeepPartial<PutRecordRequest>): Promise<PutRecordResponse> {
-    return this.call(Data.putRecord, PutRecordRequest.fromPartial(request));
+  async putRecord(request: DeepPartial<PutRecordRequest>): Promise<PutRecordResponse> {
+    const full = PutRecordRequest.fromPartial(request);
+    const name = streamNameOf(full);
+    const routes = await this.routesOf(name);
+    const route = routes === undefined ? undefined : routeRecord(routes, full);
+    if (name === undefined || route === undefined) return this.call(Data.putRecord, full);
+    // The stream exists and the record routes: the server validates the rest.
+    return this.toShard(name, route, false, (endpoint) =>
+      this.call(Data.putRecord, full, endpoint),
+    );
   }
 
-  putRecords(request: DeepPartial<PutRecordsRequest>): Promise<PutRecordsResponse> {
-    return this.call(Data.putRecords, PutRecordsRequest.fromPartial(request));
+  /**
+   * PutRecords, one call per shard to its leader, in parallel; the results come back in request
+   * order. A shard whose call fails as a whole gets that failure on each of its records
+   * ('InternalFailure' when the outcome is unknown), unless the request has only one shard: then
+   * the error is thrown, as the server would.
+   */
+  async putRecords(request: DeepPartial<PutRecordsRequest>): Promise<PutRecordsResponse> {
+    const full = PutRecordsRequest.fromPartial(request);
+    const name = streamNameOf(full);
+    // A request that fails validation goes out whole, so it is refused whole (never split).
+    const routes = isValidPutRecords(full) ? await this.routesOf(name) : undefined;
+    const groups = new Map<ShardRoute, number[]>();
+    for (let i = 0; routes !== undefined && i < full.records.length; i++) {
+      const route = routeRecord(routes, full.records[i] as PutRecordsRequestEntry);
+      if (route === undefined) break;
+      let list = groups.get(route);
+      if (list === undefined) groups.set(route, (list = []));
+      list.push(i);
+    }
+    const routedAll =
+      [...groups.values()].reduce((n, l) => n + l.length, 0) === full.records.length;
+    if (name === undefined || !routedAll || groups.size === 0 || groups.size === 1) {
+      // One shard (or unroutable records): one call, answered exactly as the server answers it.
+      const only = groups.keys().next().value;
+      if (name !== undefined && routedAll && only !== undefined) {
+        return this.toShard(name, only, false, (endpoint) =>
+          this.call(Data.putRecords, full, endpoint),
+        );
+      }
+      return this.call(Data.putRecords, full);
+    }
+    const results: PutRecordsResultEntry[] = new Array(full.records.length);
+    let encryptionType = EncryptionType.ENCRYPTION_TYPE_NONE;
+    await Promise.all(
+      [...groups].map(async ([route, indexes]) => {
+        const part: PutRecordsRequest = {
+          ...full,
+          records: indexes.map((i) => full.records[i] as PutRecordsRequestEntry),
+        };
+        try {
+          const response = await this.toShard(name, route, false, async (endpoint) => {
+            const answer = await this.call(Data.putRecords, part, endpoint);
+            // Leadership moved between the server's check and the write: nothing was stored.
+            if (answer.records.every((r) => r.errorCode === 'NotLeaderException'))
+              throw new NotLeaderError(answer.records[0]?.errorMessage ?? 'not the leader');
+            return answer;
+          });
+          encryptionType = response.encryptionType;
+          response.records.forEach((r, k) => (results[indexes[k] as number] = r));
+        } catch (error) {
+          if (groups.size === 1 || !(error instanceof RheosError) || !error.retriable) throw error;
+          const failed: PutRecordsResultEntry = {
+            sequenceNumber: '',
+            shardId: '',
+            errorCode: error.indeterminate ? 'InternalFailure' : error.name,
+            errorMessage: error.message,
+          };
+          for (const i of indexes) results[i] = failed;
+        }
+      }),
+    );
+    return {
+      failedRecordCount: results.filter((r) => r.errorCode !== '').length,
+      records: results,
+      encryptionType,
+    };
   }
 
-  getShardIterator(
+  async getShardIterator(
     request: DeepPartial<GetShardIteratorRequest>,
   ): Promise<GetShardIteratorResponse> {
-    return this.call(Data.getShardIterator, GetShardIteratorRequest.fromPartial(request));
+    const full = GetShardIteratorRequest.fromPartial(request);
+    const name = streamNameOf(full);
+    const route = (await this.routesOf(name))?.byId.get(full.shardId);
+    if (name === undefined || route === undefined) return this.call(Data.getShardIterator, full);
+    let home = '';
+    const response = await this.toShard(name, route, true, (endpoint) => {
+      home = endpoint;
+      return this.call(Data.getShardIterator, full, endpoint);
+    });
+    this.rememberIterator(response.shardIterator, home);
+    return response;
   }
 
-  getRecords(request: DeepPartial<GetRecordsRequest>): Promise<GetRecordsResponse> {
-    return this.call(Data.getRecords, GetRecordsRequest.fromPartial(request));
+  /** GetRecords at the broker that issued the iterator; any replica of the shard can serve it. */
+  async getRecords(request: DeepPartial<GetRecordsRequest>): Promise<GetRecordsResponse> {
+    const full = GetRecordsRequest.fromPartial(request);
+    let endpoint = this.iteratorHomes.get(full.shardIterator) ?? this.endpoint(0);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const response = await this.call(Data.getRecords, full, endpoint);
+        this.iteratorHomes.delete(full.shardIterator);
+        if (response.nextShardIterator !== undefined)
+          this.rememberIterator(response.nextShardIterator, endpoint);
+        return response;
+      } catch (error) {
+        if (!(error instanceof RheosError) || attempt + 1 >= this.maxRouteAttempts) throw error;
+        if (error instanceof NotLeaderError && error.leader !== undefined) {
+          endpoint = error.leader.endpoint;
+        } else if (
+          error.name === 'ServiceUnavailableException' ||
+          error instanceof NotLeaderError
+        ) {
+          // Reads are idempotent: any other broker will do, and will name a replica if need be.
+          endpoint = this.endpoint(attempt + 1);
+        } else {
+          throw error;
+        }
+        await sleep(backoffDelayMs(attempt, this.backoff));
+      }
+    }
   }
 
   async createStream(request: DeepPartial<CreateStreamRequest>): Promise<void> {
@@ -92,24 +241,24 @@ export class RheosClient {
   }
 
   describeStream(request: DeepPartial<DescribeStreamRequest>): Promise<DescribeStreamResponse> {
-    return this.call(Control.describeStream, DescribeStreamRequest.fromPartial(request));
+    return this.anyNode(Control.describeStream, DescribeStreamRequest.fromPartial(request));
   }
 
   describeStreamSummary(
     request: DeepPartial<DescribeStreamSummaryRequest>,
   ): Promise<DescribeStreamSummaryResponse> {
-    return this.call(
+    return this.anyNode(
       Control.describeStreamSummary,
       DescribeStreamSummaryRequest.fromPartial(request),
     );
   }
 
   listStreams(request: DeepPartial<ListStreamsRequest> = {}): Promise<ListStreamsResponse> {
-    return this.call(Control.listStreams, ListStreamsRequest.fromPartial(request));
+    return this.anyNode(Control.listStreams, ListStreamsRequest.fromPartial(request));
   }
 
   listShards(request: DeepPartial<ListShardsRequest>): Promise<ListShardsResponse> {
-    return this.call(Control.listShards, ListShardsRequest.fromPartial(request));
+    return this.anyNode(Control.listShards, ListShardsRequest.fromPartial(request));
   }
 
   async addTagsToStream(request: DeepPartial<AddTagsToStreamRequest>): Promise<void> {
@@ -123,7 +272,7 @@ export class RheosClient {
   listTagsForStream(
     request: DeepPartial<ListTagsForStreamRequest>,
   ): Promise<ListTagsForStreamResponse> {
-    return this.call(Control.listTagsForStream, ListTagsForStreamRequest.fromPartial(request));
+    return this.anyNode(Control.listTagsForStream, ListTagsForStreamRequest.fromPartial(request));
   }
 
   async increaseStreamRetentionPeriod(
@@ -149,7 +298,7 @@ export class RheosClient {
   }
 
   describeLimits(): Promise<DescribeLimitsResponse> {
-    return this.call(Control.describeLimits, DescribeLimitsRequest.fromPartial({}));
+    return this.anyNode(Control.describeLimits, DescribeLimitsRequest.fromPartial({}));
   }
 
   /** Polls DescribeStreamSummary until the stream is ACTIVE (CreateStream returns while CREATING). */
@@ -166,13 +315,106 @@ export class RheosClient {
     }
   }
 
-  close(): void {
-    this.channel.close();
+  /** Forgets where a stream's shards live (the next call asks again). */
+  refreshRoutes(streamName: string): void {
+    this.routes.invalidate(streamName);
   }
 
-  private call<Req, Res>(method: MethodDefinition<Req, Res>, request: Req): Promise<Res> {
+  close(): void {
+    for (const channel of this.channels.values()) channel.close();
+    this.channels.clear();
+  }
+
+  /**
+   * Runs a shard's call where its leader is, retrying definite routing failures: a NOT_LEADER
+   * (with or without a hint) and a broker that could not be reached. Idempotent calls (reads) are
+   * also retried after an indeterminate transport failure.
+   */
+  private async toShard<T>(
+    streamName: string,
+    route: ShardRoute,
+    idempotent: boolean,
+    send: (endpoint: string) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const endpoint = endpointFor(route, attempt) ?? this.endpoint(attempt);
+      try {
+        return await send(endpoint);
+      } catch (error) {
+        if (!(error instanceof RheosError)) throw error;
+        const unreachable = error.name === 'ServiceUnavailableException';
+        const reroute =
+          error instanceof NotLeaderError || (unreachable && (!error.indeterminate || idempotent));
+        if (error instanceof NotLeaderError && error.leader !== undefined) {
+          route.leader = error.leader;
+        } else if (reroute || unreachable) {
+          // The leader we knew is gone or never answered: ask around again.
+          route.leader = undefined;
+          this.routes.invalidate(streamName);
+        }
+        if (!reroute || attempt + 1 >= this.maxRouteAttempts) throw error;
+        await sleep(backoffDelayMs(attempt, this.backoff));
+      }
+    }
+  }
+
+  /**
+   * The stream's routes, or undefined when they cannot be had (no such stream, a bad name): the
+   * request then goes out unrouted, so the server answers it with exactly the error it would
+   * have given anyway, validation first.
+   */
+  private async routesOf(name: string | undefined): Promise<StreamRoutes | undefined> {
+    if (name === undefined) return undefined;
+    try {
+      return await this.routes.get(name);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Idempotent calls: any node will do; move on to the next when one cannot be reached. */
+  private async anyNode<Req, Res>(method: MethodDefinition<Req, Res>, request: Req): Promise<Res> {
+    for (let attempt = 0; ; attempt++) {
+      const endpoint = this.endpoint(this.preferred + attempt);
+      try {
+        const response = await this.call(method, request, endpoint);
+        this.preferred = this.endpoints.indexOf(endpoint);
+        return response;
+      } catch (error) {
+        const unreachable =
+          error instanceof RheosError && error.name === 'ServiceUnavailableException';
+        if (!unreachable || attempt + 1 >= Math.max(this.endpoints.length, 2)) throw error;
+      }
+    }
+  }
+
+  private endpoint(i: number): string {
+    return this.endpoints[i % this.endpoints.length] as string;
+  }
+
+  private rememberIterator(token: string, endpoint: string): void {
+    if (this.iteratorHomes.size >= MAX_ITERATOR_HOMES) {
+      this.iteratorHomes.delete(this.iteratorHomes.keys().next().value as string);
+    }
+    this.iteratorHomes.set(token, endpoint);
+  }
+
+  private channel(endpoint: string): Client {
+    let channel = this.channels.get(endpoint);
+    if (channel === undefined) {
+      channel = new Client(endpoint, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+      this.channels.set(endpoint, channel);
+    }
+    return channel;
+  }
+
+  private call<Req, Res>(
+    method: MethodDefinition<Req, Res>,
+    request: Req,
+    endpoint = this.endpoint(this.preferred),
+  ): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
-      this.channel.makeUnaryRequest(
+      this.channel(endpoint).makeUnaryRequest(
         method.path,
         method.requestSerialize,
         method.responseDeserialize,
@@ -186,6 +428,20 @@ export class RheosClient {
       );
     });
   }
+}
+
+function isValidPutRecords(request: PutRecordsRequest): boolean {
+  try {
+    checkPutRecords(request);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function streamNameOf(request: { streamName: string; streamArn: string }): string | undefined {
+  if (request.streamName !== '') return request.streamName;
+  return request.streamArn === '' ? undefined : streamNameOfArn(request.streamArn);
 }
 
 export function createClient(options: RheosClientOptions): RheosClient {

@@ -1,7 +1,7 @@
 import { RheosError } from '../common/errors.js';
 import { PUT_RECORDS_MAX_RECORDS, PUT_RECORDS_MAX_SIZE_BYTES } from '../common/limits.js';
 import type { PutRecordsResultEntry } from '../gen/rheos/v1/data.js';
-import { backoffDelayMs, sleep, type BackoffOptions } from './backoff.js';
+import { backoffDelayMs, sleep, type BackoffOptions } from '../common/backoff.js';
 import type { RheosClient } from './client.js';
 
 /**

@@ -1,7 +1,7 @@
 import { RheosError } from '../common/errors.js';
 import { ShardIteratorType } from '../gen/rheos/v1/data.js';
 import type { Record as StreamRecord } from '../gen/rheos/v1/stream.js';
-import { backoffDelayMs, sleep } from './backoff.js';
+import { backoffDelayMs, sleep } from '../common/backoff.js';
 import type { RheosClient } from './client.js';
 
 /**

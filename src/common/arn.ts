@@ -16,6 +16,11 @@ export function streamArn(identity: ServiceIdentity, streamName: string): string
   return `arn:aws:kinesis:${identity.region}:${identity.accountId}:stream/${streamName}`;
 }
 
+/** The stream name inside a stream ARN, or undefined if it is not one (no identity check). */
+export function streamNameOfArn(arn: string): string | undefined {
+  return STREAM_ARN_PATTERN.exec(arn)?.[3];
+}
+
 /**
  * Requests name a stream by StreamName or StreamARN (or both, if they agree). Returns the name;
  * the caller validates the name itself.

@@ -85,7 +85,12 @@ export function fromServiceError(error: ServiceError): RheosError {
       // grpc-js itself refuses oversized messages before any handler runs.
       return new ValidationError(error.details, { cause: error });
     case status.UNAVAILABLE:
-      return new ServiceUnavailableError(error.details, { indeterminate: true, cause: error });
+      // grpc-js fails a call it could not send anywhere with "No connection established": then
+      // the server never saw it (definite). Any other UNAVAILABLE may come after it was sent.
+      return new ServiceUnavailableError(error.details, {
+        indeterminate: !error.details.startsWith('No connection established'),
+        cause: error,
+      });
     default:
       return new InternalFailureError(error.details || error.message, { cause: error });
   }

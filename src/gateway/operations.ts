@@ -344,7 +344,10 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       Records: r.records.map((e) =>
         e.errorCode === ''
           ? { SequenceNumber: e.sequenceNumber, ShardId: e.shardId }
-          : { ErrorCode: e.errorCode, ErrorMessage: e.errorMessage },
+          : // Kinesis knows two per-record codes; anything else of ours is a retriable fault.
+            e.errorCode === 'ProvisionedThroughputExceededException'
+            ? { ErrorCode: e.errorCode, ErrorMessage: e.errorMessage }
+            : { ErrorCode: 'InternalFailure', ErrorMessage: e.errorMessage },
       ),
       EncryptionType: encryptionName(r.encryptionType),
     };

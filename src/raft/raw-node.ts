@@ -125,6 +125,11 @@ export class RawNode {
     this.raft.compact(snapshot);
   }
 
+  /** The membership in force at `index` (for the snapshot a host takes there). */
+  confStateAt(index: number): ConfState {
+    return this.raft.confStateAt(index);
+  }
+
   /** Whether the group is quiet (see RaftConfig.quiesce): ticks do nothing until it wakes. */
   get quiesced(): boolean {
     return this.raft.quiesced;

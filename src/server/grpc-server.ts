@@ -16,6 +16,12 @@ import {
   ControlPlaneServiceService,
   type ControlPlaneServiceServer,
 } from '../gen/rheos/v1/control.js';
+import {
+  ClusterServiceService,
+  type ClusterServiceServer,
+  type GetShardMapRequest,
+  type GetShardMapResponse,
+} from '../gen/rheos/v1/cluster.js';
 import { DataPlaneServiceService, type DataPlaneServiceServer } from '../gen/rheos/v1/data.js';
 import type { NativeApi } from './native-api.js';
 
@@ -24,6 +30,8 @@ export interface GrpcServerOptions {
   readonly port: number;
   /** The implementation the services expose. */
   readonly api: NativeApi;
+  /** Cluster routing (GetShardMap); every node serves it. */
+  readonly shardMap: (request: GetShardMapRequest) => Promise<GetShardMapResponse>;
   readonly logger: Logger;
 }
 
@@ -76,7 +84,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     ),
     describeLimits: unary('DescribeLimits', () => api.describeLimits()),
   };
+  const clusterService: ClusterServiceServer = {
+    getShardMap: unary('GetShardMap', (r: GetShardMapRequest) => options.shardMap(r)),
+  };
   server.addService(safeDecoding(DataPlaneServiceService), dataService);
+  server.addService(safeDecoding(ClusterServiceService), clusterService);
   server.addService(safeDecoding(ControlPlaneServiceService), controlService);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
@@ -143,7 +155,7 @@ export const CONNECTION_WINDOW_BYTES = 64 * 1024 * 1024;
  * larger windows here. This reaches into a private field of grpc-js' Server; the test
  * "grpc server raises HTTP/2 receive windows" fails if an upgrade moves it.
  */
-function raiseReceiveWindows(server: Server): void {
+export function raiseReceiveWindows(server: Server): void {
   const internals = server as unknown as { http2Servers?: Map<Http2Server, unknown> };
   const http2Servers = internals.http2Servers;
   if (!(http2Servers instanceof Map))

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { Broker } from '../broker/broker.js';
 import { DataPlane } from '../broker/data-plane.js';
 import { ReplicaManager } from '../broker/replica-manager.js';
+import { shardMap } from '../broker/shard-map.js';
+import { singleNodeReplicas } from '../broker/single-node-factory.js';
 import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { DEFAULT_SHARD_LIMITS, type ShardThroughputLimits } from '../common/limits.js';
@@ -79,7 +81,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     clock,
   });
   metadata.start();
-  const replicas = new ReplicaManager({ kv, writer, clock, logger });
+  const replicas = new ReplicaManager({
+    factory: singleNodeReplicas({ kv, writer, clock }),
+    clock,
+    logger,
+  });
   const broker = new Broker({
     metadata,
     replicas,
@@ -101,6 +107,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   });
   const api = inProcessApi(dataPlane, controlPlane);
   let grpc: RunningGrpcServer | undefined;
+  let selfEndpoint = '';
   let admin: RunningAdminServer | undefined;
   let gateway: RunningGateway | undefined;
   try {
@@ -108,8 +115,16 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       host: config.host,
       port: config.grpcPort,
       api,
+      // The single node holds every shard; clients reach it where they already are.
+      shardMap: shardMap({
+        broker,
+        identity,
+        selfId: 0,
+        endpointOf: (id) => (id === 0 ? selfEndpoint : undefined),
+      }),
       logger,
     });
+    selfEndpoint = `${config.host}:${grpc.port}`;
     if (config.httpPort !== undefined && config.httpPort !== null) {
       gateway = await startGateway({ host: config.host, port: config.httpPort, api, logger });
     }

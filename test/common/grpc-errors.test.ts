@@ -150,6 +150,18 @@ describe('errors without Rheos metadata (transport failures)', () => {
     expect(received.message).toBe('connection reset');
   });
 
+  it('UNAVAILABLE for a call grpc-js never sent (no connection) is definite', () => {
+    const error = fromServiceError(
+      transportError(
+        status.UNAVAILABLE,
+        'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1',
+      ),
+    );
+    expect(error.name).toBe('ServiceUnavailableException');
+    expect(error.retriable).toBe(true);
+    expect(error.indeterminate).toBe(false);
+  });
+
   it('RESOURCE_EXHAUSTED and INVALID_ARGUMENT from grpc-js are definite ValidationExceptions', () => {
     for (const code of [status.RESOURCE_EXHAUSTED, status.INVALID_ARGUMENT]) {
       const received = fromServiceError(transportError(code, 'message larger than max'));

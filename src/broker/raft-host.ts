@@ -1,0 +1,312 @@
+import type { Clock } from '../common/clock.js';
+import type { Logger } from '../common/logger.js';
+import type { RaftConfig } from '../raft/config.js';
+import { MultiRaft, type GroupReady } from '../raft/multi-raft.js';
+import type { LoadRequest, NodeId, Snapshot } from '../raft/types.js';
+import type { GroupCommitWriter } from '../storage/group-commit.js';
+import type { KvOp, KvStore } from '../storage/kv-store.js';
+import { ShardRaftStore } from '../storage/shard-raft-store.js';
+import type { GroupMessage, PeerLane, PeerTransport } from './peer-transport.js';
+import { RaftReplica, type RaftReplicaHost } from './raft-replica.js';
+
+/**
+ * The broker's multi-raft driver. Every shard replica on the broker is a group in one MultiRaft;
+ * one timer ticks them all (a late timer is one tick, never a replay); each processing cycle takes
+ * the Readies of the groups with work, sends the leaders' appends at once, writes every group's
+ * entries, hard state and applied index in ONE synced LevelDB batch (group commit across groups),
+ * then sends the acknowledgements and votes that batch vouches for, and acknowledges clients.
+ * One cycle runs at a time; work arriving meanwhile joins the next.
+ */
+
+export interface RaftHostOptions {
+  readonly nodeId: NodeId;
+  readonly kv: KvStore;
+  readonly writer: GroupCommitWriter;
+  readonly transport: PeerTransport;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Where each broker serves clients (for NOT_LEADER hints). */
+  readonly addressOf: (brokerId: NodeId) => string | undefined;
+  /** The host timer; Raft timeouts are counted in ticks of it. */
+  readonly tickMs?: number;
+  readonly electionTicks?: number;
+  readonly random?: () => number;
+  /** Raft tuning beyond the defaults. */
+  readonly raft?: Partial<Omit<RaftConfig, 'id' | 'voters' | 'random'>>;
+  /** Bytes of Raft log kept in memory per replica after a restart. */
+  readonly recoveryTailBytes?: number;
+  readonly proposalTimeoutMs?: number;
+  /** Test-only switch: acknowledge writes once the leader's own copy is durable (unsafe). */
+  readonly unsafeAckBeforeCommit?: boolean;
+}
+
+export class RaftHost implements RaftReplicaHost {
+  private readonly multi: MultiRaft;
+  private readonly replicas = new Map<number, RaftReplica>();
+  private readonly compactions: Array<{
+    shard: number;
+    snapshot: Snapshot;
+    done: () => void;
+    failed: (error: unknown) => void;
+  }> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private cycleRunning = false;
+  private cycleWanted = false;
+  private stopped = false;
+  readonly stats = { cycles: 0, readies: 0, ticks: 0, messagesOut: 0, messagesIn: 0 };
+
+  constructor(private readonly options: RaftHostOptions) {
+    this.multi = new MultiRaft({ nodeId: options.nodeId });
+    options.transport.onReceive((from, messages) => this.receive(from, messages));
+  }
+
+  get nodeId(): NodeId {
+    return this.options.nodeId;
+  }
+
+  get storageFailed(): boolean {
+    return this.options.writer.failed;
+  }
+
+  addressOf(brokerId: NodeId): string | undefined {
+    return this.options.addressOf(brokerId);
+  }
+
+  start(): void {
+    const tickMs = this.options.tickMs ?? 50;
+    this.timer = setInterval(() => this.tick(), tickMs);
+    this.timer.unref();
+  }
+
+  get(shard: number): RaftReplica | undefined {
+    return this.replicas.get(shard);
+  }
+
+  /** Opens this broker's replica of a shard whose group is `voters` (recovering from disk). */
+  async open(shard: number, voters: readonly NodeId[]): Promise<RaftReplica> {
+    const existing = this.replicas.get(shard);
+    if (existing !== undefined) return existing;
+    const store = new ShardRaftStore(this.options.kv, shard, voters);
+    const recovered = await store.recover(this.options.recoveryTailBytes ?? 4 * 1024 * 1024);
+    const again = this.replicas.get(shard);
+    if (again !== undefined) return again;
+    const random = this.options.random ?? Math.random;
+    const node = this.multi.addGroup(
+      String(shard),
+      {
+        voters,
+        electionTicks: this.options.electionTicks ?? 10,
+        heartbeatTicks: 1,
+        random,
+        applied: recovered.appliedIndex,
+        ...this.options.raft,
+      },
+      recovered.initial,
+    );
+    for (const peer of voters) this.multi.addPeer(peer);
+    const replica = new RaftReplica({
+      shard,
+      node,
+      store,
+      host: this,
+      clock: this.options.clock,
+      appliedIndex: recovered.appliedIndex,
+      lastArrivalMs: recovered.lastArrivalMs,
+      ...(this.options.proposalTimeoutMs === undefined
+        ? {}
+        : { proposalTimeoutMs: this.options.proposalTimeoutMs }),
+      ...(this.options.unsafeAckBeforeCommit === true ? { unsafeAckBeforeCommit: true } : {}),
+    });
+    await replica.init();
+    this.replicas.set(shard, replica);
+    this.schedule();
+    return replica;
+  }
+
+  /** Removes a replica (its data stays unless the caller destroys it). */
+  async remove(shard: number): Promise<void> {
+    const replica = this.replicas.get(shard);
+    if (replica === undefined) return;
+    this.replicas.delete(shard);
+    this.multi.removeGroup(String(shard));
+    await replica.close();
+  }
+
+  touch(shard: number): void {
+    this.multi.touch(String(shard));
+    this.schedule();
+  }
+
+  compact(shard: number, snapshot: Snapshot): Promise<void> {
+    return new Promise<void>((done, failed) => {
+      this.compactions.push({ shard, snapshot, done, failed });
+      this.schedule();
+    });
+  }
+
+  /** Stops ticking and processing; in-flight writes fail as indeterminate. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    for (const replica of this.replicas.values()) await replica.close();
+    while (this.cycleRunning) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.stats.ticks++;
+    this.multi.tick();
+    const nowMs = this.options.clock.monotonicMs();
+    for (const replica of this.replicas.values()) replica.expire(nowMs);
+    // One empty batch per peer per tick: the node heartbeat that tells quiet groups we are alive.
+    for (const batch of this.multi.batch([], true)) {
+      this.options.transport.send(batch.to, [], 'raft');
+    }
+    this.schedule();
+  }
+
+  private receive(from: NodeId, messages: readonly GroupMessage[]): void {
+    if (this.stopped) return;
+    this.multi.heardFrom(from);
+    for (const { group, message } of messages) {
+      this.stats.messagesIn++;
+      if (message.to !== this.options.nodeId || message.from !== from) continue;
+      if (!this.replicas.has(group)) continue;
+      this.multi.step(String(group), message);
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    if (this.cycleRunning) {
+      this.cycleWanted = true;
+      return;
+    }
+    this.cycleRunning = true;
+    setImmediate(() => void this.runCycles());
+  }
+
+  private async runCycles(): Promise<void> {
+    try {
+      do {
+        this.cycleWanted = false;
+        await this.cycle();
+      } while (this.cycleWanted && !this.stopped);
+    } catch (error) {
+      // A storage failure is fail-stop (the writer's onFatal ends the process); anything else is
+      // a bug, and continuing could acknowledge what is not durable.
+      this.options.logger.fatal({ err: error }, 'raft processing failed; stopping the host');
+      this.stopped = true;
+      if (this.timer !== undefined) clearInterval(this.timer);
+      for (const replica of this.replicas.values()) void replica.close();
+    } finally {
+      this.cycleRunning = false;
+    }
+  }
+
+  private async cycle(): Promise<void> {
+    const compactions = this.compactions.splice(0);
+    const readies = this.multi.readies();
+    if (readies.length === 0 && compactions.length === 0) return;
+    this.stats.cycles++;
+    this.stats.readies += readies.length;
+    const ops: KvOp[] = [];
+    const now: GroupMessage[] = [];
+    for (const { group, ready } of readies) {
+      const replica = this.replicaOf(group);
+      for (const message of ready.messagesNow) now.push({ group: replica.shard, message });
+      replica.appended(ready.entries);
+      for (const op of replica.store.persistOps(ready)) ops.push(op);
+      for (const op of replica.store.applyOps(ready.committedEntries)) ops.push(op);
+      if (ready.softState !== undefined) replica.roleChanged(ready.softState.role);
+    }
+    const planned = compactions.filter((c) => {
+      const replica = this.replicas.get(c.shard);
+      if (replica === undefined || c.snapshot.index <= replica.store.trimPoint.index) {
+        c.done();
+        return false;
+      }
+      for (const op of replica.store.compactOps(c.snapshot)) ops.push(op);
+      return true;
+    });
+    // The leaders' appends go out before their own fsync (Raft §10.2.1); followers write in
+    // parallel with us.
+    this.send(now);
+    if (ops.length > 0) await this.options.writer.write(ops);
+    const after: GroupMessage[] = [];
+    for (const { group, node, ready } of readies) {
+      const replica = this.replicaOf(group);
+      for (const message of ready.messagesAfterPersist)
+        after.push({ group: replica.shard, message });
+      replica.persisted(ready.entries);
+      replica.appliedEntries(ready.committedEntries, ready.snapshot);
+      for (const load of ready.loads) this.load(replica, load);
+      node.advance(ready);
+      this.multi.advanced(group);
+      this.finishRemoval(replica);
+    }
+    for (const c of planned) {
+      const replica = this.replicas.get(c.shard);
+      if (replica !== undefined) {
+        replica.node.compact(c.snapshot);
+        this.finishRemoval(replica);
+      }
+      c.done();
+    }
+    this.send(after);
+  }
+
+  private replicaOf(group: GroupReady['group']): RaftReplica {
+    const replica = this.replicas.get(Number(group));
+    if (replica === undefined) throw new Error(`no replica for group ${group}`);
+    return replica;
+  }
+
+  /** Entries covered by a snapshot or a trim go once the batch that moved the trim point is durable. */
+  private finishRemoval(replica: RaftReplica): void {
+    replica.store.afterPersist().catch((error: unknown) => {
+      this.options.logger.error(
+        { err: error, shard: replica.shard },
+        'removing trimmed entries failed',
+      );
+    });
+  }
+
+  private load(replica: RaftReplica, request: LoadRequest): void {
+    replica.store.load(request).then(
+      (entries) => {
+        if (this.replicas.get(replica.shard) !== replica) return;
+        replica.node.loaded({ from: request.from, entries });
+        this.touch(replica.shard);
+      },
+      (error: unknown) => {
+        this.options.logger.error(
+          { err: error, shard: replica.shard },
+          'reading the raft log failed',
+        );
+        if (this.replicas.get(replica.shard) !== replica) return;
+        // Raft asks again when it still needs the entries.
+        replica.node.loaded({ from: request.from, entries: [] });
+        this.touch(replica.shard);
+      },
+    );
+  }
+
+  /** Groups messages per peer and lane (catch-up traffic apart) and hands them to the transport. */
+  private send(messages: readonly GroupMessage[]): void {
+    if (messages.length === 0) return;
+    const byPeer = new Map<string, { to: NodeId; lane: PeerLane; list: GroupMessage[] }>();
+    for (const item of messages) {
+      const lane: PeerLane = item.message.catchUp === true ? 'catchUp' : 'raft';
+      const key = `${item.message.to}:${lane}`;
+      let entry = byPeer.get(key);
+      if (entry === undefined) byPeer.set(key, (entry = { to: item.message.to, lane, list: [] }));
+      entry.list.push(item);
+    }
+    for (const { to, lane, list } of byPeer.values()) {
+      this.stats.messagesOut += list.length;
+      this.options.transport.send(to, list, lane);
+    }
+  }
+}

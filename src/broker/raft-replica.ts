@@ -1,0 +1,346 @@
+import { assert } from '../common/assert.js';
+import type { Clock } from '../common/clock.js';
+import {
+  InternalFailureError,
+  NotLeaderError,
+  ProvisionedThroughputExceededError,
+  ServiceUnavailableError,
+  type LeaderHint,
+} from '../common/errors.js';
+import type { LogPosition } from '../common/sequence-number.js';
+import { ProposalDroppedError } from '../raft/errors.js';
+import type { RawNode } from '../raft/raw-node.js';
+import { EntryType, NONE, Role, type Entry, type NodeId, type Snapshot } from '../raft/types.js';
+import { arrivalOf, encodeRecordsCommand } from '../storage/raft-entry.js';
+import {
+  decodeShardSnapshotData,
+  encodeShardSnapshotData,
+  type ShardRaftStore,
+} from '../storage/shard-raft-store.js';
+import type {
+  AppendResult,
+  ProposedRecord,
+  ReadLimits,
+  ReadResult,
+  ShardReplica,
+} from './replica.js';
+import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
+
+/**
+ * A shard replica that is one member of the shard's Raft group. Writes are proposed on the leader
+ * and acknowledged once committed (on a majority's disks) and applied; reads see applied entries
+ * only, on any replica. The host (RaftHost) drives the group and calls back here with what each
+ * processing cycle persisted and applied.
+ */
+
+/** What the replica needs from its host. */
+export interface RaftReplicaHost {
+  /** The group has work (a proposal): run a processing cycle soon. */
+  touch(shard: number): void;
+  /** Queues a compaction for the next cycle; resolves once it is durable. */
+  compact(shard: number, snapshot: Snapshot): Promise<void>;
+  /** Stops driving the group (its replica is being deleted). */
+  remove(shard: number): Promise<void>;
+  /** Where a broker serves clients, for NOT_LEADER hints. */
+  addressOf(brokerId: NodeId): string | undefined;
+  readonly storageFailed: boolean;
+}
+
+export interface RaftReplicaOptions {
+  readonly shard: number;
+  readonly node: RawNode;
+  readonly store: ShardRaftStore;
+  readonly host: RaftReplicaHost;
+  readonly clock: Clock;
+  readonly appliedIndex: number;
+  readonly lastArrivalMs: number;
+  /** Bytes proposed here and not yet acknowledged, beyond which writes are throttled. */
+  readonly maxPendingBytes?: number;
+  /** A write still unanswered after this long fails as indeterminate. */
+  readonly proposalTimeoutMs?: number;
+  /** Test-only: acknowledge once the leader's own write is durable, before commit (unsafe). */
+  readonly unsafeAckBeforeCommit?: boolean;
+}
+
+interface Waiter {
+  readonly term: number;
+  readonly arrivalMs: number;
+  readonly bytes: number;
+  readonly deadlineMs: number;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: Error) => void;
+}
+
+export class RaftReplica implements ShardReplica {
+  readonly shard: number;
+  readonly node: RawNode;
+  readonly store: ShardRaftStore;
+  private readonly host: RaftReplicaHost;
+  private readonly clock: Clock;
+  private readonly maxPendingBytes: number;
+  private readonly proposalTimeoutMs: number;
+  private readonly readable: ReadableLog;
+  /** Proposals of this replica as leader, by log index. */
+  private readonly waiters = new Map<number, Waiter>();
+  private pendingBytes = 0;
+  private applied: number;
+  private lastArrivalMs: number;
+  private newestAppliedArrivalMs = 0;
+  private closed = false;
+  private trimming = false;
+
+  constructor(private readonly options: RaftReplicaOptions) {
+    this.shard = options.shard;
+    this.node = options.node;
+    this.store = options.store;
+    this.host = options.host;
+    this.clock = options.clock;
+    this.applied = options.appliedIndex;
+    this.lastArrivalMs = options.lastArrivalMs;
+    this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
+    this.proposalTimeoutMs = options.proposalTimeoutMs ?? 10_000;
+    this.readable = {
+      log: this.store.log,
+      trimHorizon: () => this.trimHorizon(),
+      readableIndex: () => this.applied,
+      tipArrivalMs: () => this.newestAppliedArrivalMs,
+    };
+  }
+
+  /** Finds the newest applied record's arrival time (for millisBehindLatest) after a restart. */
+  async init(): Promise<void> {
+    const newest = await this.store.log.lastArrivedBefore(Number.MAX_SAFE_INTEGER);
+    this.newestAppliedArrivalMs = newest?.arrivalMs ?? this.store.trimPoint.arrivalMs;
+  }
+
+  get isLeader(): boolean {
+    return this.node.status().role === Role.Leader;
+  }
+
+  leaderHint(): LeaderHint | undefined {
+    const lead = this.node.lead;
+    if (lead === NONE) return undefined;
+    const endpoint = this.host.addressOf(lead);
+    return endpoint === undefined ? undefined : { brokerId: lead, endpoint };
+  }
+
+  notLeader(): NotLeaderError {
+    const leader = this.leaderHint();
+    return new NotLeaderError(
+      leader === undefined
+        ? `No leader is known for this shard yet; retry shortly.`
+        : `This broker does not lead the shard; its leader is broker ${leader.brokerId} at ${leader.endpoint}.`,
+      leader === undefined ? {} : { leader },
+    );
+  }
+
+  leaderId(): number | undefined {
+    const lead = this.node.lead;
+    return lead === NONE ? undefined : lead;
+  }
+
+  checkWritable(): void {
+    if (!this.isLeader) throw this.notLeader();
+  }
+
+  propose(records: readonly ProposedRecord[]): Promise<AppendResult> {
+    assert(records.length > 0, 'a proposal holds at least one record');
+    if (this.closed)
+      return Promise.reject(new ServiceUnavailableError(`shard ${this.shard} is closing`));
+    if (this.host.storageFailed)
+      return Promise.reject(new ServiceUnavailableError('storage has failed on this broker'));
+    if (!this.isLeader) return Promise.reject(this.notLeader());
+    if (this.pendingBytes >= this.maxPendingBytes) {
+      return Promise.reject(
+        new ProvisionedThroughputExceededError(
+          'Rate exceeded for shard: too many writes are waiting for commit.',
+        ),
+      );
+    }
+    // Arrival times never go backwards within a shard, across leaders too: a new leader has every
+    // committed entry and stamps no earlier than the newest arrival in its log.
+    const arrivalMs = Math.max(this.clock.nowMs(), this.lastArrivalMs);
+    const data = encodeRecordsCommand(arrivalMs, records);
+    let where: { index: number; term: number };
+    try {
+      where = this.node.propose(data);
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      if (error.leaderHint === this.node.status().id) {
+        return Promise.reject(
+          new ProvisionedThroughputExceededError(
+            'Rate exceeded for shard: too many uncommitted writes.',
+            {
+              cause: error,
+            },
+          ),
+        );
+      }
+      return Promise.reject(this.notLeader());
+    }
+    this.lastArrivalMs = arrivalMs;
+    this.pendingBytes += data.length;
+    const promise = new Promise<AppendResult>((resolve, reject) => {
+      this.waiters.set(where.index, {
+        term: where.term,
+        arrivalMs,
+        bytes: data.length,
+        deadlineMs: this.clock.monotonicMs() + this.proposalTimeoutMs,
+        resolve,
+        reject,
+      });
+    });
+    this.host.touch(this.shard);
+    return promise;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Called by the host, in cycle order.
+
+  /** Entries this replica is about to write (as leader or follower): arrival times go forward. */
+  appended(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      const arrival = arrivalOf(entry);
+      if (arrival !== undefined && arrival > this.lastArrivalMs) this.lastArrivalMs = arrival;
+    }
+  }
+
+  /** The batch holding `entries` (this Ready's writes) is durable. Only for the unsafe test mode. */
+  persisted(entries: readonly Entry[]): void {
+    if (this.options.unsafeAckBeforeCommit !== true) return;
+    for (const entry of entries) this.settle(entry, 'early');
+  }
+
+  /** Committed entries were applied (their index keys are durable): acknowledge their writers. */
+  appliedEntries(entries: readonly Entry[], snapshot: Snapshot | undefined): void {
+    if (snapshot !== undefined) {
+      this.applied = snapshot.index;
+      this.newestAppliedArrivalMs = Math.max(
+        this.newestAppliedArrivalMs,
+        decodeShardSnapshotData(snapshot.data).arrivalMs,
+      );
+      this.lastArrivalMs = Math.max(this.lastArrivalMs, this.newestAppliedArrivalMs);
+    }
+    for (const entry of entries) {
+      this.applied = entry.index;
+      const arrival = arrivalOf(entry);
+      if (arrival !== undefined) this.newestAppliedArrivalMs = arrival;
+      this.settle(entry, 'applied');
+    }
+  }
+
+  /** Leadership changed: writes proposed here may still commit, or not; nobody can say yet. */
+  roleChanged(role: Role): void {
+    if (role === Role.Leader) return;
+    this.failAll(
+      () =>
+        new InternalFailureError(
+          'Leadership of the shard moved while the write was in flight; it may or may not be stored.',
+        ),
+    );
+  }
+
+  /** Fails writes that waited too long (a leader that can no longer reach a majority). */
+  expire(nowMs: number): void {
+    for (const [index, waiter] of this.waiters) {
+      if (waiter.deadlineMs > nowMs) continue;
+      this.release(index, waiter);
+      waiter.reject(
+        new InternalFailureError(
+          'The write was not committed in time; it may or may not be stored.',
+        ),
+      );
+    }
+  }
+
+  private settle(entry: Entry, when: 'early' | 'applied'): void {
+    const waiter = this.waiters.get(entry.index);
+    if (waiter === undefined) return;
+    this.release(entry.index, waiter);
+    if (waiter.term === entry.term && entry.type === EntryType.Normal) {
+      waiter.resolve({ index: entry.index, arrivalMs: waiter.arrivalMs });
+    } else if (when === 'applied') {
+      // Another entry committed at this index: ours never can. Nothing was written.
+      waiter.reject(
+        new ServiceUnavailableError(
+          'Leadership of the shard moved before the write committed; it was not stored.',
+        ),
+      );
+    }
+  }
+
+  private release(index: number, waiter: Waiter): void {
+    this.waiters.delete(index);
+    this.pendingBytes -= waiter.bytes;
+  }
+
+  private failAll(error: () => Error): void {
+    for (const [index, waiter] of this.waiters) {
+      this.release(index, waiter);
+      waiter.reject(error());
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads
+
+  read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
+    return readRecords(this.readable, from, limits);
+  }
+
+  trimHorizon(): LogPosition {
+    return { index: this.store.trimPoint.index + 1, offset: 0 };
+  }
+
+  latest(): LogPosition {
+    return { index: this.applied + 1, offset: 0 };
+  }
+
+  commitIndex(): number {
+    return this.applied;
+  }
+
+  positionAtTimestamp(ms: number): Promise<LogPosition> {
+    return positionAtTimestamp(this.readable, ms, this.applied);
+  }
+
+  /**
+   * Retention is log compaction: each replica trims its own applied prefix, and the group's leader
+   * sends followers that fall behind it a snapshot (the trim point) instead of the trimmed entries.
+   */
+  async trimArrivedBefore(cutoffMs: number): Promise<number> {
+    if (this.trimming || this.closed) return 0;
+    this.trimming = true;
+    try {
+      const last = await this.store.log.lastArrivedBefore(cutoffMs);
+      const previous = this.store.trimPoint.index;
+      if (last === undefined || last.index <= previous || last.index > this.applied) return 0;
+      await this.host.compact(this.shard, {
+        index: last.index,
+        term: this.store.termAt(last.index),
+        confState: this.node.confStateAt(last.index),
+        data: encodeShardSnapshotData({ arrivalMs: last.arrivalMs }),
+      });
+      return this.store.trimPoint.index - previous;
+    } finally {
+      this.trimming = false;
+    }
+  }
+
+  /** Refuses new writes and fails those in flight (their outcome is unknown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.failAll(
+      () =>
+        new ServiceUnavailableError(
+          'The broker is shutting down; the write may or may not be stored.',
+          { indeterminate: true },
+        ),
+    );
+  }
+
+  async destroy(): Promise<void> {
+    await this.host.remove(this.shard);
+    await this.store.log.destroy();
+  }
+}
