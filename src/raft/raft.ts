@@ -133,6 +133,21 @@ export class Raft {
     return this.membership.isVoter(this.id);
   }
 
+  /**
+   * Voters campaign; so does a replica whose own removal is in its log but not yet known to be
+   * committed (dissertation §4.2.2): it may be the only one holding that entry, and the others,
+   * whose logs are shorter, cannot win without its vote. Its own vote does not count (poll only
+   * counts voters), and once it commits the removal it steps down.
+   */
+  private get standsForElection(): boolean {
+    if (this.isVoter) return true;
+    const committed = this.log.committed;
+    return (
+      this.membership.lastChangeIndex > committed &&
+      this.membership.at(committed).voters.includes(this.id)
+    );
+  }
+
   get confState(): ConfState {
     return this.membership.current;
   }
@@ -219,7 +234,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.isVoter && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.standsForElection && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       // The host may spread elections out (after a restart, thousands of groups time out at once).
       if (this.config.mayCampaign !== undefined && !this.config.mayCampaign()) return;
@@ -314,7 +329,7 @@ export class Raft {
 
   /** Starts an election now (tests; `force` for leadership transfer). */
   campaign(preVote: boolean, force = false): void {
-    if (this.role === Role.Leader || !this.isVoter) return;
+    if (this.role === Role.Leader || !this.standsForElection) return;
     let voteTerm: number;
     let type: MessageType;
     if (preVote) {

@@ -82,6 +82,42 @@ describe('membership changes', () => {
     );
   });
 
+  it('a server that is not part of its own latest configuration still starts elections until that configuration commits (§4.2.2)', () => {
+    // Found by the simulator (seed 555609315): a leader appended its own removal, lost its
+    // quorum before the entry reached anyone, and stepped down. The others' logs are shorter, so
+    // it refuses them its vote; and they need it, because voter 4 is down. Only it can be
+    // elected, under the configuration that excludes it.
+    const c = group([1, 2, 3, 4]);
+    c.elect(1);
+    c.run(1);
+    c.isolate(1);
+    c.isolate(4);
+    change(c, 1, { type: 'removeNode', node: 1 });
+    expect(conf(c, 1).voters).toEqual([2, 3, 4]);
+    expect(conf(c, 2).voters).toEqual([1, 2, 3, 4]);
+    c.run(30); // check-quorum: the isolated leader steps down
+    expect(c.leadersAmong([1, 2, 3])).toEqual([]);
+    c.heal();
+    c.isolate(4);
+    let leader: NodeId | undefined;
+    for (let i = 0; i < 200 && leader === undefined; i++) {
+      c.run(1);
+      leader = c.leadersAmong([2, 3])[0];
+    }
+    // Replica 1 led long enough to commit its removal with 2 and 3, then left the group.
+    expect(leader).toBeDefined();
+    expect(conf(c, 2)).toEqual({ voters: [2, 3, 4], learners: [], removed: [1] });
+    c.propose(leader as NodeId, 'after');
+    c.run(2);
+    expect(c.appliedTexts(3)).toContain('after');
+    // Its removal committed, replica 1 no longer campaigns.
+    const term = c.get(leader as NodeId).node.status().term;
+    for (let i = 0; i < 60; i++) c.tick(1);
+    c.stabilize();
+    expect(c.leadersAmong([1])).toEqual([]);
+    expect(c.get(leader as NodeId).node.status().term).toBe(term);
+  });
+
   it('a leader that removes itself steps down once the change commits; the rest elect a leader', () => {
     const c = group([1, 2, 3]);
     c.elect(1);

@@ -10,7 +10,7 @@ import { runSeed } from './simulation.js';
 
 interface RegressionSeed {
   readonly seed: number;
-  readonly profile: 'steady' | 'churn';
+  readonly profile: 'steady' | 'churn' | 'membership' | 'mixed';
   readonly found: string;
 }
 
