@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { RheosError } from '../common/errors.js';
+import { registerBroker } from './commands/broker.js';
 import { registerDev } from './commands/dev.js';
 import { registerPut } from './commands/put.js';
 import { registerStream } from './commands/stream.js';
@@ -10,11 +11,12 @@ const program = new Command('rheos')
   .description('Rheos: a self-hosted streaming cluster compatible with Amazon Kinesis')
   .option(
     '--endpoint <host:port>',
-    `gRPC API of a Rheos node (env RHEOS_ENDPOINT; default ${DEFAULT_ENDPOINT})`,
+    `gRPC API of a Rheos node, or several brokers separated by commas (env RHEOS_ENDPOINT; default ${DEFAULT_ENDPOINT})`,
   )
   .showHelpAfterError();
 
 registerDev(program);
+registerBroker(program);
 registerStream(program);
 registerPut(program);
 registerTail(program);

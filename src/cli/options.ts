@@ -19,6 +19,11 @@ export function parsePositiveInt(value: string): number {
 
 export const DEFAULT_ENDPOINT = '127.0.0.1:7400';
 
-export function endpointFrom(options: { endpoint?: string }): string {
-  return options.endpoint ?? process.env['RHEOS_ENDPOINT'] ?? DEFAULT_ENDPOINT;
+/** The nodes to talk to: one endpoint, or a cluster's brokers separated by commas. */
+export function endpointsFrom(options: { endpoint?: string }): string[] {
+  const value = options.endpoint ?? process.env['RHEOS_ENDPOINT'] ?? DEFAULT_ENDPOINT;
+  return value
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
 }

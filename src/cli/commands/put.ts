@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createClient } from '../../client/client.js';
 import { writeInOrder, type OutgoingRecord } from '../../client/ordered-writer.js';
 import { printJson } from '../format.js';
-import { endpointFrom } from '../options.js';
+import { endpointsFrom } from '../options.js';
 
 interface PutOptions {
   key: string;
@@ -22,7 +22,7 @@ export function registerPut(program: Command): void {
     .option('--base64', 'the data (or each line) is base64-encoded binary')
     .action(async (stream: string, data: string | undefined, options: PutOptions) => {
       const client = createClient({
-        endpoint: endpointFrom(program.opts<{ endpoint?: string }>()),
+        endpoints: endpointsFrom(program.opts<{ endpoint?: string }>()),
       });
       const toRecord = (text: string): OutgoingRecord => ({
         partitionKey: options.key,

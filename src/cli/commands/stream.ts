@@ -3,7 +3,7 @@ import { createClient } from '../../client/client.js';
 import { UNLIMITED_SHARD_LIMITS } from '../../common/limits.js';
 import { StreamMode } from '../../gen/rheos/v1/stream.js';
 import { modeName, printJson, statusName } from '../format.js';
-import { endpointFrom, parsePositiveInt } from '../options.js';
+import { endpointsFrom, parsePositiveInt } from '../options.js';
 
 interface GlobalOptions {
   endpoint?: string;
@@ -18,7 +18,7 @@ interface CreateOptions {
 
 export function registerStream(program: Command): void {
   const stream = program.command('stream').description('create, list, describe and delete streams');
-  const client = () => createClient({ endpoint: endpointFrom(program.opts<GlobalOptions>()) });
+  const client = () => createClient({ endpoints: endpointsFrom(program.opts<GlobalOptions>()) });
 
   stream
     .command('create')

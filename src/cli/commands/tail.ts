@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createClient } from '../../client/client.js';
 import { pollShard, type StartPosition } from '../../client/shard-poller.js';
-import { endpointFrom, parsePositiveInt } from '../options.js';
+import { endpointsFrom, parsePositiveInt } from '../options.js';
 
 interface TailOptions {
   from: string;
@@ -22,7 +22,7 @@ export function registerTail(program: Command): void {
     .action(async (stream: string, options: TailOptions) => {
       const from = startPosition(options.from);
       const client = createClient({
-        endpoint: endpointFrom(program.opts<{ endpoint?: string }>()),
+        endpoints: endpointsFrom(program.opts<{ endpoint?: string }>()),
       });
       const stop = new AbortController();
       const onSignal = () => stop.abort();
