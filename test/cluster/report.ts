@@ -1,0 +1,23 @@
+import { FAILING_KINDS } from './checker.js';
+import type { WorkloadReport } from './workload.js';
+
+/** The figures of a cluster run, one line each, for logs and closing notes. */
+export function describeReport(report: WorkloadReport): string {
+  const { check } = report;
+  const kills = report.leaderKills
+    .map((k) => k.unavailableMs)
+    .filter((ms): ms is number => ms !== undefined);
+  const lines = [
+    `duration ${(report.durationMs / 1000).toFixed(1)} s; faults ${report.faults.length} ${JSON.stringify(report.faultCounts)}`,
+    `acknowledged ${check.acknowledged}, definite failures ${check.definiteFailures}, indeterminate ${check.indeterminate} (written ${check.indeterminateWritten}, not written ${check.indeterminateLost})`,
+    `final records ${check.finalRecords}, records read by consumers ${check.recordsRead}`,
+    `leader changes seen ${report.leaderChanges}; leader kills ${report.leaderKills.length}, longest write unavailability after one ${kills.length === 0 ? 'n/a' : `${Math.round(Math.max(...kills))} ms`} (all: ${kills.map((ms) => Math.round(ms)).join(', ')})`,
+    `minority probes ${report.minorityProbes}, acknowledged by a minority ${report.minorityAcks.length}`,
+    `duplicates ${check.duplicates.count}`,
+    ...FAILING_KINDS.map((kind) => {
+      const anomaly = check[kind];
+      return `${kind} ${anomaly.count}${anomaly.count > 0 ? `: ${anomaly.examples.slice(0, 5).join(' | ')}` : ''}`;
+    }),
+  ];
+  return lines.join('\n');
+}
