@@ -104,14 +104,21 @@ async function worker(): Promise<void> {
 
 const workers = Array.from({ length: concurrency }, () => worker());
 await new Promise((resolve) => setTimeout(resolve, warmupMs));
-const serverPid = values['server-pid'] === undefined ? undefined : Number(values['server-pid']);
-const serverBefore = serverPid === undefined ? undefined : readProcessStats(serverPid);
+// One pid, or several (the brokers of a cluster): the first is reported as "the server".
+const serverPids = (values['server-pid'] ?? '')
+  .split(',')
+  .filter((p) => p !== '')
+  .map(Number);
+const serverPid = serverPids[0];
+const allBefore = serverPids.map((pid) => readProcessStats(pid));
+const serverBefore = allBefore[0];
 measuring = true;
 const startedMs = performance.now();
 const cpuStart = process.cpuUsage();
 await new Promise((resolve) => setTimeout(resolve, durationMs));
 measuring = false;
-const serverAfter = serverPid === undefined ? undefined : readProcessStats(serverPid);
+const allAfter = serverPids.map((pid) => readProcessStats(pid));
+const serverAfter = serverPid === undefined ? undefined : allAfter[0];
 const elapsedS = (performance.now() - startedMs) / 1000;
 const cpu = process.cpuUsage(cpuStart);
 stopping = true;
@@ -148,5 +155,20 @@ process.stdout.write(
       serverBefore && serverAfter && recordsOk > 0
         ? round((serverAfter.writeBytes - serverBefore.writeBytes) / recordsOk, 0)
         : null,
+    perServer: serverPids.map((pid, i) => {
+      const before = allBefore[i];
+      const after = allAfter[i];
+      return {
+        pid,
+        cpuUsPerRecord:
+          before && after && recordsOk > 0
+            ? round(((after.cpuMs - before.cpuMs) * 1000) / recordsOk, 1)
+            : null,
+        diskBytesPerRecord:
+          before && after && recordsOk > 0
+            ? round((after.writeBytes - before.writeBytes) / recordsOk, 0)
+            : null,
+      };
+    }),
   }) + '\n',
 );
