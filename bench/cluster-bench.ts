@@ -7,13 +7,13 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { createClient } from '../src/client/client.js';
 import { runContext } from './lib/machine.js';
+import { freePort } from './lib/ports.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -31,17 +31,6 @@ const { values } = parseArgs({
 
 const RECORD_BYTES = 1024;
 const BROKERS = [1, 2, 3];
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 const baseDir = await mkdtemp(join(tmpdir(), 'rheos-cluster-bench-'));
 const brokers: Array<{ id: number; api: string; peer: string }> = [];

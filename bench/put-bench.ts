@@ -8,7 +8,6 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +15,7 @@ import { parseArgs, promisify } from 'node:util';
 import { createClient } from '../src/client/client.js';
 import { UNLIMITED_SHARD_LIMITS } from '../src/common/limits.js';
 import { runContext } from './lib/machine.js';
+import { freePort } from './lib/ports.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -46,17 +46,6 @@ const scenarios: Scenario[] = values.scenarios.split(',').map((s) => {
   if (!batch || !concurrency) throw new Error(`bad scenario ${s}: use API:BATCHxCONCURRENCY`);
   return { api, batch, concurrency };
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 const dataDir = await mkdtemp(join(tmpdir(), 'rheos-bench-'));
 const grpcPort = await freePort();

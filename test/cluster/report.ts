@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { FAILING_KINDS } from './checker.js';
 import type { WorkloadReport } from './workload.js';
 
@@ -20,4 +21,14 @@ export function describeReport(report: WorkloadReport): string {
     }),
   ];
   return lines.join('\n');
+}
+
+/** What every replication run must show: no minority acknowledged, and no anomaly but duplicates. */
+export function expectSafe(report: WorkloadReport): void {
+  expect(report.minorityProbes).toBeGreaterThan(0);
+  expect(report.minorityAcks).toEqual([]);
+  expect(report.check.lost.examples).toEqual([]);
+  expect(report.check.conflicts.examples).toEqual([]);
+  expect(report.check.divergence.examples).toEqual([]);
+  expect(report.check.ok).toBe(true);
 }

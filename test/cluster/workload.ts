@@ -438,10 +438,13 @@ class Workload {
     const minority = Math.floor((ids.length - 1) / 2);
     const maxDown = this.options.maxDown ?? minority;
     const kinds = this.options.kinds ?? ALL_FAULTS;
+    let round: FaultKind[] = [];
     while (this.now() < durationMs) {
       await sleep(this.random.int(gapMin, gapMax));
       if (this.now() >= durationMs) break;
-      const kind = this.random.pick(kinds);
+      // Every kind once per round, in a random order, so a short run still sees each of them.
+      if (round.length === 0) round = shuffle(this.random, kinds);
+      const kind = round.pop() as FaultKind;
       const holdMs = this.random.int(faultMin, faultMax);
       const startMs = this.now();
       let brokers: number[] = [];
