@@ -112,7 +112,7 @@ export class RheosClient {
     const name = streamNameOf(full);
     const routes = await this.routesOf(name);
     const route = routes === undefined ? undefined : routeRecord(routes, full);
-    if (name === undefined || route === undefined) return this.call(Data.putRecord, full);
+    if (name === undefined || route === undefined) return this.anyNode(Data.putRecord, full, false);
     // The stream exists and the record routes: the server validates the rest.
     return this.toShard(name, route, false, (endpoint) =>
       this.call(Data.putRecord, full, endpoint),
@@ -148,7 +148,7 @@ export class RheosClient {
           this.call(Data.putRecords, full, endpoint),
         );
       }
-      return this.call(Data.putRecords, full);
+      return this.anyNode(Data.putRecords, full, false);
     }
     const results: PutRecordsResultEntry[] = new Array(full.records.length);
     let encryptionType = EncryptionType.ENCRYPTION_TYPE_NONE;
@@ -193,7 +193,7 @@ export class RheosClient {
     const full = GetShardIteratorRequest.fromPartial(request);
     const name = streamNameOf(full);
     const route = (await this.routesOf(name))?.byId.get(full.shardId);
-    if (name === undefined || route === undefined) return this.call(Data.getShardIterator, full);
+    if (name === undefined || route === undefined) return this.anyNode(Data.getShardIterator, full);
     let home = '';
     const response = await this.toShard(name, route, true, (endpoint) => {
       home = endpoint;
@@ -372,8 +372,16 @@ export class RheosClient {
     }
   }
 
-  /** Idempotent calls: any node will do; move on to the next when one cannot be reached. */
-  private async anyNode<Req, Res>(method: MethodDefinition<Req, Res>, request: Req): Promise<Res> {
+  /**
+   * Any node will do; move on to the next when one cannot be reached (for a call that is not
+   * idempotent, only when it definitely did not act on it). A node that answers, even with an
+   * error, becomes the preferred one.
+   */
+  private async anyNode<Req, Res>(
+    method: MethodDefinition<Req, Res>,
+    request: Req,
+    idempotent = true,
+  ): Promise<Res> {
     for (let attempt = 0; ; attempt++) {
       const endpoint = this.endpoint(this.preferred + attempt);
       try {
@@ -381,9 +389,11 @@ export class RheosClient {
         this.preferred = this.endpoints.indexOf(endpoint);
         return response;
       } catch (error) {
-        const unreachable =
+        const unavailable =
           error instanceof RheosError && error.name === 'ServiceUnavailableException';
-        if (!unreachable || attempt + 1 >= Math.max(this.endpoints.length, 2)) throw error;
+        if (!unavailable) this.preferred = this.endpoints.indexOf(endpoint);
+        const moveOn = unavailable && (idempotent || !error.indeterminate);
+        if (!moveOn || attempt + 1 >= Math.max(this.endpoints.length, 2)) throw error;
       }
     }
   }

@@ -37,6 +37,7 @@ describe('replicated shards under faults (3 broker processes)', () => {
         durationMs: faultPeriodMs,
         producers: 6,
         batchRecords: 25,
+        minFaults: 20,
         log: (line) => console.log(line),
       });
       console.log(`cluster seed ${seed}\n${describeReport(report)}`);

@@ -42,6 +42,8 @@ export interface WorkloadOptions {
   readonly gapMs?: readonly [number, number];
   /** Most brokers down (killed or paused) at once; default a minority. */
   readonly maxDown?: number;
+  /** Faults go on past durationMs until at least this many were injected (default 0). */
+  readonly minFaults?: number;
   /** The faults to draw from (default: all). */
   readonly kinds?: readonly FaultKind[];
   readonly log?: (line: string) => void;
@@ -439,9 +441,11 @@ class Workload {
     const maxDown = this.options.maxDown ?? minority;
     const kinds = this.options.kinds ?? ALL_FAULTS;
     let round: FaultKind[] = [];
-    while (this.now() < durationMs) {
+    const minFaults = this.options.minFaults ?? 0;
+    const more = () => this.now() < durationMs || this.faults.length < minFaults;
+    while (more()) {
       await sleep(this.random.int(gapMin, gapMax));
-      if (this.now() >= durationMs) break;
+      if (!more()) break;
       // Every kind once per round, in a random order, so a short run still sees each of them.
       if (round.length === 0) round = shuffle(this.random, kinds);
       const kind = round.pop() as FaultKind;
