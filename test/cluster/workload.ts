@@ -110,6 +110,8 @@ class Workload {
   private nemesisDone = false;
   private shardIds: string[] = [];
   private hashKeys = new Map<string, string>();
+  /** Each shard's replica brokers: a side is a minority for a shard, not for the cluster. */
+  private replicaSets = new Map<string, number[]>();
   private readonly t0 = performance.now();
 
   constructor(private readonly options: WorkloadOptions) {
@@ -133,6 +135,13 @@ class Workload {
       this.shardIds = shards.shards.map((s) => s.shardId);
       for (const s of shards.shards)
         this.hashKeys.set(s.shardId, s.hashKeyRange?.startingHashKey ?? '0');
+      const map = await shardMapOf(harness.info(harness.ids[0] as number).api, streamName);
+      for (const s of map.shards) {
+        this.replicaSets.set(
+          s.shardId,
+          s.replicas.map((r) => Number(r.brokerId)),
+        );
+      }
       const producers = Array.from({ length: this.options.producers }, (_, i) =>
         this.produce(`p${i}`, this.random.fork()),
       );
@@ -527,9 +536,11 @@ class Workload {
   }
 
   /**
-   * While `side` is cut off from the majority, writes sent straight to its brokers (no routing,
-   * no retries) must never be acknowledged: a minority cannot commit. Probes begin a little after
-   * the cut, so nothing sent before it can be mistaken for one.
+   * While `side` is cut off from the rest, writes sent straight to its brokers (no routing, no
+   * retries) for a shard of which the side holds only a minority of replicas must never be
+   * acknowledged: a minority cannot commit. (With more brokers than replicas, a side that is a
+   * minority of the cluster can hold a majority of some shard; those shards are not probed.)
+   * Probes begin a little after the cut, so nothing sent before it can be mistaken for one.
    */
   private async probeMinority(side: readonly number[], holdMs: number): Promise<void> {
     const { harness, streamName } = this.options;
@@ -544,6 +555,9 @@ class Workload {
         const probes: Array<Promise<void>> = [];
         for (const { id, data } of clients) {
           for (const shardId of this.shardIds) {
+            const replicas = this.replicaSets.get(shardId) ?? [];
+            const onSide = replicas.filter((r) => side.includes(r)).length;
+            if (!replicas.includes(id) || 2 * onSide >= replicas.length) continue;
             const value = `minority-${id}-${shardId}-${this.minorityProbes++}`;
             const startMs = this.now();
             const timeoutMs = Math.max(50, until - this.now());
