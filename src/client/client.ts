@@ -100,8 +100,10 @@ export class RheosClient {
     if (endpoints.length === 0) throw new Error('RheosClient needs an endpoint');
     this.endpoints = endpoints;
     this.deadlineMs = options.deadlineMs ?? 30_000;
-    this.maxRouteAttempts = options.maxRouteAttempts ?? 10;
-    this.backoff = options.backoff ?? { initialMs: 20, maxMs: 500 };
+    // While a shard elects a leader (about an election timeout, under a second), poll at most
+    // every 250 ms so writes resume soon after, for up to about three seconds in all.
+    this.maxRouteAttempts = options.maxRouteAttempts ?? 16;
+    this.backoff = options.backoff ?? { initialMs: 20, maxMs: 250 };
     this.routes = new ShardRoutes((streamName) =>
       this.anyNode(Cluster.getShardMap, GetShardMapRequest.fromPartial({ streamName })),
     );
