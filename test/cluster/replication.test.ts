@@ -25,6 +25,7 @@ describe('replicated shards under faults (3 broker processes)', () => {
   it(
     'loses no acknowledged write through kills, restarts, pauses, partitions and delays',
     async () => {
+      const lines: string[] = [];
       harness = await ClusterHarness.start({
         brokers: 3,
         streams: [{ name: 'jepsen', shardCount: 4 }],
@@ -38,9 +39,9 @@ describe('replicated shards under faults (3 broker processes)', () => {
         producers: 6,
         batchRecords: 25,
         minFaults: 20,
-        log: (line) => console.log(line),
+        log: (line) => lines.push(line),
       });
-      console.log(`cluster seed ${seed}\n${describeReport(report)}`);
+      console.log(`${lines.join('\n')}\ncluster seed ${seed}\n${describeReport(report)}`);
       expect(report.faults.length).toBeGreaterThanOrEqual(20);
       expect(report.check.acknowledged).toBeGreaterThanOrEqual(50_000);
       expectSafe(report);
