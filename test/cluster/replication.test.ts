@@ -50,6 +50,7 @@ describe('replicated shards under faults (3 broker processes)', () => {
   );
 
   it('fails when leaders acknowledge before commit (RHEOS_UNSAFE_ACK_BEFORE_COMMIT=1): the test can fail', async () => {
+    const lines: string[] = [];
     harness = await ClusterHarness.start({
       brokers: 3,
       streams: [{ name: 'jepsen', shardCount: 2 }],
@@ -64,9 +65,9 @@ describe('replicated shards under faults (3 broker processes)', () => {
       producers: 4,
       batchRecords: 10,
       kinds: ['isolateLeader'],
-      log: (line) => console.log(line),
+      log: (line) => lines.push(line),
     });
-    console.log(`unsafe run, cluster seed ${seed}\n${describeReport(report)}`);
+    console.log(`${lines.join('\n')}\nunsafe run, cluster seed ${seed}\n${describeReport(report)}`);
     // A leader cut off from its followers keeps acknowledging until it steps down, and the
     // majority's new leader overwrites those entries.
     expect(report.minorityAcks.length + report.check.lost.count).toBeGreaterThan(0);
