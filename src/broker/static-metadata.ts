@@ -29,6 +29,8 @@ export class StaticMetadata implements MetadataSource, SigningKeyring {
     this.key = { id: 1, secret: config.iteratorSecret };
     let state: MetadataState = {
       streams: new Map(),
+      // No registered brokers: placement comes from the file, not from the placement planner.
+      brokers: new Map(),
       counters: { ...INITIAL_COUNTERS, nextIteratorKeyId: 2 },
       iteratorKeys: [
         { id: 1, secretBase64: config.iteratorSecret.toString('base64'), createdMs: 0 },

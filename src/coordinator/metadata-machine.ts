@@ -13,12 +13,16 @@ import {
 } from '../common/limits.js';
 import { formatSequenceNumber } from '../common/sequence-number.js';
 import { formatShardId } from '../common/shard-id.js';
+import { PlacementError, placeShards } from './placement.js';
 import {
   openShardCount,
   type AccountLimits,
+  type BrokerRecord,
+  type BrokerState,
   type Counters,
   type IteratorKeyRecord,
   type MetadataState,
+  type ShardRecord,
   type StreamMode,
   type StreamRecord,
   type StreamStatus,
@@ -64,6 +68,22 @@ export type MetadataCommand =
     }
   | { readonly type: 'setStreamMode'; readonly name: string; readonly mode: StreamMode }
   | {
+      /** A broker joins (no id: a new one, given the next id) or comes back with new addresses. */
+      readonly type: 'registerBroker';
+      readonly id?: number;
+      readonly zone: string;
+      readonly api: string;
+      readonly peer: string;
+      readonly nowMs: number;
+    }
+  | {
+      /** The coordinator's failure detector: a broker stopped (or resumed) heartbeating. */
+      readonly type: 'setBrokerState';
+      readonly id: number;
+      readonly state: BrokerState;
+      readonly nowMs: number;
+    }
+  | {
       readonly type: 'rotateIteratorKey';
       readonly secretBase64: string;
       readonly nowMs: number;
@@ -73,6 +93,7 @@ export type MetadataCommand =
 
 export type MetadataChange =
   | { readonly kind: 'stream'; readonly name: string; readonly value: StreamRecord | undefined }
+  | { readonly kind: 'broker'; readonly id: number; readonly value: BrokerRecord | undefined }
   | { readonly kind: 'counters'; readonly value: Counters }
   | { readonly kind: 'iteratorKeys'; readonly value: readonly IteratorKeyRecord[] };
 
@@ -130,6 +151,22 @@ export function applyCommand(
       if (command.mode === 'ON_DEMAND') checkOnDemandRoom(state, context);
       return [streamChange({ ...stream, mode: command.mode })];
     }
+    case 'registerBroker':
+      return registerBroker(state, command);
+    case 'setBrokerState': {
+      const broker = state.brokers.get(command.id);
+      if (broker === undefined) {
+        throw new ResourceNotFoundError(`Broker ${command.id} is not registered.`);
+      }
+      if (broker.state === command.state) return [];
+      return [
+        {
+          kind: 'broker',
+          id: broker.id,
+          value: { ...broker, state: command.state, stateSinceMs: command.nowMs },
+        },
+      ];
+    }
     case 'rotateIteratorKey': {
       const key: IteratorKeyRecord = {
         id: state.counters.nextIteratorKeyId,
@@ -151,6 +188,7 @@ export function withChanges(
   changes: readonly MetadataChange[],
 ): MetadataState {
   let streams = state.streams;
+  let brokers = state.brokers;
   let counters = state.counters;
   let iteratorKeys = state.iteratorKeys;
   for (const change of changes) {
@@ -159,13 +197,18 @@ export function withChanges(
       if (change.value === undefined) next.delete(change.name);
       else next.set(change.name, change.value);
       streams = next;
+    } else if (change.kind === 'broker') {
+      const next = new Map(brokers);
+      if (change.value === undefined) next.delete(change.id);
+      else next.set(change.id, change.value);
+      brokers = next;
     } else if (change.kind === 'counters') {
       counters = change.value;
     } else {
       iteratorKeys = change.value;
     }
   }
-  return { streams, counters, iteratorKeys };
+  return { streams, brokers, counters, iteratorKeys };
 }
 
 function createStream(
@@ -189,15 +232,18 @@ function createStream(
   }
   if (command.mode === 'ON_DEMAND') checkOnDemandRoom(state, context);
   const counters = state.counters;
+  const placement = placeReplicas(state, command.shardCount, command.replicationFactor);
   const ranges = evenHashRanges(command.shardCount);
-  const shards = ranges.map((range, ordinal) => {
+  const shards = ranges.map((range, ordinal): ShardRecord => {
     const incarnation = counters.nextShardIncarnation + ordinal;
+    const replicas = placement?.shards[ordinal];
     return {
       shardId: formatShardId(ordinal),
       incarnation,
       hashKeyStart: range.start.toString(),
       hashKeyEnd: range.end.toString(),
       createdMs: command.nowMs,
+      ...(replicas === undefined ? {} : { replicas }),
     };
   });
   const stream: StreamRecord = {
@@ -213,6 +259,7 @@ function createStream(
     shards,
   };
   return [
+    ...(placement?.otherStreams ?? []).map(streamChange),
     streamChange(stream),
     {
       kind: 'counters',
@@ -223,6 +270,89 @@ function createStream(
       },
     },
   ];
+}
+
+/**
+ * Replica sets for a new stream's shards when brokers have registered (a single node has none, and
+ * its shards no replica sets), with the streams whose preferred leaders the balancing moved.
+ */
+function placeReplicas(
+  state: MetadataState,
+  shardCount: number,
+  replicationFactor: number,
+): { shards: number[][]; otherStreams: StreamRecord[] } | undefined {
+  if (state.brokers.size === 0) return undefined;
+  const existing: number[][] = [];
+  const where: Array<{ stream: string; shard: number }> = [];
+  for (const stream of state.streams.values()) {
+    stream.shards.forEach((shard, i) => {
+      if (shard.closedMs !== undefined || shard.replicas === undefined) return;
+      existing.push([...shard.replicas]);
+      where.push({ stream: stream.name, shard: i });
+    });
+  }
+  let placement;
+  try {
+    placement = placeShards({
+      brokers: [...state.brokers.values()].map((b) => ({
+        id: b.id,
+        zone: b.zone,
+        up: b.state === 'up',
+      })),
+      existing,
+      shardCount,
+      replicationFactor,
+    });
+  } catch (error) {
+    if (!(error instanceof PlacementError)) throw error;
+    throw new InvalidArgumentError(error.message, { cause: error });
+  }
+  const changed = new Map<string, StreamRecord>();
+  for (const { index, leader } of placement.leaderChanges) {
+    const at = where[index] as { stream: string; shard: number };
+    const stream = changed.get(at.stream) ?? (state.streams.get(at.stream) as StreamRecord);
+    const shards = [...stream.shards];
+    const shard = shards[at.shard] as ShardRecord;
+    const replicas = shard.replicas ?? [];
+    shards[at.shard] = { ...shard, replicas: [leader, ...replicas.filter((id) => id !== leader)] };
+    changed.set(at.stream, { ...stream, shards });
+  }
+  return { shards: placement.shards, otherStreams: [...changed.values()] };
+}
+
+function registerBroker(
+  state: MetadataState,
+  command: Extract<MetadataCommand, { type: 'registerBroker' }>,
+): MetadataChange[] {
+  const nextId = state.counters.nextBrokerId ?? 1;
+  const id = command.id ?? nextId;
+  if (!Number.isSafeInteger(id) || id < 1) {
+    throw new InvalidArgumentError(`Broker id ${id} must be a positive integer.`);
+  }
+  const existing = state.brokers.get(id);
+  const record: BrokerRecord = {
+    id,
+    zone: command.zone,
+    api: command.api,
+    peer: command.peer,
+    registeredMs: existing?.registeredMs ?? command.nowMs,
+    state: 'up',
+    stateSinceMs: existing?.state === 'up' ? existing.stateSinceMs : command.nowMs,
+  };
+  const changes: MetadataChange[] = [];
+  if (
+    existing === undefined ||
+    existing.zone !== record.zone ||
+    existing.api !== record.api ||
+    existing.peer !== record.peer ||
+    existing.state !== 'up'
+  ) {
+    changes.push({ kind: 'broker', id, value: record });
+  }
+  if (id >= nextId) {
+    changes.push({ kind: 'counters', value: { ...state.counters, nextBrokerId: id + 1 } });
+  }
+  return changes;
 }
 
 function setRetention(

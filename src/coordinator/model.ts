@@ -48,14 +48,35 @@ export interface IteratorKeyRecord {
   readonly createdMs: number;
 }
 
+export type BrokerState = 'up' | 'down';
+
+/** A broker of the cluster, as it registered and as the coordinator last judged it. */
+export interface BrokerRecord {
+  /** Also its Raft replica id in every shard group it joins; never reused. */
+  readonly id: number;
+  /** Failure domain (rack, availability zone); '' when not given. */
+  readonly zone: string;
+  /** host:port of its client API. */
+  readonly api: string;
+  /** host:port of its peer service. */
+  readonly peer: string;
+  readonly registeredMs: number;
+  readonly state: BrokerState;
+  readonly stateSinceMs: number;
+}
+
 export interface Counters {
   readonly nextStreamIncarnation: number;
   readonly nextShardIncarnation: number;
   readonly nextIteratorKeyId: number;
+  /** Absent in metadata written before brokers registered: 1. */
+  readonly nextBrokerId?: number;
 }
 
 export interface MetadataState {
   readonly streams: ReadonlyMap<string, StreamRecord>;
+  /** Registered brokers by id; empty on a single node (`rheos dev`), whose shards have no replica sets. */
+  readonly brokers: ReadonlyMap<number, BrokerRecord>;
   readonly counters: Counters;
   /** Oldest first; the last one signs new iterators. */
   readonly iteratorKeys: readonly IteratorKeyRecord[];
@@ -65,6 +86,7 @@ export const INITIAL_COUNTERS: Counters = {
   nextStreamIncarnation: 1,
   nextShardIncarnation: 1,
   nextIteratorKeyId: 1,
+  nextBrokerId: 1,
 };
 
 /** Account-wide limits (DescribeLimits). */
