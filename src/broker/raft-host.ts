@@ -2,7 +2,9 @@ import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
 import type { RaftConfig } from '../raft/config.js';
 import { MultiRaft, type GroupReady } from '../raft/multi-raft.js';
-import type { LoadRequest, NodeId, Snapshot } from '../raft/types.js';
+import type { RecoveredRaftShard } from '../storage/shard-raft-store.js';
+import type { RawNode } from '../raft/raw-node.js';
+import type { Entry, LoadRequest, NodeId, Role, Snapshot } from '../raft/types.js';
 import type { GroupCommitWriter } from '../storage/group-commit.js';
 import type { KvOp, KvStore } from '../storage/kv-store.js';
 import { ShardRaftStore } from '../storage/shard-raft-store.js';
@@ -40,9 +42,39 @@ export interface RaftHostOptions {
   readonly unsafeAckBeforeCommit?: boolean;
 }
 
+/**
+ * A member of a Raft group driven by the host: a shard replica, or a coordinator's metadata
+ * replica. The host calls these in cycle order.
+ */
+export interface HostedGroup {
+  /** The group id (a shard incarnation; 0 is the coordinator's metadata group). */
+  readonly shard: number;
+  readonly node: RawNode;
+  readonly store: ShardRaftStore;
+  /** Entries about to be written (as leader or follower). */
+  appended(entries: readonly Entry[]): void;
+  /** The writes that apply committed entries; they join the cycle's synced batch. */
+  applyOps(entries: readonly Entry[]): KvOp[];
+  /** The batch holding this Ready's entries is durable. */
+  persisted(entries: readonly Entry[]): void;
+  /** Committed entries (and any snapshot) are applied and durable. */
+  appliedEntries(entries: readonly Entry[], snapshot: Snapshot | undefined): void;
+  roleChanged(role: Role): void;
+  /** Fails proposals that waited past their deadline. */
+  expire(nowMs: number): void;
+  close(): Promise<void>;
+}
+
+/** What a group member is built from once its storage is recovered. */
+export interface GroupParts {
+  readonly node: RawNode;
+  readonly store: ShardRaftStore;
+  readonly recovered: RecoveredRaftShard;
+}
+
 export class RaftHost implements RaftReplicaHost {
   private readonly multi: MultiRaft;
-  private readonly replicas = new Map<number, RaftReplica>();
+  private readonly replicas = new Map<number, HostedGroup>();
   private readonly compactions: Array<{
     shard: number;
     snapshot: Snapshot;
@@ -79,20 +111,49 @@ export class RaftHost implements RaftReplicaHost {
   }
 
   get(shard: number): RaftReplica | undefined {
-    return this.replicas.get(shard);
+    const member = this.replicas.get(shard);
+    return member instanceof RaftReplica ? member : undefined;
   }
 
-  /** Opens this broker's replica of a shard whose group is `voters` (recovering from disk). */
+  /** Opens (or returns) this broker's replica of a shard. */
   async open(shard: number, voters: readonly NodeId[]): Promise<RaftReplica> {
-    const existing = this.replicas.get(shard);
+    const replica = await this.openGroup(shard, voters, ({ node, store, recovered }) => {
+      return new RaftReplica({
+        shard,
+        node,
+        store,
+        host: this,
+        clock: this.options.clock,
+        appliedIndex: recovered.appliedIndex,
+        lastArrivalMs: recovered.lastArrivalMs,
+        ...(this.options.proposalTimeoutMs === undefined
+          ? {}
+          : { proposalTimeoutMs: this.options.proposalTimeoutMs }),
+        ...(this.options.unsafeAckBeforeCommit === true ? { unsafeAckBeforeCommit: true } : {}),
+      });
+    });
+    if (!(replica instanceof RaftReplica)) throw new Error(`group ${shard} is not a shard replica`);
+    return replica;
+  }
+
+  /**
+   * Opens (or returns) a member of group `id`: recovers its storage, adds it to the MultiRaft and
+   * builds it with `build`. `init()` of the built member, if any, runs before it is driven.
+   */
+  async openGroup(
+    id: number,
+    voters: readonly NodeId[],
+    build: (parts: GroupParts) => HostedGroup & { init?: () => Promise<void> },
+  ): Promise<HostedGroup> {
+    const existing = this.replicas.get(id);
     if (existing !== undefined) return existing;
-    const store = new ShardRaftStore(this.options.kv, shard, voters);
+    const store = new ShardRaftStore(this.options.kv, id, voters);
     const recovered = await store.recover(this.options.recoveryTailBytes ?? 4 * 1024 * 1024);
-    const again = this.replicas.get(shard);
+    const again = this.replicas.get(id);
     if (again !== undefined) return again;
     const random = this.options.random ?? Math.random;
     const node = this.multi.addGroup(
-      String(shard),
+      String(id),
       {
         voters,
         electionTicks: this.options.electionTicks ?? 10,
@@ -104,23 +165,11 @@ export class RaftHost implements RaftReplicaHost {
       recovered.initial,
     );
     for (const peer of voters) this.multi.addPeer(peer);
-    const replica = new RaftReplica({
-      shard,
-      node,
-      store,
-      host: this,
-      clock: this.options.clock,
-      appliedIndex: recovered.appliedIndex,
-      lastArrivalMs: recovered.lastArrivalMs,
-      ...(this.options.proposalTimeoutMs === undefined
-        ? {}
-        : { proposalTimeoutMs: this.options.proposalTimeoutMs }),
-      ...(this.options.unsafeAckBeforeCommit === true ? { unsafeAckBeforeCommit: true } : {}),
-    });
-    await replica.init();
-    this.replicas.set(shard, replica);
+    const member = build({ node, store, recovered });
+    await member.init?.();
+    this.replicas.set(id, member);
     this.schedule();
-    return replica;
+    return member;
   }
 
   /** Removes a replica (its data stays unless the caller destroys it). */
@@ -218,7 +267,7 @@ export class RaftHost implements RaftReplicaHost {
       for (const message of ready.messagesNow) now.push({ group: replica.shard, message });
       replica.appended(ready.entries);
       for (const op of replica.store.persistOps(ready)) ops.push(op);
-      for (const op of replica.store.applyOps(ready.committedEntries)) ops.push(op);
+      for (const op of replica.applyOps(ready.committedEntries)) ops.push(op);
       if (ready.softState !== undefined) replica.roleChanged(ready.softState.role);
     }
     const planned = compactions.filter((c) => {
@@ -257,14 +306,14 @@ export class RaftHost implements RaftReplicaHost {
     this.send(after);
   }
 
-  private replicaOf(group: GroupReady['group']): RaftReplica {
+  private replicaOf(group: GroupReady['group']): HostedGroup {
     const replica = this.replicas.get(Number(group));
     if (replica === undefined) throw new Error(`no replica for group ${group}`);
     return replica;
   }
 
   /** Entries covered by a snapshot or a trim go once the batch that moved the trim point is durable. */
-  private finishRemoval(replica: RaftReplica): void {
+  private finishRemoval(replica: HostedGroup): void {
     replica.store.afterPersist().catch((error: unknown) => {
       this.options.logger.error(
         { err: error, shard: replica.shard },
@@ -273,7 +322,7 @@ export class RaftHost implements RaftReplicaHost {
     });
   }
 
-  private load(replica: RaftReplica, request: LoadRequest): void {
+  private load(replica: HostedGroup, request: LoadRequest): void {
     replica.store.load(request).then(
       (entries) => {
         if (this.replicas.get(replica.shard) !== replica) return;

@@ -11,6 +11,7 @@ import type { LogPosition } from '../common/sequence-number.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
 import { EntryType, NONE, Role, type Entry, type NodeId, type Snapshot } from '../raft/types.js';
+import type { KvOp } from '../storage/kv-store.js';
 import { arrivalOf, encodeRecordsCommand } from '../storage/raft-entry.js';
 import {
   decodeShardSnapshotData,
@@ -203,6 +204,11 @@ export class RaftReplica implements ShardReplica {
       const arrival = arrivalOf(entry);
       if (arrival !== undefined && arrival > this.lastArrivalMs) this.lastArrivalMs = arrival;
     }
+  }
+
+  /** The writes that apply committed entries (their arrival-time keys and the applied index). */
+  applyOps(entries: readonly Entry[]): KvOp[] {
+    return this.store.applyOps(entries);
   }
 
   /** The batch holding `entries` (this Ready's writes) is durable. Only for the unsafe test mode. */
