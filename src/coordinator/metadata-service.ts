@@ -11,14 +11,8 @@ import {
   type MetadataChange,
   type MetadataCommand,
 } from './metadata-machine.js';
-import {
-  INITIAL_COUNTERS,
-  type BrokerRecord,
-  type Counters,
-  type IteratorKeyRecord,
-  type MetadataState,
-  type StreamRecord,
-} from './model.js';
+import { stateFromRecords, toRecord } from './metadata-records.js';
+import type { IteratorKeyRecord, MetadataState } from './model.js';
 
 /**
  * Runs the metadata state machine on one node: commands are applied one at a time, their changes
@@ -39,10 +33,6 @@ export interface MetadataServiceOptions {
 
 export type ChangeListener = (changes: readonly MetadataChange[], state: MetadataState) => void;
 
-const STREAM_PREFIX = 'stream/';
-const BROKER_PREFIX = 'broker/';
-const COUNTERS_KEY = 'counters';
-const ITERATOR_KEYS_KEY = 'iteratorKeys';
 const DEFAULT_KEY_ROTATION_MS = 60 * 60 * 1000;
 
 export class MetadataService implements SigningKeyring {
@@ -66,23 +56,7 @@ export class MetadataService implements SigningKeyring {
     options: MetadataServiceOptions,
   ): Promise<MetadataService> {
     const records = await store.loadAll();
-    const streams = new Map<string, StreamRecord>();
-    const brokers = new Map<number, BrokerRecord>();
-    let counters: Counters = INITIAL_COUNTERS;
-    let iteratorKeys: readonly IteratorKeyRecord[] = [];
-    for (const [name, value] of records) {
-      if (name.startsWith(STREAM_PREFIX))
-        streams.set(name.slice(STREAM_PREFIX.length), value as StreamRecord);
-      else if (name.startsWith(BROKER_PREFIX))
-        brokers.set(Number(name.slice(BROKER_PREFIX.length)), value as BrokerRecord);
-      else if (name === COUNTERS_KEY) counters = value as Counters;
-      else if (name === ITERATOR_KEYS_KEY) iteratorKeys = value as IteratorKeyRecord[];
-    }
-    const service = new MetadataService(
-      store,
-      { streams, brokers, counters, iteratorKeys },
-      options,
-    );
+    const service = new MetadataService(store, stateFromRecords(records), options);
     await service.rotateKeyIfDue();
     return service;
   }
@@ -179,18 +153,5 @@ export class MetadataService implements SigningKeyring {
     this.snapshot = withChanges(this.snapshot, changes);
     for (const listener of this.listeners) listener(changes, this.snapshot);
     return changes;
-  }
-}
-
-function toRecord(change: MetadataChange): readonly [string, unknown] {
-  switch (change.kind) {
-    case 'stream':
-      return [STREAM_PREFIX + change.name, change.value];
-    case 'broker':
-      return [BROKER_PREFIX + String(change.id), change.value];
-    case 'counters':
-      return [COUNTERS_KEY, change.value];
-    case 'iteratorKeys':
-      return [ITERATOR_KEYS_KEY, change.value];
   }
 }

@@ -22,6 +22,26 @@ export function encodeRecordsCommand(arrivalMs: number, records: readonly BatchR
   return out;
 }
 
+/**
+ * The data of a Raft Normal entry of a group that is not a shard (the coordinator's metadata):
+ * the same arrival-time header, then `payload` (stored as is; nothing reads it as records).
+ */
+export function encodeStampedCommand(arrivalMs: number, payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(ARRIVAL_BYTES + payload.byteLength);
+  writeU64(out, arrivalMs, 0);
+  out.set(payload, ARRIVAL_BYTES);
+  return out;
+}
+
+/** The payload of an entry made by encodeStampedCommand. */
+export function stampedPayload(entry: Entry): Buffer {
+  const data = asBuffer(entry.data);
+  if (data.length < ARRIVAL_BYTES) {
+    throw new StorageCorruptionError(`raft entry ${entry.index}: no arrival time`);
+  }
+  return data.subarray(ARRIVAL_BYTES);
+}
+
 function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }

@@ -1,0 +1,54 @@
+import type { MetadataChange } from './metadata-machine.js';
+import {
+  INITIAL_COUNTERS,
+  type BrokerRecord,
+  type Counters,
+  type IteratorKeyRecord,
+  type MetadataState,
+  type StreamRecord,
+} from './model.js';
+
+/**
+ * How metadata is stored: one JSON record per stream (`stream/<name>`) and broker
+ * (`broker/<id>`), plus `counters` and `iteratorKeys`. Shared by the single node's metadata
+ * service and the coordinator's replicated one.
+ */
+
+const STREAM_PREFIX = 'stream/';
+const BROKER_PREFIX = 'broker/';
+const COUNTERS_KEY = 'counters';
+const ITERATOR_KEYS_KEY = 'iteratorKeys';
+
+/** The record a change writes (`undefined` value: deleted). */
+export function toRecord(change: MetadataChange): readonly [string, unknown] {
+  switch (change.kind) {
+    case 'stream':
+      return [STREAM_PREFIX + change.name, change.value];
+    case 'broker':
+      return [BROKER_PREFIX + String(change.id), change.value];
+    case 'counters':
+      return [COUNTERS_KEY, change.value];
+    case 'iteratorKeys':
+      return [ITERATOR_KEYS_KEY, change.value];
+  }
+}
+
+/** The state the stored records describe. */
+export function stateFromRecords(records: ReadonlyMap<string, unknown>): MetadataState {
+  const streams = new Map<string, StreamRecord>();
+  const brokers = new Map<number, BrokerRecord>();
+  let counters: Counters = INITIAL_COUNTERS;
+  let iteratorKeys: readonly IteratorKeyRecord[] = [];
+  for (const [name, value] of records) {
+    if (name.startsWith(STREAM_PREFIX)) {
+      streams.set(name.slice(STREAM_PREFIX.length), value as StreamRecord);
+    } else if (name.startsWith(BROKER_PREFIX)) {
+      brokers.set(Number(name.slice(BROKER_PREFIX.length)), value as BrokerRecord);
+    } else if (name === COUNTERS_KEY) {
+      counters = value as Counters;
+    } else if (name === ITERATOR_KEYS_KEY) {
+      iteratorKeys = value as IteratorKeyRecord[];
+    }
+  }
+  return { streams, brokers, counters, iteratorKeys };
+}

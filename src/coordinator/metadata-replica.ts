@@ -1,0 +1,267 @@
+import type { HostedGroup, RaftHost } from '../broker/raft-host.js';
+import type { Clock } from '../common/clock.js';
+import { InternalFailureError, NotLeaderError, RheosError } from '../common/errors.js';
+import { ProposalDroppedError } from '../raft/errors.js';
+import type { RawNode } from '../raft/raw-node.js';
+import { EntryType, NONE, Role, type Entry, type NodeId, type Snapshot } from '../raft/types.js';
+import type { KvOp, KvStore } from '../storage/kv-store.js';
+import { loadMetadataRecords, metadataOps } from '../storage/metadata-store.js';
+import { encodeStampedCommand, stampedPayload } from '../storage/raft-entry.js';
+import type { ShardRaftStore } from '../storage/shard-raft-store.js';
+import {
+  applyCommand,
+  withChanges,
+  type MachineContext,
+  type MetadataChange,
+  type MetadataCommand,
+} from './metadata-machine.js';
+import { stateFromRecords, toRecord } from './metadata-records.js';
+import type { MetadataState } from './model.js';
+
+/**
+ * One coordinator's member of the metadata Raft group. Commands are proposed on the leader as
+ * JSON in Raft entries; every member applies every committed command with the same pure state
+ * machine, and writes the resulting metadata records in the same synced batch that records the
+ * applied index, so after a crash the stored records are exactly the state at the applied index.
+ * A command the machine refuses (a stream that already exists, say) is refused identically on
+ * every member, and its proposer gets the error.
+ */
+
+/** The metadata group's id in the coordinator's RaftHost (shard incarnations start at 1). */
+export const METADATA_GROUP = 0;
+
+export interface MetadataReplicaHost {
+  touch(group: number): void;
+  /** Where a coordinator serves, for NOT_LEADER hints. */
+  addressOf(id: NodeId): string | undefined;
+}
+
+export interface MetadataReplicaOptions {
+  readonly node: RawNode;
+  readonly store: ShardRaftStore;
+  readonly host: MetadataReplicaHost;
+  readonly clock: Clock;
+  readonly context: MachineContext;
+  /** The state stored at `appliedIndex` (read from the metadata records at start). */
+  readonly state: MetadataState;
+  readonly appliedIndex: number;
+  readonly proposalTimeoutMs?: number;
+}
+
+type Outcome =
+  | { readonly ok: true; readonly changes: readonly MetadataChange[] }
+  | { readonly ok: false; readonly error: Error };
+
+interface Waiter {
+  readonly term: number;
+  readonly deadlineMs: number;
+  readonly resolve: (changes: readonly MetadataChange[]) => void;
+  readonly reject: (error: Error) => void;
+}
+
+export type MetadataListener = (changes: readonly MetadataChange[], state: MetadataState) => void;
+
+export class MetadataReplica implements HostedGroup {
+  readonly shard = METADATA_GROUP;
+  readonly node: RawNode;
+  readonly store: ShardRaftStore;
+  /** The state everyone may see: applied and durable. */
+  private published: MetadataState;
+  /** The state after the commands of the batch being written (published once it is durable). */
+  private pending: MetadataState;
+  private applied: number;
+  private readonly outcomes = new Map<number, Outcome>();
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly listeners = new Set<MetadataListener>();
+  private closed = false;
+
+  constructor(private readonly options: MetadataReplicaOptions) {
+    this.node = options.node;
+    this.store = options.store;
+    this.published = options.state;
+    this.pending = options.state;
+    this.applied = options.appliedIndex;
+  }
+
+  get state(): MetadataState {
+    return this.published;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get isLeader(): boolean {
+    return this.node.status().role === Role.Leader;
+  }
+
+  leaderId(): NodeId | undefined {
+    return this.node.lead === NONE ? undefined : this.node.lead;
+  }
+
+  onChange(listener: MetadataListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Proposes a command; resolves with its changes once committed and applied here. */
+  propose(command: MetadataCommand): Promise<readonly MetadataChange[]> {
+    if (this.closed) return Promise.reject(new InternalFailureError('the coordinator is closing'));
+    if (!this.isLeader) return Promise.reject(this.notLeader());
+    const data = encodeStampedCommand(
+      this.options.clock.nowMs(),
+      Buffer.from(JSON.stringify(command), 'utf8'),
+    );
+    let where: { index: number; term: number };
+    try {
+      where = this.node.propose(data);
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) return Promise.reject(this.notLeader());
+      throw error;
+    }
+    const promise = new Promise<readonly MetadataChange[]>((resolve, reject) => {
+      this.waiters.set(where.index, {
+        term: where.term,
+        deadlineMs: this.options.clock.monotonicMs() + (this.options.proposalTimeoutMs ?? 10_000),
+        resolve,
+        reject,
+      });
+    });
+    this.options.host.touch(this.shard);
+    return promise;
+  }
+
+  notLeader(): NotLeaderError {
+    const lead = this.leaderId();
+    const endpoint = lead === undefined ? undefined : this.options.host.addressOf(lead);
+    return new NotLeaderError(
+      lead === undefined || endpoint === undefined
+        ? 'No coordinator leader is known yet; retry shortly.'
+        : `This coordinator does not lead; coordinator ${lead} at ${endpoint} does.`,
+      lead === undefined || endpoint === undefined ? {} : { leader: { brokerId: lead, endpoint } },
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // HostedGroup, in cycle order.
+
+  appended(): void {}
+
+  applyOps(entries: readonly Entry[]): KvOp[] {
+    const records: Array<readonly [string, unknown]> = [];
+    for (const entry of entries) {
+      if (entry.type !== EntryType.Normal) continue;
+      const command = JSON.parse(stampedPayload(entry).toString('utf8')) as MetadataCommand;
+      try {
+        const changes = applyCommand(this.pending, command, this.options.context);
+        this.pending = withChanges(this.pending, changes);
+        for (const change of changes) records.push(toRecord(change));
+        this.outcomes.set(entry.index, { ok: true, changes });
+      } catch (error) {
+        // A refusal by the state machine is deterministic: every member refuses it alike.
+        if (!(error instanceof RheosError)) throw error;
+        this.outcomes.set(entry.index, { ok: false, error });
+      }
+    }
+    return [...metadataOps(records), ...this.store.applyOps(entries)];
+  }
+
+  persisted(): void {}
+
+  appliedEntries(entries: readonly Entry[], snapshot: Snapshot | undefined): void {
+    // The metadata group is never compacted, so no member is ever sent a snapshot.
+    if (snapshot !== undefined) throw new Error('the metadata group does not install snapshots');
+    if (entries.length === 0) return;
+    const before = this.published;
+    this.published = this.pending;
+    const all: MetadataChange[] = [];
+    for (const entry of entries) {
+      this.applied = entry.index;
+      const outcome = this.outcomes.get(entry.index);
+      this.outcomes.delete(entry.index);
+      if (outcome?.ok === true) all.push(...outcome.changes);
+      const waiter = this.waiters.get(entry.index);
+      if (waiter === undefined) continue;
+      this.waiters.delete(entry.index);
+      if (waiter.term !== entry.term || outcome === undefined) {
+        // Another leader's entry took the index: ours was lost.
+        waiter.reject(this.lostProposal());
+      } else if (outcome.ok) {
+        waiter.resolve(outcome.changes);
+      } else {
+        waiter.reject(outcome.error);
+      }
+    }
+    if (all.length > 0 && before !== this.published) {
+      for (const listener of this.listeners) listener(all, this.published);
+    }
+  }
+
+  roleChanged(role: Role): void {
+    if (role === Role.Leader) return;
+    for (const [index, waiter] of this.waiters) {
+      this.waiters.delete(index);
+      waiter.reject(
+        new InternalFailureError(
+          'Coordinator leadership moved while the change was in flight; it may or may not be applied.',
+        ),
+      );
+    }
+  }
+
+  expire(nowMs: number): void {
+    for (const [index, waiter] of this.waiters) {
+      if (waiter.deadlineMs > nowMs) continue;
+      this.waiters.delete(index);
+      waiter.reject(
+        new InternalFailureError(
+          'The change was not committed in time; it may or may not be applied.',
+        ),
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.roleChanged(Role.Follower);
+    await Promise.resolve();
+  }
+
+  private lostProposal(): Error {
+    return new InternalFailureError(
+      'The change was overwritten by a new coordinator leader and was not applied; retry it.',
+      { indeterminate: false },
+    );
+  }
+}
+
+/** Opens this coordinator's member of the metadata group on `host`, from what `kv` holds. */
+export async function openMetadataReplica(options: {
+  readonly host: RaftHost;
+  readonly kv: KvStore;
+  readonly voters: readonly NodeId[];
+  readonly clock: Clock;
+  readonly context: MachineContext;
+  readonly proposalTimeoutMs?: number;
+}): Promise<MetadataReplica> {
+  const state = stateFromRecords(await loadMetadataRecords(options.kv));
+  const member = await options.host.openGroup(
+    METADATA_GROUP,
+    options.voters,
+    ({ node, store, recovered }) =>
+      new MetadataReplica({
+        node,
+        store,
+        host: options.host,
+        clock: options.clock,
+        context: options.context,
+        state,
+        appliedIndex: recovered.appliedIndex,
+        ...(options.proposalTimeoutMs === undefined
+          ? {}
+          : { proposalTimeoutMs: options.proposalTimeoutMs }),
+      }),
+  );
+  if (!(member instanceof MetadataReplica)) throw new Error('group 0 is not the metadata group');
+  return member;
+}

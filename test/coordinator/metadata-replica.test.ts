@@ -1,0 +1,206 @@
+import { rm } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { GroupMessage, PeerLane, PeerTransport } from '../../src/broker/peer-transport.js';
+import { RaftHost } from '../../src/broker/raft-host.js';
+import { systemClock } from '../../src/common/clock.js';
+import {
+  InternalFailureError,
+  NotLeaderError,
+  ResourceInUseError,
+} from '../../src/common/errors.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { UNLIMITED_SHARD_LIMITS } from '../../src/common/limits.js';
+import { MetadataReplica, openMetadataReplica } from '../../src/coordinator/metadata-replica.js';
+import { DEFAULT_ACCOUNT_LIMITS } from '../../src/coordinator/model.js';
+import type { NodeId } from '../../src/raft/types.js';
+import { GroupCommitWriter } from '../../src/storage/group-commit.js';
+import { openKvStore, type KvStore } from '../../src/storage/kv-store.js';
+import { tempDir } from '../helpers/node.js';
+
+/**
+ * The coordinator's replicated metadata: three members of the metadata Raft group, each on its
+ * own RaftHost and LevelDB, connected by an in-process transport that a test can cut.
+ */
+
+class Loopback {
+  private readonly handlers = new Map<NodeId, (from: NodeId, m: readonly GroupMessage[]) => void>();
+  readonly down = new Set<NodeId>();
+
+  transport(self: NodeId): PeerTransport {
+    return {
+      send: (to: NodeId, messages: readonly GroupMessage[], _lane: PeerLane) => {
+        if (this.down.has(self) || this.down.has(to)) return;
+        setImmediate(() => {
+          if (this.down.has(self) || this.down.has(to)) return;
+          this.handlers.get(to)?.(self, messages);
+        });
+      },
+      onReceive: (handler) => this.handlers.set(self, handler),
+      close: () => Promise.resolve(),
+    };
+  }
+}
+
+const context = { accountId: '123456789012', limits: DEFAULT_ACCOUNT_LIMITS };
+const VOTERS = [1, 2, 3];
+
+interface Member {
+  id: number;
+  dir: string;
+  kv: KvStore;
+  writer: GroupCommitWriter;
+  host: RaftHost;
+  replica: MetadataReplica;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function startMember(net: Loopback, id: number, dir: string): Promise<Member> {
+  const kv = await openKvStore(dir);
+  const writer = new GroupCommitWriter(kv, {
+    onFatal: (error) => {
+      throw error;
+    },
+  });
+  const host = new RaftHost({
+    nodeId: id,
+    kv,
+    writer,
+    transport: net.transport(id),
+    clock: systemClock,
+    logger: silentLogger(),
+    addressOf: (n) => `127.0.0.${n + 1}:7600`,
+    tickMs: 10,
+  });
+  const replica = await openMetadataReplica({
+    host,
+    kv,
+    voters: VOTERS,
+    clock: systemClock,
+    context,
+  });
+  host.start();
+  return { id, dir, kv, writer, host, replica };
+}
+
+async function stopMember(m: Member): Promise<void> {
+  await m.host.stop();
+  await m.writer.drain();
+  await m.kv.close();
+}
+
+async function startGroup(): Promise<{ net: Loopback; members: Member[] }> {
+  const net = new Loopback();
+  const members: Member[] = [];
+  for (const id of VOTERS) {
+    const dir = await tempDir('rheos-coord-');
+    const member = await startMember(net, id, dir);
+    members.push(member);
+    cleanups.push(async () => {
+      await stopMember(members[id - 1] as Member).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    });
+  }
+  return { net, members };
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function leaderOf(members: readonly Member[], among = members): Member | undefined {
+  return among.find((m) => m.replica.isLeader);
+}
+
+const register = (n: number) =>
+  ({
+    type: 'registerBroker',
+    zone: `z${n % 3}`,
+    api: `10.0.0.${n}:7400`,
+    peer: `10.0.0.${n}:7401`,
+    nowMs: 1_000 + n,
+  }) as const;
+
+describe('the coordinator metadata group', () => {
+  it('applies every committed command on every member, and the proposer gets its result or the machine’s refusal', async () => {
+    const { members } = await startGroup();
+    const leader = await waitFor('a leader', () => leaderOf(members));
+    for (let n = 1; n <= 3; n++) await leader.replica.propose(register(n));
+    const create = {
+      type: 'createStream',
+      name: 'orders',
+      shardCount: 4,
+      mode: 'PROVISIONED',
+      shardLimits: UNLIMITED_SHARD_LIMITS,
+      replicationFactor: 3,
+      tags: {},
+      nowMs: 2_000,
+    } as const;
+    const changes = await leader.replica.propose(create);
+    expect(changes.some((c) => c.kind === 'stream' && c.name === 'orders')).toBe(true);
+    await expect(leader.replica.propose(create)).rejects.toBeInstanceOf(ResourceInUseError);
+    // Followers hold the same state once they have applied as far.
+    const index = leader.replica.appliedIndex;
+    for (const m of members) {
+      await waitFor(`member ${m.id} to apply ${index}`, () =>
+        m.replica.appliedIndex >= index ? true : undefined,
+      );
+      expect([...m.replica.state.brokers.keys()]).toEqual([1, 2, 3]);
+      expect(m.replica.state.streams.get('orders')).toEqual(
+        leader.replica.state.streams.get('orders'),
+      );
+    }
+    const follower = members.find((m) => m !== leader) as Member;
+    await expect(follower.replica.propose(register(4))).rejects.toBeInstanceOf(NotLeaderError);
+  });
+
+  it('keeps every acknowledged change when the leader is cut off and another takes over', async () => {
+    const { net, members } = await startGroup();
+    const first = await waitFor('a leader', () => leaderOf(members));
+    await first.replica.propose(register(1));
+    net.down.add(first.id);
+    // A change proposed on the cut-off leader is never acknowledged.
+    const stranded = first.replica.propose(register(9));
+    const rest = members.filter((m) => m !== first);
+    const second = await waitFor('a new leader', () => leaderOf(members, rest));
+    await second.replica.propose(register(2));
+    await expect(stranded).rejects.toBeInstanceOf(InternalFailureError);
+    net.down.delete(first.id);
+    const index = second.replica.appliedIndex;
+    await waitFor('the old leader to catch up', () =>
+      first.replica.appliedIndex >= index ? true : undefined,
+    );
+    for (const m of members) expect([...m.replica.state.brokers.keys()]).toEqual([1, 2]);
+  });
+
+  it('a restarted member recovers the state it had applied from its own disk, then catches up', async () => {
+    const { net, members } = await startGroup();
+    const leader = await waitFor('a leader', () => leaderOf(members));
+    await leader.replica.propose(register(1));
+    const victim = members.find((m) => m !== leader) as Member;
+    await waitFor('the victim to apply', () =>
+      victim.replica.state.brokers.size === 1 ? true : undefined,
+    );
+    await stopMember(victim);
+    await leader.replica.propose(register(2));
+    const restarted = await startMember(net, victim.id, victim.dir);
+    members[victim.id - 1] = restarted;
+    expect([...restarted.replica.state.brokers.keys()]).toEqual([1]);
+    await waitFor('the restarted member to catch up', () =>
+      restarted.replica.state.brokers.size === 2 ? true : undefined,
+    );
+  });
+});
