@@ -4,7 +4,7 @@ import type { RaftConfig } from '../raft/config.js';
 import { MultiRaft, type GroupReady } from '../raft/multi-raft.js';
 import type { RecoveredRaftShard } from '../storage/shard-raft-store.js';
 import type { RawNode } from '../raft/raw-node.js';
-import type { Entry, LoadRequest, NodeId, Role, Snapshot } from '../raft/types.js';
+import type { Entry, LoadRequest, NodeId, ReadState, Role, Snapshot } from '../raft/types.js';
 import type { GroupCommitWriter } from '../storage/group-commit.js';
 import type { KvOp, KvStore } from '../storage/kv-store.js';
 import { ShardRaftStore } from '../storage/shard-raft-store.js';
@@ -60,6 +60,8 @@ export interface HostedGroup {
   /** Committed entries (and any snapshot) are applied and durable. */
   appliedEntries(entries: readonly Entry[], snapshot: Snapshot | undefined): void;
   roleChanged(role: Role): void;
+  /** ReadIndex answers (after this Ready's entries were applied), for members that read. */
+  readStates?(states: readonly ReadState[]): void;
   /** Fails proposals that waited past their deadline. */
   expire(nowMs: number): void;
   close(): Promise<void>;
@@ -290,6 +292,7 @@ export class RaftHost implements RaftReplicaHost {
         after.push({ group: replica.shard, message });
       replica.persisted(ready.entries);
       replica.appliedEntries(ready.committedEntries, ready.snapshot);
+      if (ready.readStates.length > 0) replica.readStates?.(ready.readStates);
       for (const load of ready.loads) this.load(replica, load);
       node.advance(ready);
       this.multi.advanced(group);

@@ -3,7 +3,15 @@ import type { Clock } from '../common/clock.js';
 import { InternalFailureError, NotLeaderError, RheosError } from '../common/errors.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
-import { EntryType, NONE, Role, type Entry, type NodeId, type Snapshot } from '../raft/types.js';
+import {
+  EntryType,
+  NONE,
+  Role,
+  type Entry,
+  type NodeId,
+  type ReadState,
+  type Snapshot,
+} from '../raft/types.js';
 import type { KvOp, KvStore } from '../storage/kv-store.js';
 import { loadMetadataRecords, metadataOps } from '../storage/metadata-store.js';
 import { encodeStampedCommand, stampedPayload } from '../storage/raft-entry.js';
@@ -59,6 +67,14 @@ interface Waiter {
   readonly reject: (error: Error) => void;
 }
 
+interface PendingRead {
+  readonly deadlineMs: number;
+  /** Set once the leader confirmed it: the read is served when this is applied. */
+  index?: number;
+  readonly resolve: (state: MetadataState) => void;
+  readonly reject: (error: Error) => void;
+}
+
 export type MetadataListener = (changes: readonly MetadataChange[], state: MetadataState) => void;
 
 export class MetadataReplica implements HostedGroup {
@@ -73,6 +89,8 @@ export class MetadataReplica implements HostedGroup {
   private readonly outcomes = new Map<number, Outcome>();
   private readonly waiters = new Map<number, Waiter>();
   private readonly listeners = new Set<MetadataListener>();
+  private readonly reads = new Map<string, PendingRead>();
+  private nextReadId = 0;
   private closed = false;
 
   constructor(private readonly options: MetadataReplicaOptions) {
@@ -122,6 +140,32 @@ export class MetadataReplica implements HostedGroup {
     const promise = new Promise<readonly MetadataChange[]>((resolve, reject) => {
       this.waiters.set(where.index, {
         term: where.term,
+        deadlineMs: this.options.clock.monotonicMs() + (this.options.proposalTimeoutMs ?? 10_000),
+        resolve,
+        reject,
+      });
+    });
+    this.options.host.touch(this.shard);
+    return promise;
+  }
+
+  /**
+   * A linearizable view of the metadata (ReadIndex, no clock leases): the state once this member
+   * has applied everything committed when the read was asked, so it reflects every change
+   * acknowledged before. A member that cannot reach the leader's majority never answers (the
+   * read fails at its deadline).
+   */
+  read(): Promise<MetadataState> {
+    if (this.closed) return Promise.reject(new InternalFailureError('the coordinator is closing'));
+    const context = `read-${this.options.node.status().id}-${this.nextReadId++}`;
+    try {
+      this.node.readIndex(context);
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) return Promise.reject(this.notLeader());
+      throw error;
+    }
+    const promise = new Promise<MetadataState>((resolve, reject) => {
+      this.reads.set(context, {
         deadlineMs: this.options.clock.monotonicMs() + (this.options.proposalTimeoutMs ?? 10_000),
         resolve,
         reject,
@@ -195,6 +239,23 @@ export class MetadataReplica implements HostedGroup {
     if (all.length > 0 && before !== this.published) {
       for (const listener of this.listeners) listener(all, this.published);
     }
+    this.serveReads();
+  }
+
+  readStates(states: readonly ReadState[]): void {
+    for (const { context, index } of states) {
+      const read = this.reads.get(context);
+      if (read !== undefined) read.index = index;
+    }
+    this.serveReads();
+  }
+
+  private serveReads(): void {
+    for (const [context, read] of this.reads) {
+      if (read.index === undefined || read.index > this.applied) continue;
+      this.reads.delete(context);
+      read.resolve(this.published);
+    }
   }
 
   roleChanged(role: Role): void {
@@ -210,6 +271,16 @@ export class MetadataReplica implements HostedGroup {
   }
 
   expire(nowMs: number): void {
+    for (const [context, read] of this.reads) {
+      if (read.deadlineMs > nowMs) continue;
+      this.reads.delete(context);
+      // Nothing was changed: a read that times out is safe to retry anywhere.
+      read.reject(
+        new InternalFailureError('The read could not be confirmed by a majority in time.', {
+          indeterminate: false,
+        }),
+      );
+    }
     for (const [index, waiter] of this.waiters) {
       if (waiter.deadlineMs > nowMs) continue;
       this.waiters.delete(index);
@@ -224,6 +295,9 @@ export class MetadataReplica implements HostedGroup {
   async close(): Promise<void> {
     this.closed = true;
     this.roleChanged(Role.Follower);
+    for (const read of this.reads.values())
+      read.reject(new InternalFailureError('closing', { indeterminate: false }));
+    this.reads.clear();
     await Promise.resolve();
   }
 

@@ -203,4 +203,29 @@ describe('the coordinator metadata group', () => {
       restarted.replica.state.brokers.size === 2 ? true : undefined,
     );
   });
+
+  it('reads are linearizable on any member: a follower’s read sees every change acknowledged before it', async () => {
+    const { members } = await startGroup();
+    const leader = await waitFor('a leader', () => leaderOf(members));
+    const follower = members.find((m) => m !== leader) as Member;
+    for (let n = 1; n <= 5; n++) {
+      await leader.replica.propose(register(n));
+      // No waiting for the follower to apply: the read itself must catch up first.
+      const state = await follower.replica.read();
+      expect(state.brokers.size).toBe(n);
+    }
+  });
+
+  it('a member cut off from the majority answers no read (it fails at its deadline)', async () => {
+    const { net, members } = await startGroup();
+    const leader = await waitFor('a leader', () => leaderOf(members));
+    await leader.replica.propose(register(1));
+    net.down.add(leader.id);
+    const rest = members.filter((m) => m !== leader);
+    const second = await waitFor('a new leader', () => leaderOf(members, rest));
+    await second.replica.propose(register(2));
+    // The old leader may still believe it leads: its read must not return its stale state.
+    await expect(leader.replica.read()).rejects.toBeInstanceOf(Error);
+    expect((await second.replica.read()).brokers.size).toBe(2);
+  });
 });
