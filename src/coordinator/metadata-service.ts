@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../common/clock.js';
 import { LimitExceededError } from '../common/errors.js';
 import type { SigningKey, SigningKeyring } from '../common/iterator-token.js';
-import { ITERATOR_LIFETIME_MS } from '../common/limits.js';
 import type { MetadataStore } from '../storage/metadata-store.js';
 import {
   applyCommand,
@@ -11,8 +10,9 @@ import {
   type MetadataChange,
   type MetadataCommand,
 } from './metadata-machine.js';
+import { DEFAULT_KEY_ROTATION_MS, keyRotationDue, MetadataKeyring } from './iterator-keys.js';
 import { stateFromRecords, toRecord } from './metadata-records.js';
-import type { IteratorKeyRecord, MetadataState } from './model.js';
+import type { MetadataState } from './model.js';
 
 /**
  * Runs the metadata state machine on one node: commands are applied one at a time, their changes
@@ -33,15 +33,13 @@ export interface MetadataServiceOptions {
 
 export type ChangeListener = (changes: readonly MetadataChange[], state: MetadataState) => void;
 
-const DEFAULT_KEY_ROTATION_MS = 60 * 60 * 1000;
-
 export class MetadataService implements SigningKeyring {
   private snapshot: MetadataState;
   private queue: Promise<unknown> = Promise.resolve();
   private queued = 0;
   private readonly listeners = new Set<ChangeListener>();
   private rotationTimer: NodeJS.Timeout | undefined;
-  private keyCache = new Map<number, SigningKey>();
+  private readonly keyring = new MetadataKeyring(() => this.snapshot);
 
   private constructor(
     private readonly store: MetadataStore,
@@ -102,48 +100,30 @@ export class MetadataService implements SigningKeyring {
 
   // SigningKeyring: the newest key signs; every kept key verifies.
   current(): SigningKey {
-    const keys = this.snapshot.iteratorKeys;
-    const newest = keys[keys.length - 1];
-    if (newest === undefined) throw new Error('no iterator signing key yet');
-    return this.signingKey(newest);
+    return this.keyring.current();
   }
 
   find(id: number): SigningKey | undefined {
-    const record = this.snapshot.iteratorKeys.find((k) => k.id === id);
-    return record === undefined ? undefined : this.signingKey(record);
+    return this.keyring.find(id);
   }
 
   oldestId(): number {
-    return this.snapshot.iteratorKeys[0]?.id ?? 0;
+    return this.keyring.oldestId();
   }
 
   async rotateKeyIfDue(): Promise<void> {
-    const keys = this.snapshot.iteratorKeys;
-    const newest = keys[keys.length - 1];
-    const nowMs = this.options.clock.nowMs();
-    if (newest !== undefined && nowMs - newest.createdMs < this.rotationMs()) return;
-    // Keep enough keys that a retired key outlives every iterator it signed.
-    const keep = 1 + Math.ceil(ITERATOR_LIFETIME_MS / this.rotationMs()) + 1;
     const random = this.options.randomBytes ?? randomBytes;
-    await this.propose({
-      type: 'rotateIteratorKey',
-      secretBase64: random(32).toString('base64'),
-      nowMs,
-      keep,
-    });
+    const command = keyRotationDue(
+      this.snapshot,
+      this.options.clock.nowMs(),
+      this.rotationMs(),
+      () => random(32),
+    );
+    if (command !== undefined) await this.propose(command);
   }
 
   private rotationMs(): number {
     return this.options.keyRotationMs ?? DEFAULT_KEY_ROTATION_MS;
-  }
-
-  private signingKey(record: IteratorKeyRecord): SigningKey {
-    let key = this.keyCache.get(record.id);
-    if (key === undefined) {
-      key = { id: record.id, secret: Buffer.from(record.secretBase64, 'base64') };
-      this.keyCache.set(record.id, key);
-    }
-    return key;
   }
 
   private async run(command: MetadataCommand): Promise<readonly MetadataChange[]> {
