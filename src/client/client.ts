@@ -101,7 +101,7 @@ export class RheosClient {
     this.endpoints = endpoints;
     this.deadlineMs = options.deadlineMs ?? 30_000;
     // While a shard elects a leader (about an election timeout, under a second), poll at most
-    // every 250 ms so writes resume soon after, for up to about three seconds in all.
+    // every 250 ms so writes resume soon after, for about two to three seconds in all.
     this.maxRouteAttempts = options.maxRouteAttempts ?? 16;
     this.backoff = options.backoff ?? { initialMs: 20, maxMs: 250 };
     this.routes = new ShardRoutes((streamName) =>

@@ -284,7 +284,10 @@ function placeReplicas(
   if (state.brokers.size === 0) return undefined;
   const existing: number[][] = [];
   const where: Array<{ stream: string; shard: number }> = [];
-  for (const stream of state.streams.values()) {
+  // A canonical order: a member that reloaded its state from disk iterates its maps in another
+  // order than one that built them command by command, and both must place alike.
+  const streams = [...state.streams.values()].sort((a, b) => a.incarnation - b.incarnation);
+  for (const stream of streams) {
     stream.shards.forEach((shard, i) => {
       if (shard.closedMs !== undefined || shard.replicas === undefined) return;
       existing.push([...shard.replicas]);

@@ -1,6 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import type { HostedGroup, RaftHost } from '../broker/raft-host.js';
 import type { Clock } from '../common/clock.js';
-import { InternalFailureError, NotLeaderError, RheosError } from '../common/errors.js';
+import {
+  InternalFailureError,
+  InvalidArgumentError,
+  NotLeaderError,
+  RheosError,
+} from '../common/errors.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
 import {
@@ -91,6 +97,7 @@ export class MetadataReplica implements HostedGroup {
   private readonly listeners = new Set<MetadataListener>();
   private readonly reads = new Map<string, PendingRead>();
   private nextReadId = 0;
+  private readonly readNonce = randomUUID();
   private closed = false;
 
   constructor(private readonly options: MetadataReplicaOptions) {
@@ -137,6 +144,8 @@ export class MetadataReplica implements HostedGroup {
       if (error instanceof ProposalDroppedError) return Promise.reject(this.notLeader());
       throw error;
     }
+    // An index proposed again (a new term on the same leader) supersedes the old waiter.
+    this.waiters.get(where.index)?.reject(this.lostProposal());
     const promise = new Promise<readonly MetadataChange[]>((resolve, reject) => {
       this.waiters.set(where.index, {
         term: where.term,
@@ -157,7 +166,8 @@ export class MetadataReplica implements HostedGroup {
    */
   read(): Promise<MetadataState> {
     if (this.closed) return Promise.reject(new InternalFailureError('the coordinator is closing'));
-    const context = `read-${this.options.node.status().id}-${this.nextReadId++}`;
+    // Unique across restarts too: a leader may still hold a read a previous incarnation asked.
+    const context = `read-${this.readNonce}-${this.nextReadId++}`;
     try {
       this.node.readIndex(context);
     } catch (error) {
@@ -195,16 +205,32 @@ export class MetadataReplica implements HostedGroup {
     const records: Array<readonly [string, unknown]> = [];
     for (const entry of entries) {
       if (entry.type !== EntryType.Normal) continue;
-      const command = JSON.parse(stampedPayload(entry).toString('utf8')) as MetadataCommand;
       try {
-        const changes = applyCommand(this.pending, command, this.options.context);
-        this.pending = withChanges(this.pending, changes);
+        const command = JSON.parse(stampedPayload(entry).toString('utf8')) as MetadataCommand;
+        const changes = applyCommand(this.pending, command, this.options.context) as
+          MetadataChange[] | undefined;
+        if (!Array.isArray(changes)) {
+          throw new InvalidArgumentError(`unknown metadata command ${JSON.stringify(command)}`);
+        }
+        const next = withChanges(this.pending, changes);
+        this.pending = next;
         for (const change of changes) records.push(toRecord(change));
         this.outcomes.set(entry.index, { ok: true, changes });
       } catch (error) {
-        // A refusal by the state machine is deterministic: every member refuses it alike.
-        if (!(error instanceof RheosError)) throw error;
-        this.outcomes.set(entry.index, { ok: false, error });
+        // Every member applies the same entry to the same state, so a refusal (or a command this
+        // version cannot read) is refused alike everywhere: it changes nothing and the log moves
+        // on, rather than stopping every group on the host.
+        const refusal =
+          error instanceof RheosError
+            ? error
+            : new InternalFailureError(
+                `the metadata command could not be applied: ${String(error)}`,
+                {
+                  indeterminate: false,
+                  cause: error,
+                },
+              );
+        this.outcomes.set(entry.index, { ok: false, error: refusal });
       }
     }
     return [...metadataOps(records), ...this.store.applyOps(entries)];

@@ -537,8 +537,8 @@ class Workload {
 
   /**
    * While `side` is cut off from the rest, writes sent straight to its brokers (no routing, no
-   * retries) for a shard of which the side holds only a minority of replicas must never be
-   * acknowledged: a minority cannot commit. (With more brokers than replicas, a side that is a
+   * retries) for a shard of which the side holds at most half of the replicas must never be
+   * acknowledged: without a majority nothing commits. (With more brokers than replicas, a side that is a
    * minority of the cluster can hold a majority of some shard; those shards are not probed.)
    * Probes begin a little after the cut, so nothing sent before it can be mistaken for one.
    */
@@ -557,7 +557,7 @@ class Workload {
           for (const shardId of this.shardIds) {
             const replicas = this.replicaSets.get(shardId) ?? [];
             const onSide = replicas.filter((r) => side.includes(r)).length;
-            if (!replicas.includes(id) || 2 * onSide >= replicas.length) continue;
+            if (!replicas.includes(id) || 2 * onSide > replicas.length) continue;
             const value = `minority-${id}-${shardId}-${this.minorityProbes++}`;
             const startMs = this.now();
             const timeoutMs = Math.max(50, until - this.now());
@@ -574,10 +574,9 @@ class Workload {
               ).then(
                 (r) => {
                   // Acknowledged by a broker with no majority behind it.
-                  if (this.now() <= until)
-                    this.minorityAcks.push(
-                      `${value} acknowledged by broker ${id} at ${r.sequenceNumber}`,
-                    );
+                  this.minorityAcks.push(
+                    `${value} acknowledged by broker ${id} at ${r.sequenceNumber}`,
+                  );
                   this.record('minority', value, 'minority', startMs, {
                     type: 'ok',
                     shardId: r.shardId,
