@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { UNLIMITED_SHARD_LIMITS } from '../../src/common/limits.js';
+import { leaderDuties } from '../../src/coordinator/leader-duties.js';
+import {
+  applyCommand,
+  withChanges,
+  type MetadataCommand,
+} from '../../src/coordinator/metadata-machine.js';
+import {
+  DEFAULT_ACCOUNT_LIMITS,
+  INITIAL_COUNTERS,
+  type MetadataState,
+} from '../../src/coordinator/model.js';
+
+const context = { accountId: '123456789012', limits: DEFAULT_ACCOUNT_LIMITS };
+const HOUR_MS = 3_600_000;
+
+function run(state: MetadataState, command: MetadataCommand): MetadataState {
+  return withChanges(state, applyCommand(state, command, context));
+}
+
+function duties(state: MetadataState, nowMs: number, verdicts = []) {
+  return leaderDuties({
+    state,
+    nowMs,
+    verdicts,
+    keyRotationMs: HOUR_MS,
+    newSecret: () => Buffer.alloc(32, 7),
+  });
+}
+
+describe('coordinator leader duties', () => {
+  it('creates the first iterator key, rotates it hourly, and keeps enough to outlive iterators', () => {
+    let state: MetadataState = {
+      streams: new Map(),
+      brokers: new Map(),
+      counters: INITIAL_COUNTERS,
+      iteratorKeys: [],
+    };
+    const first = duties(state, 0);
+    expect(first).toEqual([expect.objectContaining({ type: 'rotateIteratorKey', nowMs: 0 })]);
+    for (const c of first) state = run(state, c);
+    expect(duties(state, HOUR_MS - 1)).toEqual([]);
+    for (let h = 1; h <= 5; h++) for (const c of duties(state, h * HOUR_MS)) state = run(state, c);
+    expect(state.iteratorKeys.map((k) => k.id)).toEqual([4, 5, 6]);
+  });
+
+  it('turns verdicts into broker state changes, and moves streams through their lifecycle', () => {
+    let state: MetadataState = {
+      streams: new Map(),
+      brokers: new Map(),
+      counters: INITIAL_COUNTERS,
+      iteratorKeys: [{ id: 1, secretBase64: 'AA==', createdMs: 0 }],
+    };
+    for (let n = 1; n <= 3; n++) {
+      state = run(state, {
+        type: 'registerBroker',
+        zone: '',
+        api: `h${n}:1`,
+        peer: `h${n}:2`,
+        nowMs: 0,
+      });
+    }
+    state = run(state, {
+      type: 'createStream',
+      name: 'orders',
+      shardCount: 2,
+      mode: 'PROVISIONED',
+      shardLimits: UNLIMITED_SHARD_LIMITS,
+      replicationFactor: 3,
+      tags: {},
+      nowMs: 0,
+    });
+    const commands = leaderDuties({
+      state,
+      nowMs: 10,
+      verdicts: [{ id: 2, state: 'down' }],
+      keyRotationMs: HOUR_MS,
+      newSecret: () => Buffer.alloc(32),
+    });
+    expect(commands).toEqual([
+      { type: 'setBrokerState', id: 2, state: 'down', nowMs: 10 },
+      { type: 'setStreamStatus', name: 'orders', incarnation: 1, status: 'ACTIVE' },
+    ]);
+    for (const c of commands) state = run(state, c);
+    expect(state.streams.get('orders')?.status).toBe('ACTIVE');
+    expect(state.brokers.get(2)?.state).toBe('down');
+    state = run(state, { type: 'deleteStream', name: 'orders' });
+    for (const c of duties(state, 20)) state = run(state, c);
+    expect(state.streams.has('orders')).toBe(false);
+    expect(duties(state, 30)).toEqual([]);
+  });
+});
