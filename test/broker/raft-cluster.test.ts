@@ -4,9 +4,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseClusterConfig } from '../../src/broker/cluster-config.js';
 import { createClient, type RheosClient } from '../../src/client/client.js';
 import { writeInOrder } from '../../src/client/ordered-writer.js';
-import { ShardIteratorType } from '../../src/gen/rheos/v1/data.js';
 import { startBroker, type RunningBroker } from '../../src/server/broker-node.js';
 import { tempDir } from '../helpers/node.js';
+import { readShardLines } from '../helpers/read-shard.js';
 
 /**
  * Three brokers in one process, each with its own LevelDB, talking real gRPC: the replicated write
@@ -86,21 +86,8 @@ async function startCluster(shards: number): Promise<Cluster> {
   return cluster;
 }
 
-async function readShard(client: RheosClient, shardId: string): Promise<string[]> {
-  const { shardIterator } = await client.getShardIterator({
-    streamName: 'events',
-    shardId,
-    shardIteratorType: ShardIteratorType.SHARD_ITERATOR_TYPE_TRIM_HORIZON,
-  });
-  const out: string[] = [];
-  let iterator: string | undefined = shardIterator;
-  for (let i = 0; i < 1000 && iterator !== undefined; i++) {
-    const page = await client.getRecords({ shardIterator: iterator, limit: 10_000 });
-    for (const r of page.records) out.push(`${r.sequenceNumber} ${r.data.toString()}`);
-    if (page.records.length === 0 && page.millisBehindLatest === 0) break;
-    iterator = page.nextShardIterator;
-  }
-  return out;
+function readShard(client: RheosClient, shardId: string): Promise<string[]> {
+  return readShardLines(client, 'events', shardId);
 }
 
 /** Every replica's committed records of a shard, read directly from each broker. */

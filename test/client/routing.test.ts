@@ -22,6 +22,7 @@ import {
 } from '../../src/gen/rheos/v1/data.js';
 import { startBroker, type RunningBroker } from '../../src/server/broker-node.js';
 import { startTestNode, tempDir, type TestNode } from '../helpers/node.js';
+import { readShardLines } from '../helpers/read-shard.js';
 
 /**
  * The native client's connection and routing layer against real brokers (three in one process,
@@ -211,22 +212,7 @@ async function waitForLeaders(cluster: Cluster, stream: string): Promise<Map<num
 }
 
 /** Every record's data in one shard, oldest first. */
-async function readShard(client: RheosClient, stream: string, shardId: string): Promise<string[]> {
-  const { shardIterator } = await client.getShardIterator({
-    streamName: stream,
-    shardId,
-    shardIteratorType: ShardIteratorType.SHARD_ITERATOR_TYPE_TRIM_HORIZON,
-  });
-  const out: string[] = [];
-  let iterator: string | undefined = shardIterator;
-  for (let i = 0; i < 1000 && iterator !== undefined; i++) {
-    const page = await client.getRecords({ shardIterator: iterator, limit: 10_000 });
-    for (const r of page.records) out.push(`${r.sequenceNumber} ${r.data.toString()}`);
-    if (page.records.length === 0 && page.millisBehindLatest === 0) break;
-    iterator = page.nextShardIterator;
-  }
-  return out;
-}
+const readShard = readShardLines;
 
 const values = (lines: readonly string[]) => lines.map((l) => l.split(' ')[1] as string);
 

@@ -1,23 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { UNLIMITED_SHARD_LIMITS } from '../../src/common/limits.js';
 import { leaderDuties } from '../../src/coordinator/leader-duties.js';
-import {
-  applyCommand,
-  withChanges,
-  type MetadataCommand,
-} from '../../src/coordinator/metadata-machine.js';
-import {
-  DEFAULT_ACCOUNT_LIMITS,
-  INITIAL_COUNTERS,
-  type MetadataState,
-} from '../../src/coordinator/model.js';
+import type { MetadataState } from '../../src/coordinator/model.js';
+import { createStream, EMPTY, registerBroker, run } from './fixtures.js';
 
-const context = { accountId: '123456789012', limits: DEFAULT_ACCOUNT_LIMITS };
 const HOUR_MS = 3_600_000;
-
-function run(state: MetadataState, command: MetadataCommand): MetadataState {
-  return withChanges(state, applyCommand(state, command, context));
-}
 
 function duties(state: MetadataState, nowMs: number, verdicts = []) {
   return leaderDuties({
@@ -31,12 +17,7 @@ function duties(state: MetadataState, nowMs: number, verdicts = []) {
 
 describe('coordinator leader duties', () => {
   it('creates the first iterator key, rotates it hourly, and keeps enough to outlive iterators', () => {
-    let state: MetadataState = {
-      streams: new Map(),
-      brokers: new Map(),
-      counters: INITIAL_COUNTERS,
-      iteratorKeys: [],
-    };
+    let state = EMPTY;
     const first = duties(state, 0);
     expect(first).toEqual([expect.objectContaining({ type: 'rotateIteratorKey', nowMs: 0 })]);
     for (const c of first) state = run(state, c);
@@ -47,30 +28,11 @@ describe('coordinator leader duties', () => {
 
   it('turns verdicts into broker state changes, and moves streams through their lifecycle', () => {
     let state: MetadataState = {
-      streams: new Map(),
-      brokers: new Map(),
-      counters: INITIAL_COUNTERS,
+      ...EMPTY,
       iteratorKeys: [{ id: 1, secretBase64: 'AA==', createdMs: 0 }],
     };
-    for (let n = 1; n <= 3; n++) {
-      state = run(state, {
-        type: 'registerBroker',
-        zone: '',
-        api: `h${n}:1`,
-        peer: `h${n}:2`,
-        nowMs: 0,
-      });
-    }
-    state = run(state, {
-      type: 'createStream',
-      name: 'orders',
-      shardCount: 2,
-      mode: 'PROVISIONED',
-      shardLimits: UNLIMITED_SHARD_LIMITS,
-      replicationFactor: 3,
-      tags: {},
-      nowMs: 0,
-    });
+    for (let n = 1; n <= 3; n++) state = registerBroker(state);
+    state = run(state, createStream('orders', 2));
     const commands = leaderDuties({
       state,
       nowMs: 10,

@@ -11,54 +11,22 @@ import {
   type MetadataCommand,
 } from '../../src/coordinator/metadata-machine.js';
 import { stateFromRecords, toRecord } from '../../src/coordinator/metadata-records.js';
-import {
-  DEFAULT_ACCOUNT_LIMITS,
-  INITIAL_COUNTERS,
-  type MetadataState,
-} from '../../src/coordinator/model.js';
+import type { MetadataState } from '../../src/coordinator/model.js';
 import { MetadataService } from '../../src/coordinator/metadata-service.js';
 import { GroupCommitWriter } from '../../src/storage/group-commit.js';
 import { openKvStore } from '../../src/storage/kv-store.js';
 import { MetadataStore } from '../../src/storage/metadata-store.js';
 import { tempDir } from '../helpers/node.js';
+import { context, createStream, EMPTY, registerBroker, run } from './fixtures.js';
 
 /** Brokers in the metadata machine: registration, up/down, and placement of new streams. */
 
-const context = { accountId: '123456789012', limits: DEFAULT_ACCOUNT_LIMITS };
-const EMPTY: MetadataState = {
-  streams: new Map(),
-  brokers: new Map(),
-  counters: INITIAL_COUNTERS,
-  iteratorKeys: [],
-};
-
-function run(state: MetadataState, command: MetadataCommand): MetadataState {
-  return withChanges(state, applyCommand(state, command, context));
-}
-
 function register(state: MetadataState, zone = '', id?: number): MetadataState {
-  const n = state.brokers.size + 1;
-  return run(state, {
-    type: 'registerBroker',
-    ...(id === undefined ? {} : { id }),
-    zone,
-    api: `127.0.0.${n + 1}:7400`,
-    peer: `127.0.0.${n + 1}:7401`,
-    nowMs: 1_000,
-  });
+  return registerBroker(state, zone, id);
 }
 
 function create(state: MetadataState, name: string, shardCount: number, rf = 3): MetadataState {
-  return run(state, {
-    type: 'createStream',
-    name,
-    shardCount,
-    mode: 'PROVISIONED',
-    shardLimits: UNLIMITED_SHARD_LIMITS,
-    replicationFactor: rf,
-    tags: {},
-    nowMs: 2_000,
-  });
+  return run(state, createStream(name, shardCount, rf));
 }
 
 function perBroker(state: MetadataState): { replicas: number[]; leaders: number[] } {
