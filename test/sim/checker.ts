@@ -31,6 +31,13 @@ export class SafetyChecker {
   private readonly entries = new Map<string, { key: string; prevTerm: number }>();
   /** index -> the entry applied there (by whoever applied it first). */
   private readonly applied: Array<{ term: number; key: string } | undefined> = [];
+  /**
+   * index -> the term in which it was committed: that of the leader whose commit index first
+   * covered it (or, if no leader was seen committing it, the term of the first replica to apply
+   * it, which is no earlier). Leader Completeness binds leaders of later terms only.
+   */
+  private readonly commitTerm: Array<number | undefined> = [];
+  private committedThrough = 0;
   /** Proposals acknowledged to the client: value -> (index, term). */
   readonly acknowledged = new Map<string, { index: number; term: number }>();
 
@@ -75,8 +82,15 @@ export class SafetyChecker {
     }
   }
 
+  /** A leader's commit index, after every event: the entries it covers are committed in `term`. */
+  observeLeaderCommit(term: number, commit: number): void {
+    for (let i = this.committedThrough + 1; i <= commit; i++) this.commitTerm[i] ??= term;
+    this.committedThrough = Math.max(this.committedThrough, commit);
+  }
+
   /** State Machine Safety, checked on every apply (in order, per replica). */
-  observeApply(node: NodeId, entry: Entry): void {
+  observeApply(node: NodeId, entry: Entry, nodeTerm: number): void {
+    this.commitTerm[entry.index] ??= nodeTerm;
     const key = entryKey(entry);
     const known = this.applied[entry.index];
     if (known === undefined) {
@@ -102,7 +116,11 @@ export class SafetyChecker {
     });
   }
 
-  /** Leader Completeness: the new leader's log holds every applied (hence committed) entry. */
+  /**
+   * Leader Completeness (§5.4.3): a new leader's log holds every entry committed in an earlier
+   * term. (A leader of term 3 elected late, after a leader of term 4 committed an old entry, need
+   * not hold it.)
+   */
   checkLeaderComplete(
     node: NodeId,
     term: number,
@@ -113,6 +131,8 @@ export class SafetyChecker {
     for (let i = Math.max(1, firstIndex - 1); i < this.applied.length; i++) {
       const known = this.applied[i];
       if (known === undefined) continue;
+      const committedIn = this.commitTerm[i];
+      if (committedIn !== undefined && committedIn >= term) continue;
       const t = termAt(i);
       if (t !== known.term) {
         throw new SimViolation(

@@ -595,7 +595,7 @@ export class Simulation {
         `replica ${replica.id} applied ${entry.index} after ${expected - 1}`,
       );
     }
-    this.checker.observeApply(replica.id, entry);
+    this.checker.observeApply(replica.id, entry, replica.node?.status().term ?? 0);
     replica.appliedTerms[entry.index - 1] = entry.term;
     if (entry.type !== EntryType.Normal) return;
     const value = new TextDecoder().decode(entry.data);
@@ -616,6 +616,7 @@ export class Simulation {
     for (const replica of this.replicas.values()) {
       const status = replica.node?.status();
       if (status === undefined || status.role !== Role.Leader) continue;
+      this.checker.observeLeaderCommit(status.term, status.commit);
       if (this.checker.observeLeader(replica.id, status.term)) {
         this.stats.leaders++;
         this.lastKnownLeader = replica.id;
