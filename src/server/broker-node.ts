@@ -127,6 +127,15 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
   });
   const { definition, implementation } = transport.service();
   peerServer.addService(definition, implementation);
+  /** Everything under the client-facing servers, in dependency order. */
+  const stopBelowApi = async (): Promise<void> => {
+    await host.stop();
+    await transport.close();
+    peerServer.forceShutdown();
+    await broker.stop();
+    await writer.drain();
+    await kv.close();
+  };
   let api: RunningGrpcServer | undefined;
   let admin: RunningAdminServer | undefined;
   try {
@@ -168,12 +177,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
     }
   } catch (error) {
     await api?.close(0);
-    await host.stop();
-    await transport.close();
-    peerServer.forceShutdown();
-    await broker.stop();
-    await writer.drain();
-    await kv.close();
+    await stopBelowApi();
     throw error;
   }
   const apiServer = api;
@@ -190,12 +194,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
       (closing ??= (async () => {
         await apiServer.close(2_000);
         await adminServer?.close();
-        await host.stop();
-        await transport.close();
-        peerServer.forceShutdown();
-        await broker.stop();
-        await writer.drain();
-        await kv.close();
+        await stopBelowApi();
       })()),
   };
 }

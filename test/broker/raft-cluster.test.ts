@@ -1,11 +1,7 @@
-import { rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseClusterConfig } from '../../src/broker/cluster-config.js';
-import { createClient, type RheosClient } from '../../src/client/client.js';
+import type { RheosClient } from '../../src/client/client.js';
 import { writeInOrder } from '../../src/client/ordered-writer.js';
-import { startBroker, type RunningBroker } from '../../src/server/broker-node.js';
-import { tempDir } from '../helpers/node.js';
+import { startInProcessCluster, type InProcessCluster } from '../helpers/in-process-cluster.js';
 import { readShardLines } from '../helpers/read-shard.js';
 
 /**
@@ -14,76 +10,23 @@ import { readShardLines } from '../helpers/read-shard.js';
  * away, and a replica that comes back and catches up.
  */
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-interface Cluster {
-  readonly config: string;
-  readonly dirs: string[];
-  readonly brokers: Array<RunningBroker | undefined>;
+interface Cluster extends InProcessCluster {
+  /** One client of every broker. */
   readonly client: RheosClient;
-  start(id: number): Promise<void>;
-  stop(id: number): Promise<void>;
-  close(): Promise<void>;
 }
 
-const running: Cluster[] = [];
+const running: InProcessCluster[] = [];
 afterEach(async () => {
   for (const cluster of running.splice(0)) await cluster.close();
 });
 
 async function startCluster(shards: number): Promise<Cluster> {
-  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
-  const brokers = [1, 2, 3].map((id, i) => ({
-    id,
-    api: `127.0.0.1:${ports[2 * i]}`,
-    peer: `127.0.0.1:${ports[2 * i + 1]}`,
-  }));
-  const config = JSON.stringify({
+  const cluster = await startInProcessCluster({
     clusterId: 'test',
-    brokers,
     streams: [{ name: 'events', shardCount: shards, replicationFactor: 3, unlimited: true }],
   });
-  const dirs = await Promise.all([1, 2, 3].map(() => tempDir('rheos-raft-')));
-  const cluster: Cluster = {
-    config,
-    dirs,
-    brokers: [undefined, undefined, undefined],
-    client: createClient({ endpoints: brokers.map((b) => b.api), deadlineMs: 5_000 }),
-    async start(id) {
-      cluster.brokers[id - 1] = await startBroker({
-        cluster: parseClusterConfig(config),
-        brokerId: id,
-        dataDir: dirs[id - 1] as string,
-        tickMs: 20,
-        retentionCheckIntervalMs: 0,
-        onFatal: (error) => {
-          throw error;
-        },
-      });
-    },
-    async stop(id) {
-      const broker = cluster.brokers[id - 1];
-      cluster.brokers[id - 1] = undefined;
-      await broker?.close();
-    },
-    async close() {
-      cluster.client.close();
-      for (const id of [1, 2, 3]) await cluster.stop(id);
-      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-    },
-  };
   running.push(cluster);
-  for (const id of [1, 2, 3]) await cluster.start(id);
-  return cluster;
+  return { ...cluster, client: cluster.newClient() };
 }
 
 function readShard(client: RheosClient, shardId: string): Promise<string[]> {

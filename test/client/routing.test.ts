@@ -1,13 +1,6 @@
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { parseClusterConfig } from '../../src/broker/cluster-config.js';
-import {
-  createClient,
-  type RheosClient,
-  type RheosClientOptions,
-} from '../../src/client/client.js';
+import { createClient, type RheosClient } from '../../src/client/client.js';
 import { endpointFor, routeRecord, ShardRoutes } from '../../src/client/shard-routes.js';
 import { sleep } from '../../src/common/backoff.js';
 import { NotLeaderError, RheosError } from '../../src/common/errors.js';
@@ -20,8 +13,12 @@ import {
   PutRecordsRequest,
   ShardIteratorType,
 } from '../../src/gen/rheos/v1/data.js';
-import { startBroker, type RunningBroker } from '../../src/server/broker-node.js';
-import { startTestNode, tempDir, type TestNode } from '../helpers/node.js';
+import { startTestNode, type TestNode } from '../helpers/node.js';
+import {
+  BROKER_IDS,
+  startInProcessCluster,
+  type InProcessCluster,
+} from '../helpers/in-process-cluster.js';
 import { readShardLines } from '../helpers/read-shard.js';
 
 /**
@@ -35,29 +32,7 @@ import { readShardLines } from '../helpers/read-shard.js';
 // ---------------------------------------------------------------------------------------------
 // A three-broker cluster in this process (as in test/broker/raft-cluster.test.ts)
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const BROKER_IDS = [1, 2, 3] as const;
-
-interface Cluster {
-  /** Native API endpoint of each broker, by id. */
-  api(id: number): string;
-  broker(id: number): RunningBroker;
-  running(): Array<[number, RunningBroker]>;
-  client(options?: Omit<RheosClientOptions, 'endpoint'>): RheosClient;
-  start(id: number): Promise<void>;
-  stop(id: number): Promise<void>;
-  close(): Promise<void>;
-}
+type Cluster = InProcessCluster;
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -70,69 +45,14 @@ afterEach(async () => {
  * each (shard k on broker k + 1), so each broker holds no replica of two of its shards.
  */
 async function startCluster(): Promise<Cluster> {
-  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
-  const brokers = BROKER_IDS.map((id, i) => ({
-    id,
-    api: `127.0.0.1:${ports[2 * i]}`,
-    peer: `127.0.0.1:${ports[2 * i + 1]}`,
-  }));
-  const config = JSON.stringify({
+  const cluster = await startInProcessCluster({
     clusterId: 'routing',
-    brokers,
     streams: [
       { name: 'events', shardCount: 3, replicationFactor: 3, unlimited: true },
       { name: 'sparse', shardCount: 3, replicationFactor: 1, unlimited: true },
     ],
   });
-  const dirs = await Promise.all(BROKER_IDS.map(() => tempDir('rheos-routing-')));
-  const live: Array<RunningBroker | undefined> = [undefined, undefined, undefined];
-  const clients: RheosClient[] = [];
-  const cluster: Cluster = {
-    api: (id) => (brokers[id - 1] as { api: string }).api,
-    broker(id) {
-      const broker = live[id - 1];
-      if (broker === undefined) throw new Error(`broker ${id} is not running`);
-      return broker;
-    },
-    running: () =>
-      BROKER_IDS.flatMap((id): Array<[number, RunningBroker]> => {
-        const broker = live[id - 1];
-        return broker === undefined ? [] : [[id, broker]];
-      }),
-    client(options = {}) {
-      const client = createClient({
-        endpoints: brokers.map((b) => b.api),
-        deadlineMs: 5_000,
-        ...options,
-      });
-      clients.push(client);
-      return client;
-    },
-    async start(id) {
-      live[id - 1] = await startBroker({
-        cluster: parseClusterConfig(config),
-        brokerId: id,
-        dataDir: dirs[id - 1] as string,
-        tickMs: 20,
-        retentionCheckIntervalMs: 0,
-        onFatal: (error) => {
-          throw error;
-        },
-      });
-    },
-    async stop(id) {
-      const broker = live[id - 1];
-      live[id - 1] = undefined;
-      await broker?.close();
-    },
-    async close() {
-      for (const client of clients) client.close();
-      for (const id of BROKER_IDS) await cluster.stop(id);
-      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-    },
-  };
   cleanups.push(() => cluster.close());
-  for (const id of BROKER_IDS) await cluster.start(id);
   return cluster;
 }
 
@@ -326,7 +246,7 @@ describe('client routing against three in-process brokers', () => {
 
     const calls = recordCalls();
     // One attempt per shard call: a record sent anywhere but its shard's leader would fail.
-    const client = cluster.client({ endpoints: [cluster.api(seed)], maxRouteAttempts: 1 });
+    const client = cluster.newClient({ endpoints: [cluster.api(seed)], maxRouteAttempts: 1 });
     for (const [stream, leaders] of [
       ['events', eventLeaders],
       ['sparse', sparseLeaders],
@@ -363,7 +283,7 @@ describe('client routing against three in-process brokers', () => {
         expect(puts.filter((e) => e !== cluster.api(seed))).toHaveLength(2);
       }
 
-      const reader = cluster.client({ endpoints: [cluster.api(seed)] });
+      const reader = cluster.newClient({ endpoints: [cluster.api(seed)] });
       for (const shard of shards) {
         const stored = values(await readShard(reader, stream, shard.shardId));
         expect(stored).toEqual(expected.get(shard.shardId));
@@ -375,7 +295,7 @@ describe('client routing against three in-process brokers', () => {
     const cluster = await startCluster();
     const leaders = await waitForLeaders(cluster, 'events');
     const shards = shardsOf(cluster, 'events');
-    const client = cluster.client();
+    const client = cluster.newClient();
     const acked = new Map<string, string>();
     const first = await putUntilStored(client, 'events', spread(shards, 0, 30), acked);
     expect(first).toEqual({ calls: 1, failures: [] });
@@ -410,7 +330,7 @@ describe('client routing against three in-process brokers', () => {
     expect(puts.map((c) => c.endpoint)).not.toContain(cluster.api(oldLeader));
 
     // Nothing the client acknowledged is missing, at the sequence number it was given.
-    const reader = cluster.client();
+    const reader = cluster.newClient();
     const stored = new Map<string, string>();
     for (const shard of shards) {
       for (const line of await readShard(reader, 'events', shard.shardId)) {
@@ -497,7 +417,7 @@ describe('client routing against three in-process brokers', () => {
     expect(notHosted.metadata.get('rheos-leader-endpoint')).toEqual([cluster.api(holder)]);
 
     // Refused means nothing was written.
-    const stored = values(await readShard(cluster.client(), 'events', shard.shardId));
+    const stored = values(await readShard(cluster.newClient(), 'events', shard.shardId));
     expect(stored).toEqual([]);
   });
 
@@ -507,7 +427,7 @@ describe('client routing against three in-process brokers', () => {
     const shard = shardsOf(cluster, 'events')[1] as ShardInfo;
     const oldLeader = leaders.get(shard.incarnation) as number;
     const newLeader = BROKER_IDS.find((id) => id !== oldLeader) as number;
-    const client = cluster.client({ maxRouteAttempts: 1 });
+    const client = cluster.newClient({ maxRouteAttempts: 1 });
     const put = (data: string) =>
       client.putRecord({
         streamName: 'events',
@@ -544,7 +464,7 @@ describe('client routing against three in-process brokers', () => {
     await put('after');
     expect(calls().slice(1)).toEqual([{ method: 'PutRecord', endpoint: cluster.api(newLeader) }]);
 
-    const stored = values(await readShard(cluster.client(), 'events', shard.shardId));
+    const stored = values(await readShard(cluster.newClient(), 'events', shard.shardId));
     expect(stored).toEqual(['before', 'after']);
   });
 
@@ -554,7 +474,10 @@ describe('client routing against three in-process brokers', () => {
     // A shard with one replica: when its broker is down, no one else can take its writes.
     const shard = shardsOf(cluster, 'sparse')[2] as ShardInfo;
     const holder = shard.replicas[0] as number;
-    const client = cluster.client({ maxRouteAttempts: 4, backoff: { initialMs: 100, maxMs: 400 } });
+    const client = cluster.newClient({
+      maxRouteAttempts: 4,
+      backoff: { initialMs: 100, maxMs: 400 },
+    });
     const put = (data: string) =>
       client.putRecord({
         streamName: 'sparse',
@@ -594,7 +517,7 @@ describe('client routing against three in-process brokers', () => {
       }
     }
     expect(reconnected).toBe(true);
-    const stored = values(await readShard(cluster.client(), 'sparse', shard.shardId));
+    const stored = values(await readShard(cluster.newClient(), 'sparse', shard.shardId));
     expect(stored).toEqual(['before', 'after']);
   });
 
@@ -644,7 +567,7 @@ describe('client routing against three in-process brokers', () => {
           }),
       ],
     ];
-    const client = cluster.client();
+    const client = cluster.newClient();
     const calls = recordCalls();
     for (const [what, op] of ops) {
       const expected = await failureOf(op(single.client));
@@ -701,7 +624,7 @@ describe('client routing against three in-process brokers', () => {
       ],
     ];
     for (const [what, op, name] of cases) {
-      const error = await failureOf(op(cluster.client()));
+      const error = await failureOf(op(cluster.newClient()));
       expect({ name: error.name, retriable: error.retriable }, what).toEqual({
         name,
         retriable: false,
@@ -753,7 +676,7 @@ describe('client routing against three in-process brokers', () => {
         (c) => c.putRecord({ streamName: 'events', partitionKey: '', data: Buffer.from('x') }),
       ],
     ];
-    const client = cluster.client();
+    const client = cluster.newClient();
     const calls = recordCalls();
     for (const [what, op] of ops) {
       const expected = await failureOf(op(single.client));
@@ -766,7 +689,7 @@ describe('client routing against three in-process brokers', () => {
       expect(calls().length - before, what).toBeLessThanOrEqual(2);
     }
     // Refused whole: not one of the valid records of those requests was stored anywhere.
-    const reader = cluster.client();
+    const reader = cluster.newClient();
     for (const shard of shards) {
       expect(await readShard(reader, 'events', shard.shardId)).toEqual([]);
     }

@@ -42,21 +42,9 @@ describe('snapshots and compaction', () => {
     const follower = c.get(2).node;
     const committed = follower.status().commit;
     expect(committed).toBeGreaterThanOrEqual(snapshot.index);
-    follower.step({
-      type: MessageType.Snap,
-      from: 1,
-      to: 2,
-      term: follower.status().term,
-      index: 0,
-      logTerm: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-      force: false,
-      context: '',
-      snapshot,
-    });
+    follower.step(
+      msg({ type: MessageType.Snap, from: 1, to: 2, term: follower.status().term, snapshot }),
+    );
     const ready = follower.ready();
     expect(ready.snapshot).toBeUndefined();
     expect(ready.messagesAfterPersist.find((m) => m.type === MessageType.AppResp)?.index).toBe(
