@@ -7,13 +7,18 @@ import type { ReplicaManager } from './replica-manager.js';
 import { ShardQuota } from './shard-quota.js';
 import { StreamDirectory } from './stream-directory.js';
 
-/** What the broker needs from the metadata owner (the coordinator; in `rheos dev`, in-process). */
+/**
+ * What the broker needs from the metadata owner. In `rheos dev` it is in-process, and the broker
+ * moves streams through their lifecycle itself (`propose`); a coordinated broker only follows a
+ * copy of the coordinator's metadata (no `propose`), and may `refresh` it on demand.
+ */
 export interface MetadataSource {
   readonly state: MetadataState;
   onChange(
     listener: (changes: readonly MetadataChange[], state: MetadataState) => void,
   ): () => void;
-  propose(command: MetadataCommand): Promise<readonly MetadataChange[]>;
+  propose?(command: MetadataCommand): Promise<readonly MetadataChange[]>;
+  refresh?(): Promise<void>;
 }
 
 export interface BrokerOptions {
@@ -23,6 +28,11 @@ export interface BrokerOptions {
   readonly logger: Logger;
   /** How often retention trimming runs; 0 disables the timer (tests call trimExpired). */
   readonly retentionCheckIntervalMs?: number;
+  /**
+   * The groups stored on this broker's disk. When given, the broker deletes every replica the
+   * metadata no longer places here (a deleted stream's, or one left by a crash mid-delete).
+   */
+  readonly storedGroups?: () => Promise<number[]>;
 }
 
 /**
@@ -36,6 +46,7 @@ export class Broker {
   private unsubscribe: (() => void) | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private sweeping: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: BrokerOptions) {
     this.directoryCache = new StreamDirectory(options.metadata.state);
@@ -51,6 +62,21 @@ export class Broker {
     return this.directoryCache;
   }
 
+  /**
+   * A stream by name; one this broker's copy of the metadata lacks is looked for again in the
+   * newest metadata (it may have been created a moment ago) before it is declared missing.
+   */
+  async findStream(name: string): Promise<StreamRecord | undefined> {
+    const known = this.directory().stream(name);
+    if (known !== undefined || this.options.metadata.refresh === undefined) return known;
+    try {
+      await this.options.metadata.refresh();
+    } catch (error) {
+      this.options.logger.warn({ err: error, stream: name }, 'metadata refresh failed');
+    }
+    return this.directory().stream(name);
+  }
+
   quota(shard: number, limits: ShardThroughputLimits): ShardQuota {
     let quota = this.quotas.get(shard);
     if (quota === undefined || quota.limits !== limits) {
@@ -62,13 +88,17 @@ export class Broker {
 
   async start(): Promise<void> {
     this.unsubscribe = this.options.metadata.onChange((changes) => {
+      let removed = false;
       for (const change of changes) {
-        if (change.kind === 'stream' && change.value !== undefined)
-          this.schedule(change.value.name);
+        if (change.kind !== 'stream') continue;
+        if (change.value !== undefined) this.schedule(change.value.name);
+        else removed = true;
       }
+      if (removed) void this.sweep();
     });
     const streams = [...this.options.metadata.state.streams.keys()];
     await Promise.all(streams.map((name) => this.schedule(name)));
+    await this.sweep();
     const intervalMs = this.options.retentionCheckIntervalMs ?? 60_000;
     if (intervalMs > 0) {
       this.retentionTimer = setInterval(() => void this.trimExpired(), intervalMs);
@@ -81,11 +111,44 @@ export class Broker {
     this.unsubscribe?.();
     if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
     await Promise.allSettled(this.reconciling.values());
+    await this.sweeping;
     await this.options.replicas.closeAll();
   }
 
   trimExpired(): Promise<number> {
     return this.options.replicas.trimExpired(this.directory());
+  }
+
+  /**
+   * Deletes the replicas stored here that the metadata does not place here. Only shards the
+   * metadata has already numbered are considered (a replica is never created ahead of the
+   * metadata that names it, and incarnations are never reused), so a stale copy cannot delete a
+   * shard it has not heard of.
+   */
+  private sweep(): Promise<void> {
+    const stored = this.options.storedGroups;
+    if (stored === undefined || this.stopped) return Promise.resolve();
+    const run = this.sweeping.then(async () => {
+      const state = this.options.metadata.state;
+      const placed = new Set<number>();
+      for (const stream of state.streams.values()) {
+        if (stream.status === 'DELETING') continue;
+        for (const shard of stream.shards)
+          if (this.replicas.hosts(shard)) placed.add(shard.incarnation);
+      }
+      for (const group of await stored()) {
+        if (this.stopped) return;
+        if (group === 0 || group >= state.counters.nextShardIncarnation || placed.has(group))
+          continue;
+        this.options.logger.info({ shard: group }, 'deleting a replica no longer placed here');
+        await this.options.replicas.destroy(group);
+        this.quotas.delete(group);
+      }
+    });
+    this.sweeping = run.catch((error: unknown) => {
+      this.options.logger.error({ err: error }, 'deleting unplaced replicas failed');
+    });
+    return this.sweeping;
   }
 
   /** Reconciles one stream after any reconciliation of it already running. */
@@ -110,7 +173,7 @@ export class Broker {
     switch (stream.status) {
       case 'CREATING':
         await this.openShards(stream);
-        await this.options.metadata.propose({
+        await this.options.metadata.propose?.({
           type: 'setStreamStatus',
           name,
           incarnation: stream.incarnation,
@@ -126,7 +189,7 @@ export class Broker {
           await this.options.replicas.destroy(shard.incarnation);
           this.quotas.delete(shard.incarnation);
         }
-        await this.options.metadata.propose({
+        await this.options.metadata.propose?.({
           type: 'removeStream',
           name,
           incarnation: stream.incarnation,

@@ -96,7 +96,7 @@ export class DataPlane {
     assert(hasData(request), 'validated: data is present');
     const sizeBytes = recordSize(request);
     checkRecordSize(sizeBytes);
-    const stream = this.servingStream(request);
+    const stream = await this.servingStream(request);
     const shard = this.route(stream, request);
     this.replica(shard).checkWritable();
     // With throwOnFailure, putToShard throws unless the record was stored.
@@ -112,7 +112,7 @@ export class DataPlane {
 
   async putRecords(request: PutRecordsRequest): Promise<PutRecordsResponse> {
     const { entries, sizes } = checkPutRecords(request);
-    const stream = this.servingStream(request);
+    const stream = await this.servingStream(request);
     // Route everything first, so a bad hash key fails the request before anything is written.
     const byShard = new Map<ShardRecord, RoutedRecord[]>();
     // Producers often repeat partition keys within a request: hash each distinct key once.
@@ -217,7 +217,7 @@ export class DataPlane {
     }
     v.throwIfInvalid();
     checkIteratorArguments(request);
-    const stream = this.servingStream(request);
+    const stream = await this.servingStream(request);
     const shard = stream.shards.find((s) => s.shardId === request.shardId);
     if (shard === undefined) {
       throw new ResourceNotFoundError(
@@ -342,9 +342,12 @@ export class DataPlane {
     );
   }
 
-  private servingStream(ref: { streamName: string; streamArn: string }): StreamRecord {
+  private async servingStream(ref: {
+    streamName: string;
+    streamArn: string;
+  }): Promise<StreamRecord> {
     const name = resolveStreamName(ref, this.options.identity);
-    const stream = this.options.broker.directory().stream(name);
+    const stream = await this.options.broker.findStream(name);
     if (stream === undefined || !isServing(stream))
       throw streamNotFound(name, this.options.identity);
     return stream;

@@ -69,9 +69,38 @@ export class GrpcPeerTransport implements PeerTransport {
     streamsOpened: 0,
   };
 
+  /** Peer addresses: the configured ones, then as the coordinator's metadata announces them. */
+  private readonly addresses: Map<NodeId, string>;
+  private started = false;
+
   constructor(private readonly options: GrpcPeerTransportOptions) {
+    this.addresses = new Map(options.peers);
     for (const peer of options.peers.keys()) {
       for (const lane of LANES) this.links.set(linkKey(peer, lane), new Link(peer, lane, this));
+    }
+  }
+
+  /**
+   * Adds a peer, or moves one to a new address (a broker that restarted elsewhere): its links are
+   * redialled there. Unchanged addresses change nothing.
+   */
+  setPeer(peer: NodeId, address: string): void {
+    if (peer === this.options.nodeId || this.closed) return;
+    const known = this.addresses.get(peer);
+    if (known === address) return;
+    this.addresses.set(peer, address);
+    for (const lane of LANES) {
+      const key = linkKey(peer, lane);
+      let link = this.links.get(key);
+      if (link === undefined) {
+        link = new Link(peer, lane, this);
+        this.links.set(key, link);
+      } else {
+        link.close();
+        this.clients.get(key)?.close();
+        this.clients.delete(key);
+      }
+      if (this.started && peer > this.options.nodeId) link.dial();
     }
   }
 
@@ -103,6 +132,7 @@ export class GrpcPeerTransport implements PeerTransport {
 
   /** Dials every peer with a higher id. */
   start(): void {
+    this.started = true;
     for (const link of this.links.values()) {
       if (link.peer > this.options.nodeId) link.dial();
     }
@@ -137,7 +167,7 @@ export class GrpcPeerTransport implements PeerTransport {
     const key = linkKey(peer, lane);
     let client = this.clients.get(key);
     if (client === undefined) {
-      const address = this.options.peers.get(peer) as string;
+      const address = this.addresses.get(peer) as string;
       const options: ChannelOptions = {
         ...GRPC_CHANNEL_OPTIONS,
         // A dead peer must be noticed quickly; the peer server accepts frequent pings.

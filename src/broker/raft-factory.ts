@@ -18,7 +18,8 @@ export function raftReplicas(options: {
     open: async (shard: ShardRecord): Promise<ShardReplica> => {
       const voters = shard.replicas;
       if (voters === undefined) throw new Error(`shard ${shard.shardId} has no replica set`);
-      return host.open(shard.incarnation, voters);
+      // The first replica listed is placement's choice of leader: it stands first.
+      return host.open(shard.incarnation, voters, { campaignIfNew: voters[0] === host.nodeId });
     },
     destroyClosed: (shard: number) => new ShardLog(kv, shard).destroy(),
     notHosted: (shard) => {

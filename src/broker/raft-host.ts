@@ -117,8 +117,21 @@ export class RaftHost implements RaftReplicaHost {
     return member instanceof RaftReplica ? member : undefined;
   }
 
-  /** Opens (or returns) this broker's replica of a shard. */
-  async open(shard: number, voters: readonly NodeId[]): Promise<RaftReplica> {
+  /** Every group hosted here. */
+  groups(): IterableIterator<HostedGroup> {
+    return this.replicas.values();
+  }
+
+  /**
+   * Opens (or returns) this broker's replica of a shard. `campaignIfNew`: a replica of a group
+   * that has never had a leader starts an election at once, so the leader placement prefers is
+   * the one elected (the others wait an election timeout first).
+   */
+  async open(
+    shard: number,
+    voters: readonly NodeId[],
+    options: { readonly campaignIfNew?: boolean } = {},
+  ): Promise<RaftReplica> {
     const replica = await this.openGroup(shard, voters, ({ node, store, recovered }) => {
       return new RaftReplica({
         shard,
@@ -135,6 +148,11 @@ export class RaftHost implements RaftReplicaHost {
       });
     });
     if (!(replica instanceof RaftReplica)) throw new Error(`group ${shard} is not a shard replica`);
+    const status = replica.node.status();
+    if (options.campaignIfNew === true && status.term === 0 && status.lastIndex === 0) {
+      replica.node.campaign();
+      this.touch(shard);
+    }
     return replica;
   }
 

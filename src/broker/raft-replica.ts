@@ -84,6 +84,7 @@ export class RaftReplica implements ShardReplica {
   /** Proposals of this replica as leader, by log index. */
   private readonly waiters = new Map<number, Waiter>();
   private pendingBytes = 0;
+  private appliedBytes = 0;
   private applied: number;
   private lastArrivalMs: number;
   private newestAppliedArrivalMs = 0;
@@ -112,6 +113,11 @@ export class RaftReplica implements ShardReplica {
   async init(): Promise<void> {
     const newest = await this.store.log.lastArrivedBefore(Number.MAX_SAFE_INTEGER);
     this.newestAppliedArrivalMs = newest?.arrivalMs ?? this.store.trimPoint.arrivalMs;
+  }
+
+  /** Entry bytes applied since the replica was opened (for heartbeats' write rates). */
+  get bytesApplied(): number {
+    return this.appliedBytes;
   }
 
   get isLeader(): boolean {
@@ -229,6 +235,7 @@ export class RaftReplica implements ShardReplica {
     }
     for (const entry of entries) {
       this.applied = entry.index;
+      this.appliedBytes += entry.data.length;
       const arrival = arrivalOf(entry);
       if (arrival !== undefined) this.newestAppliedArrivalMs = arrival;
       this.settle(entry, 'applied');

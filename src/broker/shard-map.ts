@@ -32,7 +32,7 @@ export function shardMap(options: ShardMapOptions) {
   return async (request: GetShardMapRequest): Promise<GetShardMapResponse> => {
     new Validator().streamName('streamName', request.streamName).throwIfInvalid();
     const { broker, identity } = options;
-    const stream = broker.directory().stream(request.streamName);
+    const stream = await broker.findStream(request.streamName);
     if (stream === undefined) throw streamNotFound(request.streamName, identity);
     return {
       streamName: stream.name,

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { RheosError } from '../common/errors.js';
+import { registerAdmin } from './commands/admin.js';
 import { registerBroker } from './commands/broker.js';
+import { registerCoordinator } from './commands/coordinator.js';
 import { registerDev } from './commands/dev.js';
 import { registerPut } from './commands/put.js';
 import { registerStream } from './commands/stream.js';
@@ -17,9 +19,11 @@ const program = new Command('rheos')
 
 registerDev(program);
 registerBroker(program);
+registerCoordinator(program);
 registerStream(program);
 registerPut(program);
 registerTail(program);
+registerAdmin(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof RheosError) {

@@ -27,3 +27,22 @@ export function endpointsFrom(options: { endpoint?: string }): string[] {
     .map((e) => e.trim())
     .filter((e) => e !== '');
 }
+
+/** "a:1,b:2" -> ["a:1", "b:2"]. */
+export function parseEndpointList(value: string): string[] {
+  const endpoints = value
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  if (endpoints.length === 0 || endpoints.some((e) => !/^.+:\d{1,5}$/.test(e))) {
+    throw new InvalidArgumentError('must be host:port, comma-separated.');
+  }
+  return endpoints;
+}
+
+/** Repeatable ID=HOST:PORT. */
+export function collectIdAddress(value: string, previous: Map<number, string>): Map<number, string> {
+  const match = /^(\d+)=(.+:\d+)$/.exec(value);
+  if (match === null) throw new InvalidArgumentError('must be ID=HOST:PORT.');
+  return new Map(previous).set(Number(match[1]), match[2] as string);
+}

@@ -1,11 +1,13 @@
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { streamNameOfArn } from '../common/arn.js';
 import { backoffDelayMs, sleep, type BackoffOptions } from '../common/backoff.js';
 import { NotLeaderError, RheosError } from '../common/errors.js';
-import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
+import { ChannelPool, unaryCall, type UnaryMethod } from '../common/grpc-call.js';
 import { checkPutRecords } from '../common/put-records-check.js';
-import { fromServiceError } from '../common/grpc-errors.js';
-import { ClusterServiceService as Cluster, GetShardMapRequest } from '../gen/rheos/v1/cluster.js';
+import {
+  ClusterServiceService as Cluster,
+  GetShardMapRequest,
+  type GetShardMapResponse,
+} from '../gen/rheos/v1/cluster.js';
 import {
   AddTagsToStreamRequest,
   ControlPlaneServiceService as Control,
@@ -73,17 +75,11 @@ export interface RheosClientOptions {
   readonly backoff?: BackoffOptions;
 }
 
-interface MethodDefinition<Req, Res> {
-  readonly path: string;
-  readonly requestSerialize: (value: Req) => Buffer;
-  readonly responseDeserialize: (bytes: Buffer) => Res;
-}
-
 /** Iterators remembered with the broker that issued them, so the chain stays on one replica. */
 const MAX_ITERATOR_HOMES = 10_000;
 
 export class RheosClient {
-  private readonly channels = new Map<string, Client>();
+  private readonly channels = new ChannelPool();
   private readonly endpoints: readonly string[];
   private readonly deadlineMs: number;
   private readonly maxRouteAttempts: number;
@@ -104,9 +100,12 @@ export class RheosClient {
     // every 250 ms so writes resume soon after, for about two to three seconds in all.
     this.maxRouteAttempts = options.maxRouteAttempts ?? 16;
     this.backoff = options.backoff ?? { initialMs: 20, maxMs: 250 };
-    this.routes = new ShardRoutes((streamName) =>
-      this.anyNode(Cluster.getShardMap, GetShardMapRequest.fromPartial({ streamName })),
-    );
+    this.routes = new ShardRoutes((streamName) => this.getShardMap({ streamName }));
+  }
+
+  /** Where a stream's shards live and who leads them (as any broker sees it). */
+  getShardMap(request: DeepPartial<GetShardMapRequest>): Promise<GetShardMapResponse> {
+    return this.anyNode(Cluster.getShardMap, GetShardMapRequest.fromPartial(request));
   }
 
   async putRecord(request: DeepPartial<PutRecordRequest>): Promise<PutRecordResponse> {
@@ -323,8 +322,7 @@ export class RheosClient {
   }
 
   close(): void {
-    for (const channel of this.channels.values()) channel.close();
-    this.channels.clear();
+    this.channels.close();
   }
 
   /**
@@ -380,7 +378,7 @@ export class RheosClient {
    * error, becomes the preferred one.
    */
   private async anyNode<Req, Res>(
-    method: MethodDefinition<Req, Res>,
+    method: UnaryMethod<Req, Res>,
     request: Req,
     idempotent = true,
   ): Promise<Res> {
@@ -411,34 +409,12 @@ export class RheosClient {
     this.iteratorHomes.set(token, endpoint);
   }
 
-  private channel(endpoint: string): Client {
-    let channel = this.channels.get(endpoint);
-    if (channel === undefined) {
-      channel = new Client(endpoint, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
-      this.channels.set(endpoint, channel);
-    }
-    return channel;
-  }
-
   private call<Req, Res>(
-    method: MethodDefinition<Req, Res>,
+    method: UnaryMethod<Req, Res>,
     request: Req,
     endpoint = this.endpoint(this.preferred),
   ): Promise<Res> {
-    return new Promise<Res>((resolve, reject) => {
-      this.channel(endpoint).makeUnaryRequest(
-        method.path,
-        method.requestSerialize,
-        method.responseDeserialize,
-        request,
-        new Metadata(),
-        { deadline: Date.now() + this.deadlineMs },
-        (error: ServiceError | null, response?: Res) => {
-          if (error) reject(fromServiceError(error));
-          else resolve(response as Res);
-        },
-      );
-    });
+    return unaryCall(this.channels.get(endpoint), method, request, this.deadlineMs);
   }
 }
 

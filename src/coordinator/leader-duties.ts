@@ -7,9 +7,9 @@ import type { MetadataState } from './model.js';
  * What the coordinator leader proposes on each of its periodic turns, decided from the metadata it
  * has applied: broker state changes from the failure detector, iterator-key rotation, and stream
  * lifecycle steps that the single node's broker used to take itself (a new stream is ACTIVE once
- * its replicas are placed, since brokers open replicas from their assignments and Raft elects the
- * leaders; a deleted stream is removed once no broker is assigned its replicas, which holds as
- * soon as it is DELETING). Pure, so it is tested without a cluster; every command it returns is
+ * every shard has a leader that a broker reported, so a client that waits for ACTIVE can write at
+ * once; a deleted stream is removed at once: brokers delete the replicas of streams that are no
+ * longer in the metadata). Pure, so it is tested without a cluster; every command it returns is
  * idempotent against the state it was computed from (the machine ignores stale ones).
  */
 
@@ -19,6 +19,8 @@ export interface DutyInputs {
   readonly verdicts: readonly Verdict[];
   readonly keyRotationMs: number;
   readonly newSecret: () => Buffer;
+  /** Shards whose leader a broker reported recently. */
+  readonly ledShards: ReadonlySet<number>;
 }
 
 export function leaderDuties(inputs: DutyInputs): MetadataCommand[] {
@@ -31,7 +33,10 @@ export function leaderDuties(inputs: DutyInputs): MetadataCommand[] {
   if (rotation !== undefined) commands.push(rotation);
   const streams = [...state.streams.values()].sort((a, b) => a.incarnation - b.incarnation);
   for (const stream of streams) {
-    if (stream.status === 'CREATING' && stream.shards.every((s) => s.replicas !== undefined)) {
+    const ready = stream.shards.every(
+      (s) => s.replicas !== undefined && inputs.ledShards.has(s.incarnation),
+    );
+    if (stream.status === 'CREATING' && ready) {
       commands.push({
         type: 'setStreamStatus',
         name: stream.name,

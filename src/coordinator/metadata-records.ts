@@ -52,3 +52,13 @@ export function stateFromRecords(records: ReadonlyMap<string, unknown>): Metadat
   }
   return { streams, brokers, counters, iteratorKeys };
 }
+
+/** Every record of a state (the inverse of stateFromRecords), as brokers are sent it. */
+export function recordsOf(state: MetadataState): Record<string, unknown> {
+  const records: Record<string, unknown> = {};
+  for (const [name, stream] of state.streams) records[STREAM_PREFIX + name] = stream;
+  for (const [id, broker] of state.brokers) records[BROKER_PREFIX + String(id)] = broker;
+  records[COUNTERS_KEY] = state.counters;
+  records[ITERATOR_KEYS_KEY] = state.iteratorKeys;
+  return records;
+}

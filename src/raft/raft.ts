@@ -267,6 +267,16 @@ export class Raft {
     return true;
   }
 
+  /** On a leader: how many entries the furthest-behind other member lacks (0 elsewhere). */
+  maxFollowerLag(): number {
+    if (this.role !== Role.Leader) return 0;
+    let lag = 0;
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id) lag = Math.max(lag, this.log.lastIndex - pr.match);
+    }
+    return lag;
+  }
+
   private quiesce(): void {
     this.quiesced = true;
     for (const [id] of this.progress) {

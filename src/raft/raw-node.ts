@@ -224,6 +224,11 @@ export class RawNode {
     this.raft.log.shrinkTail(this.raft.config.maxTailBytes);
   }
 
+  /** On a leader: entries the furthest-behind other member lacks. */
+  maxFollowerLag(): number {
+    return this.raft.maxFollowerLag();
+  }
+
   status(): Status {
     const r = this.raft;
     return {

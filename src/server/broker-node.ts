@@ -2,26 +2,24 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Broker } from '../broker/broker.js';
-import { brokerById, type ClusterConfig } from '../broker/cluster-config.js';
+import type { ClusterConfig } from '../broker/cluster-config.js';
 import { DataPlane } from '../broker/data-plane.js';
 import { GrpcPeerTransport } from '../broker/grpc-peer-transport.js';
 import { raftReplicas } from '../broker/raft-factory.js';
 import { RaftHost } from '../broker/raft-host.js';
 import { ReplicaManager } from '../broker/replica-manager.js';
 import { shardMap } from '../broker/shard-map.js';
-import { StaticMetadata } from '../broker/static-metadata.js';
 import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
 import { systemClock, type Clock } from '../common/clock.js';
-import { DEFAULT_SHARD_LIMITS } from '../common/limits.js';
 import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import { silentLogger, type Logger } from '../common/logger.js';
-import { ControlPlane } from '../coordinator/control-plane.js';
-import { DEFAULT_ACCOUNT_LIMITS } from '../coordinator/model.js';
 import { GroupCommitWriter } from '../storage/group-commit.js';
 import { openKvStore, type KvStore } from '../storage/kv-store.js';
+import { storedGroups } from '../storage/shard-log.js';
 import { startAdminServer, type RunningAdminServer } from './admin-server.js';
 import { raiseReceiveWindows, startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
-import { inProcessApi } from './native-api.js';
+import { coordinatedTopology, staticTopology } from './broker-topology.js';
+import { splitHostPort } from './host-port.js';
 import { createNodeMetrics } from './node-metrics.js';
 
 /**
@@ -30,11 +28,27 @@ import { createNodeMetrics } from './node-metrics.js';
  * and the peer service for the other brokers, all data in one LevelDB under `dataDir`.
  */
 
+/** A broker of a cluster whose coordinators place replicas (`rheos broker --coordinators`). */
+export interface CoordinatedCluster {
+  readonly clusterId: string;
+  /** host:port of every coordinator's API (any of them will do). */
+  readonly coordinators: readonly string[];
+  /** Failure domain (rack, availability zone); '' when not given. */
+  readonly zone?: string;
+  /** host:port other brokers and clients reach this broker at (default: where it listens). */
+  readonly advertiseApi?: string;
+  readonly advertisePeer?: string;
+  /** How long to wait at start for the coordinators to take the registration. */
+  readonly registerTimeoutMs?: number;
+}
+
 export interface BrokerNodeConfig {
-  readonly cluster: ClusterConfig;
-  readonly brokerId: number;
+  /** Static placement from a cluster file, or placement by the coordinators. */
+  readonly cluster: ClusterConfig | CoordinatedCluster;
+  /** Required with a cluster file; with coordinators, the id this data folder holds, if any. */
+  readonly brokerId?: number;
   readonly dataDir: string;
-  /** Addresses to listen on; default: the cluster file's addresses of this broker. */
+  /** Addresses to listen on; default: the cluster file's addresses of this broker (required with coordinators). */
   readonly apiListen?: string;
   readonly peerListen?: string;
   /** How this broker reaches each peer (default: the cluster file); tests put proxies here. */
@@ -53,6 +67,7 @@ export interface BrokerNodeConfig {
 }
 
 export interface RunningBroker {
+  readonly id: number;
   readonly apiAddress: string;
   readonly peerAddress: string;
   readonly adminPort: number | null;
@@ -66,10 +81,28 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
   const clock = config.clock ?? systemClock;
   const logger = config.logger ?? silentLogger();
   const identity = config.identity ?? DEFAULT_IDENTITY;
-  const self = brokerById(config.cluster, config.brokerId);
-  if (self === undefined) throw new Error(`broker ${config.brokerId} is not in the cluster file`);
   await mkdir(config.dataDir, { recursive: true });
-  const opened = await openKvStore(join(config.dataDir, 'broker.db'));
+  const inputs = {
+    ...(config.brokerId === undefined ? {} : { brokerId: config.brokerId }),
+    dataDir: config.dataDir,
+    ...(config.apiListen === undefined ? {} : { apiListen: config.apiListen }),
+    ...(config.peerListen === undefined ? {} : { peerListen: config.peerListen }),
+    ...(config.peerAddresses === undefined ? {} : { peerAddresses: config.peerAddresses }),
+    identity,
+    clock,
+    logger,
+  };
+  const topology =
+    'coordinators' in config.cluster
+      ? await coordinatedTopology(config.cluster, inputs)
+      : staticTopology(config.cluster, inputs);
+  let opened: KvStore;
+  try {
+    opened = await openKvStore(join(config.dataDir, 'broker.db'));
+  } catch (error) {
+    topology.close();
+    throw error;
+  }
   const kv = config.wrapKv ? config.wrapKv(opened) : opened;
   const onFatal =
     config.onFatal ??
@@ -78,24 +111,17 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
       process.exit(70);
     });
   const writer = new GroupCommitWriter(kv, { onFatal });
-  const metadata = new StaticMetadata(config.cluster, {
-    accountId: identity.accountId,
-    limits: DEFAULT_ACCOUNT_LIMITS,
-  });
-  const apiOf = (id: number) => brokerById(config.cluster, id)?.api;
-  const peers = new Map<number, string>();
-  for (const b of config.cluster.brokers) {
-    if (b.id !== self.id) peers.set(b.id, config.peerAddresses?.get(b.id) ?? b.peer);
-  }
+  const { metadata } = topology;
+  const apiOf = (id: number) => topology.addressOf(id);
   const transport = new GrpcPeerTransport({
-    nodeId: self.id,
-    clusterId: config.cluster.clusterId,
-    peers,
+    nodeId: topology.id,
+    clusterId: topology.clusterId,
+    peers: topology.peers,
     clock,
     logger,
   });
   const host = new RaftHost({
-    nodeId: self.id,
+    nodeId: topology.id,
     kv,
     writer,
     transport,
@@ -115,6 +141,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
     replicas,
     clock,
     logger,
+    ...(topology.deletesUnplaced ? { storedGroups: () => storedGroups(kv) } : {}),
     ...(config.retentionCheckIntervalMs === undefined
       ? {}
       : { retentionCheckIntervalMs: config.retentionCheckIntervalMs }),
@@ -129,6 +156,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
   peerServer.addService(definition, implementation);
   /** Everything under the client-facing servers, in dependency order. */
   const stopBelowApi = async (): Promise<void> => {
+    topology.close();
     await host.stop();
     await transport.close();
     peerServer.forceShutdown();
@@ -139,31 +167,26 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
   let api: RunningGrpcServer | undefined;
   let admin: RunningAdminServer | undefined;
   try {
-    const peerAddress = config.peerListen ?? self.peer;
     await new Promise<number>((resolve, reject) =>
-      peerServer.bindAsync(peerAddress, ServerCredentials.createInsecure(), (error, port) =>
-        error ? reject(error) : resolve(port),
+      peerServer.bindAsync(
+        topology.peerListen,
+        ServerCredentials.createInsecure(),
+        (error, port) => (error ? reject(error) : resolve(port)),
       ),
     );
     raiseReceiveWindows(peerServer);
     await broker.start();
     host.start();
     transport.start();
+    topology.attach({ transport, host });
     const dataPlane = new DataPlane({ broker, keyring: metadata, clock, identity });
-    const controlPlane = new ControlPlane({
-      metadata,
-      clock,
-      identity,
-      defaultShardLimits: DEFAULT_SHARD_LIMITS,
-      defaultReplicationFactor: 3,
-      maxReplicationFactor: 3,
-    });
-    const [apiHost, apiPort] = splitHostPort(config.apiListen ?? self.api);
+    const [apiHost, apiPort] = splitHostPort(topology.apiListen);
     api = await startGrpcServer({
       host: apiHost,
       port: apiPort,
-      api: inProcessApi(dataPlane, controlPlane),
-      shardMap: shardMap({ broker, identity, selfId: self.id, endpointOf: apiOf }),
+      data: dataPlane,
+      control: topology.controlPlane(),
+      shardMap: shardMap({ broker, identity, selfId: topology.id, endpointOf: apiOf }),
       logger,
     });
     if (config.adminListen !== undefined && config.adminListen !== null) {
@@ -184,8 +207,9 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
   const adminServer = admin;
   let closing: Promise<void> | undefined;
   return {
-    apiAddress: `${splitHostPort(config.apiListen ?? self.api)[0]}:${apiServer.port}`,
-    peerAddress: config.peerListen ?? self.peer,
+    id: topology.id,
+    apiAddress: `${splitHostPort(topology.apiListen)[0]}:${apiServer.port}`,
+    peerAddress: topology.peerListen,
     adminPort: adminServer?.port ?? null,
     host,
     broker,
@@ -197,9 +221,4 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
         await stopBelowApi();
       })()),
   };
-}
-
-function splitHostPort(address: string): [string, number] {
-  const at = address.lastIndexOf(':');
-  return [address.slice(0, at), Number(address.slice(at + 1))];
 }

@@ -10,6 +10,7 @@ import {
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import { toServiceError } from '../common/grpc-errors.js';
+import { FORWARDED_HEADER } from '../common/grpc-call.js';
 import type { Logger } from '../common/logger.js';
 import { RheosError, ValidationError } from '../common/errors.js';
 import {
@@ -22,16 +23,44 @@ import {
   type GetShardMapRequest,
   type GetShardMapResponse,
 } from '../gen/rheos/v1/cluster.js';
+import {
+  CoordinatorServiceService,
+  type CoordinatorServiceServer,
+  type DescribeClusterRequest,
+  type DescribeClusterResponse,
+  type GetMetadataRequest,
+  type GetMetadataResponse,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type RegisterBrokerRequest,
+  type RegisterBrokerResponse,
+} from '../gen/rheos/v1/coordinator.js';
 import { DataPlaneServiceService, type DataPlaneServiceServer } from '../gen/rheos/v1/data.js';
-import type { NativeApi } from './native-api.js';
+import type { CallContext, ControlApi, DataApi } from './native-api.js';
 
+/** The coordinator service as its implementation sees it. */
+export interface CoordinatorApi {
+  registerBroker(
+    request: RegisterBrokerRequest,
+    context: CallContext,
+  ): Promise<RegisterBrokerResponse>;
+  heartbeat(request: HeartbeatRequest, context: CallContext): Promise<HeartbeatResponse>;
+  getMetadata(request: GetMetadataRequest, context: CallContext): Promise<GetMetadataResponse>;
+  describeCluster(
+    request: DescribeClusterRequest,
+    context: CallContext,
+  ): Promise<DescribeClusterResponse>;
+}
+
+/** The services one server exposes; each is registered only when given. */
 export interface GrpcServerOptions {
   readonly host: string;
   readonly port: number;
-  /** The implementation the services expose. */
-  readonly api: NativeApi;
-  /** Cluster routing (GetShardMap); every node serves it. */
-  readonly shardMap: (request: GetShardMapRequest) => Promise<GetShardMapResponse>;
+  readonly data?: DataApi;
+  readonly control?: ControlApi;
+  /** Cluster routing (GetShardMap); every broker serves it. */
+  readonly shardMap?: (request: GetShardMapRequest) => Promise<GetShardMapResponse>;
+  readonly coordinator?: CoordinatorApi;
   readonly logger: Logger;
 }
 
@@ -47,49 +76,75 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     // Clients ping every 30 s to find dead connections; accept that rather than GOAWAY them.
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
   });
-  const { api, logger } = options;
-  const unary = <Req, Res>(name: string, fn: (request: Req) => Promise<Res>) =>
-    handler(name, fn, logger);
+  const { logger } = options;
+  const unary = <Req, Res>(
+    name: string,
+    fn: (request: Req, context: CallContext) => Promise<Res>,
+  ) => handler(name, fn, logger);
   const empty = {};
-  const dataService: DataPlaneServiceServer = {
-    putRecord: unary('PutRecord', (r) => api.putRecord(r)),
-    putRecords: unary('PutRecords', (r) => api.putRecords(r)),
-    getShardIterator: unary('GetShardIterator', (r) => api.getShardIterator(r)),
-    getRecords: unary('GetRecords', (r) => api.getRecords(r)),
-  };
-  const controlService: ControlPlaneServiceServer = {
-    createStream: unary('CreateStream', async (r) => (await api.createStream(r), empty)),
-    deleteStream: unary('DeleteStream', async (r) => (await api.deleteStream(r), empty)),
-    describeStream: unary('DescribeStream', (r) => api.describeStream(r)),
-    describeStreamSummary: unary('DescribeStreamSummary', (r) => api.describeStreamSummary(r)),
-    listStreams: unary('ListStreams', (r) => api.listStreams(r)),
-    listShards: unary('ListShards', (r) => api.listShards(r)),
-    addTagsToStream: unary('AddTagsToStream', async (r) => (await api.addTagsToStream(r), empty)),
-    removeTagsFromStream: unary(
-      'RemoveTagsFromStream',
-      async (r) => (await api.removeTagsFromStream(r), empty),
-    ),
-    listTagsForStream: unary('ListTagsForStream', (r) => api.listTagsForStream(r)),
-    increaseStreamRetentionPeriod: unary(
-      'IncreaseStreamRetentionPeriod',
-      async (r) => (await api.increaseStreamRetentionPeriod(r), empty),
-    ),
-    decreaseStreamRetentionPeriod: unary(
-      'DecreaseStreamRetentionPeriod',
-      async (r) => (await api.decreaseStreamRetentionPeriod(r), empty),
-    ),
-    updateStreamMode: unary(
-      'UpdateStreamMode',
-      async (r) => (await api.updateStreamMode(r), empty),
-    ),
-    describeLimits: unary('DescribeLimits', () => api.describeLimits()),
-  };
-  const clusterService: ClusterServiceServer = {
-    getShardMap: unary('GetShardMap', (r: GetShardMapRequest) => options.shardMap(r)),
-  };
-  server.addService(safeDecoding(DataPlaneServiceService), dataService);
-  server.addService(safeDecoding(ClusterServiceService), clusterService);
-  server.addService(safeDecoding(ControlPlaneServiceService), controlService);
+  const data = options.data;
+  if (data !== undefined) {
+    const dataService: DataPlaneServiceServer = {
+      putRecord: unary('PutRecord', (r) => data.putRecord(r)),
+      putRecords: unary('PutRecords', (r) => data.putRecords(r)),
+      getShardIterator: unary('GetShardIterator', (r) => data.getShardIterator(r)),
+      getRecords: unary('GetRecords', (r) => data.getRecords(r)),
+    };
+    server.addService(safeDecoding(DataPlaneServiceService), dataService);
+  }
+  const shardMap = options.shardMap;
+  if (shardMap !== undefined) {
+    const clusterService: ClusterServiceServer = {
+      getShardMap: unary('GetShardMap', (r: GetShardMapRequest) => shardMap(r)),
+    };
+    server.addService(safeDecoding(ClusterServiceService), clusterService);
+  }
+  const api = options.control;
+  if (api !== undefined) {
+    const controlService: ControlPlaneServiceServer = {
+      createStream: unary('CreateStream', async (r, c) => (await api.createStream(r, c), empty)),
+      deleteStream: unary('DeleteStream', async (r, c) => (await api.deleteStream(r, c), empty)),
+      describeStream: unary('DescribeStream', (r, c) => api.describeStream(r, c)),
+      describeStreamSummary: unary('DescribeStreamSummary', (r, c) =>
+        api.describeStreamSummary(r, c),
+      ),
+      listStreams: unary('ListStreams', (r, c) => api.listStreams(r, c)),
+      listShards: unary('ListShards', (r, c) => api.listShards(r, c)),
+      addTagsToStream: unary(
+        'AddTagsToStream',
+        async (r, c) => (await api.addTagsToStream(r, c), empty),
+      ),
+      removeTagsFromStream: unary(
+        'RemoveTagsFromStream',
+        async (r, c) => (await api.removeTagsFromStream(r, c), empty),
+      ),
+      listTagsForStream: unary('ListTagsForStream', (r, c) => api.listTagsForStream(r, c)),
+      increaseStreamRetentionPeriod: unary(
+        'IncreaseStreamRetentionPeriod',
+        async (r, c) => (await api.increaseStreamRetentionPeriod(r, c), empty),
+      ),
+      decreaseStreamRetentionPeriod: unary(
+        'DecreaseStreamRetentionPeriod',
+        async (r, c) => (await api.decreaseStreamRetentionPeriod(r, c), empty),
+      ),
+      updateStreamMode: unary(
+        'UpdateStreamMode',
+        async (r, c) => (await api.updateStreamMode(r, c), empty),
+      ),
+      describeLimits: unary('DescribeLimits', (r, c) => api.describeLimits(r, c)),
+    };
+    server.addService(safeDecoding(ControlPlaneServiceService), controlService);
+  }
+  const coordinator = options.coordinator;
+  if (coordinator !== undefined) {
+    const coordinatorService: CoordinatorServiceServer = {
+      registerBroker: unary('RegisterBroker', (r, c) => coordinator.registerBroker(r, c)),
+      heartbeat: unary('Heartbeat', (r, c) => coordinator.heartbeat(r, c)),
+      getMetadata: unary('GetMetadata', (r, c) => coordinator.getMetadata(r, c)),
+      describeCluster: unary('DescribeCluster', (r, c) => coordinator.describeCluster(r, c)),
+    };
+    server.addService(safeDecoding(CoordinatorServiceService), coordinatorService);
+  }
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
       `${options.host}:${options.port}`,
@@ -174,7 +229,7 @@ export function raiseReceiveWindows(server: Server): void {
  */
 function handler<Req, Res>(
   method: string,
-  fn: (request: Req) => Promise<Res> | Res,
+  fn: (request: Req, context: CallContext) => Promise<Res> | Res,
   logger: Logger,
 ): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
@@ -200,7 +255,8 @@ function handler<Req, Res>(
             `The ${method} request could not be decoded: ${why instanceof Error ? why.message : String(why)}.`,
           );
         }
-        return fn(call.request);
+        const forwarded = call.metadata.get(FORWARDED_HEADER).length > 0;
+        return fn(call.request, { forwarded });
       })
       .then(
         (response) => answer(undefined, response),

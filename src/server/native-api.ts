@@ -36,26 +36,53 @@ import type {
  * types. The gateway only translates between Kinesis JSON and these calls; `RheosClient` (over
  * gRPC) and `inProcessApi` (in the same process as the broker) both satisfy it.
  */
-export interface NativeApi {
+export interface NativeApi extends DataApi, ControlApi {}
+
+export interface DataApi {
   putRecord(request: PutRecordRequest): Promise<PutRecordResponse>;
   putRecords(request: PutRecordsRequest): Promise<PutRecordsResponse>;
   getShardIterator(request: GetShardIteratorRequest): Promise<GetShardIteratorResponse>;
   getRecords(request: GetRecordsRequest): Promise<GetRecordsResponse>;
-  createStream(request: CreateStreamRequest): Promise<void>;
-  deleteStream(request: DeleteStreamRequest): Promise<void>;
-  describeStream(request: DescribeStreamRequest): Promise<DescribeStreamResponse>;
+}
+
+/**
+ * The control-plane operations. `context` says how the call arrived: a coordinator that is not
+ * the leader forwards changes once, and answers NOT_LEADER to a call that was already forwarded.
+ */
+export interface ControlApi {
+  createStream(request: CreateStreamRequest, context?: CallContext): Promise<void>;
+  deleteStream(request: DeleteStreamRequest, context?: CallContext): Promise<void>;
+  describeStream(
+    request: DescribeStreamRequest,
+    context?: CallContext,
+  ): Promise<DescribeStreamResponse>;
   describeStreamSummary(
     request: DescribeStreamSummaryRequest,
+    context?: CallContext,
   ): Promise<DescribeStreamSummaryResponse>;
-  listStreams(request: ListStreamsRequest): Promise<ListStreamsResponse>;
-  listShards(request: ListShardsRequest): Promise<ListShardsResponse>;
-  addTagsToStream(request: AddTagsToStreamRequest): Promise<void>;
-  removeTagsFromStream(request: RemoveTagsFromStreamRequest): Promise<void>;
-  listTagsForStream(request: ListTagsForStreamRequest): Promise<ListTagsForStreamResponse>;
-  increaseStreamRetentionPeriod(request: IncreaseStreamRetentionPeriodRequest): Promise<void>;
-  decreaseStreamRetentionPeriod(request: DecreaseStreamRetentionPeriodRequest): Promise<void>;
-  updateStreamMode(request: UpdateStreamModeRequest): Promise<void>;
-  describeLimits(): Promise<DescribeLimitsResponse>;
+  listStreams(request: ListStreamsRequest, context?: CallContext): Promise<ListStreamsResponse>;
+  listShards(request: ListShardsRequest, context?: CallContext): Promise<ListShardsResponse>;
+  addTagsToStream(request: AddTagsToStreamRequest, context?: CallContext): Promise<void>;
+  removeTagsFromStream(request: RemoveTagsFromStreamRequest, context?: CallContext): Promise<void>;
+  listTagsForStream(
+    request: ListTagsForStreamRequest,
+    context?: CallContext,
+  ): Promise<ListTagsForStreamResponse>;
+  increaseStreamRetentionPeriod(
+    request: IncreaseStreamRetentionPeriodRequest,
+    context?: CallContext,
+  ): Promise<void>;
+  decreaseStreamRetentionPeriod(
+    request: DecreaseStreamRetentionPeriodRequest,
+    context?: CallContext,
+  ): Promise<void>;
+  updateStreamMode(request: UpdateStreamModeRequest, context?: CallContext): Promise<void>;
+  describeLimits(request?: object, context?: CallContext): Promise<DescribeLimitsResponse>;
+}
+
+export interface CallContext {
+  /** Another coordinator forwarded this call (so it must not be forwarded again). */
+  readonly forwarded: boolean;
 }
 
 /** The native API served by the planes of this process, without a network hop. */
@@ -65,6 +92,13 @@ export function inProcessApi(data: DataPlane, control: ControlPlane): NativeApi 
     putRecords: (r) => data.putRecords(r),
     getShardIterator: (r) => data.getShardIterator(r),
     getRecords: (r) => data.getRecords(r),
+    ...controlApiOf(control),
+  };
+}
+
+/** The control plane of this process as the API serves it. */
+export function controlApiOf(control: ControlPlane): ControlApi {
+  return {
     createStream: (r) => control.createStream(r),
     deleteStream: (r) => control.deleteStream(r),
     describeStream: async (r) => control.describeStream(r),

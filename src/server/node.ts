@@ -114,7 +114,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     grpc = await startGrpcServer({
       host: config.host,
       port: config.grpcPort,
-      api,
+      data: api,
+      control: api,
       // The single node holds every shard; clients reach it where they already are.
       shardMap: shardMap({
         broker,

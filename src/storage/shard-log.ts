@@ -284,3 +284,24 @@ function decodeTrimPoint(raw: Buffer | undefined): TrimPoint {
   if (raw.length !== 24) throw new StorageCorruptionError(`trim point has ${raw.length} bytes`);
   return { index: readU64(raw, 0), term: readU64(raw, 8), arrivalMs: readU64(raw, 16) };
 }
+
+/**
+ * The groups (shard incarnations, and 0 for a coordinator's metadata) that have state stored in
+ * `kv`: a broker deletes those no longer placed on it. A destroy interrupted by a crash leaves
+ * state or markers behind (log and index keys go first), so both spaces are listed.
+ */
+export async function storedGroups(kv: KvStore): Promise<number[]> {
+  const groups = new Set<number>();
+  for (const space of [SPACE_SHARD_STATE, SPACE_MARKER]) {
+    let from: Buffer = Buffer.of(space);
+    for (;;) {
+      const [key] = await kv.keys({ gte: from, lt: Buffer.of(space + 1), limit: 1 });
+      if (key === undefined) break;
+      const group = readU64(key, 1);
+      groups.add(group);
+      // Skip the rest of this group's keys in one seek.
+      from = shardSpaceEnd(space, group);
+    }
+  }
+  return [...groups].sort((a, b) => a - b);
+}

@@ -12,6 +12,7 @@ function duties(state: MetadataState, nowMs: number, verdicts = []) {
     verdicts,
     keyRotationMs: HOUR_MS,
     newSecret: () => Buffer.alloc(32, 7),
+    ledShards: new Set<number>(),
   });
 }
 
@@ -33,13 +34,22 @@ describe('coordinator leader duties', () => {
     };
     for (let n = 1; n <= 3; n++) state = registerBroker(state);
     state = run(state, createStream('orders', 2));
-    const commands = leaderDuties({
-      state,
-      nowMs: 10,
-      verdicts: [{ id: 2, state: 'down' }],
-      keyRotationMs: HOUR_MS,
-      newSecret: () => Buffer.alloc(32),
-    });
+    const shards = state.streams.get('orders')?.shards.map((s) => s.incarnation) ?? [];
+    const withLeaders = (ledShards: number[]) =>
+      leaderDuties({
+        state,
+        nowMs: 10,
+        verdicts: [{ id: 2, state: 'down' }],
+        keyRotationMs: HOUR_MS,
+        newSecret: () => Buffer.alloc(32),
+        ledShards: new Set(ledShards),
+      });
+    // Not ACTIVE while any shard has no reported leader: a client waiting for ACTIVE could not
+    // write to it yet.
+    expect(withLeaders(shards.slice(0, 1))).toEqual([
+      { type: 'setBrokerState', id: 2, state: 'down', nowMs: 10 },
+    ]);
+    const commands = withLeaders(shards);
     expect(commands).toEqual([
       { type: 'setBrokerState', id: 2, state: 'down', nowMs: 10 },
       { type: 'setStreamStatus', name: 'orders', incarnation: 1, status: 'ACTIVE' },

@@ -3,15 +3,21 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { parseClusterConfig } from '../../broker/cluster-config.js';
 import { DEFAULT_IDENTITY } from '../../common/arn.js';
 import { createLogger } from '../../common/logger.js';
-import { startBroker } from '../../server/broker-node.js';
-import { parsePositiveInt } from '../options.js';
+import { startBroker, type BrokerNodeConfig } from '../../server/broker-node.js';
+import { stopOnSignals } from '../lifecycle.js';
+import { collectIdAddress, parseEndpointList, parsePositiveInt } from '../options.js';
 
 interface BrokerOptions {
-  config: string;
-  id: number;
+  config?: string;
+  coordinators?: string[];
+  clusterId: string;
+  zone: string;
+  id?: number;
   dataDir: string;
   apiListen?: string;
   peerListen?: string;
+  advertiseApi?: string;
+  advertisePeer?: string;
   peer: Map<number, string>;
   admin?: string;
   region: string;
@@ -19,25 +25,30 @@ interface BrokerOptions {
   logLevel: string;
 }
 
-function collectPeer(value: string, previous: Map<number, string>): Map<number, string> {
-  const match = /^(\d+)=(.+:\d+)$/.exec(value);
-  if (match === null) throw new InvalidArgumentError('must be ID=HOST:PORT.');
-  return new Map(previous).set(Number(match[1]), match[2] as string);
-}
-
 export function registerBroker(program: Command): void {
   program
     .command('broker')
-    .description('run one broker of a cluster whose streams and replicas a cluster file places')
-    .requiredOption('--config <file>', 'cluster file (JSON: clusterId, brokers, streams)')
-    .requiredOption('--id <n>', 'this broker id (in the cluster file)', parsePositiveInt)
+    .description(
+      'run one broker of a cluster: replicas placed by the coordinators (--coordinators) or by a cluster file (--config)',
+    )
+    .option('--coordinators <list>', 'host:port of the coordinators, comma-separated', parseEndpointList)
+    .option('--cluster-id <id>', 'cluster id (with --coordinators)', 'rheos')
+    .option('--zone <zone>', 'failure domain (rack, availability zone) for placement', '')
+    .option('--config <file>', 'cluster file (JSON: clusterId, brokers, streams) for static placement')
+    .option(
+      '--id <n>',
+      'broker id (with --config: required; with --coordinators: given once by them if absent)',
+      parsePositiveInt,
+    )
     .option('--data-dir <path>', 'data folder', './.rheos-broker')
-    .option('--api-listen <host:port>', 'listen here for clients (default: the file)')
-    .option('--peer-listen <host:port>', 'listen here for brokers (default: the file)')
+    .option('--api-listen <host:port>', 'listen here for clients')
+    .option('--peer-listen <host:port>', 'listen here for brokers')
+    .option('--advertise-api <host:port>', 'address others reach the API at (default: --api-listen)')
+    .option('--advertise-peer <host:port>', 'address brokers reach this one at (default: --peer-listen)')
     .option(
       '--peer <id=host:port>',
-      'reach broker ID at this address instead of the file (repeatable)',
-      collectPeer,
+      'reach broker ID at this address instead (repeatable; tests put proxies here)',
+      collectIdAddress,
       new Map<number, string>(),
     )
     .option('--admin <host:port>', 'HTTP admin endpoint (/metrics, /healthz)')
@@ -45,8 +56,22 @@ export function registerBroker(program: Command): void {
     .option('--tick-ms <ms>', 'Raft tick (election timeout is 10-20 ticks)', parsePositiveInt, 50)
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: BrokerOptions) => {
+      if ((options.config === undefined) === (options.coordinators === undefined)) {
+        throw new InvalidArgumentError('give exactly one of --coordinators and --config');
+      }
       const logger = createLogger({ level: options.logLevel });
-      const cluster = parseClusterConfig(await readFile(options.config, 'utf8'));
+      const cluster: BrokerNodeConfig['cluster'] =
+        options.config !== undefined
+          ? parseClusterConfig(await readFile(options.config, 'utf8'))
+          : {
+              clusterId: options.clusterId,
+              coordinators: options.coordinators ?? [],
+              zone: options.zone,
+              ...(options.advertiseApi === undefined ? {} : { advertiseApi: options.advertiseApi }),
+              ...(options.advertisePeer === undefined
+                ? {}
+                : { advertisePeer: options.advertisePeer }),
+            };
       const unsafeAckBeforeCommit = process.env['RHEOS_UNSAFE_ACK_BEFORE_COMMIT'] === '1';
       if (unsafeAckBeforeCommit) {
         logger.warn(
@@ -55,7 +80,7 @@ export function registerBroker(program: Command): void {
       }
       const broker = await startBroker({
         cluster,
-        brokerId: options.id,
+        ...(options.id === undefined ? {} : { brokerId: options.id }),
         dataDir: options.dataDir,
         ...(options.apiListen === undefined ? {} : { apiListen: options.apiListen }),
         ...(options.peerListen === undefined ? {} : { peerListen: options.peerListen }),
@@ -68,27 +93,13 @@ export function registerBroker(program: Command): void {
       });
       logger.info(
         {
-          id: options.id,
+          id: broker.id,
           api: broker.apiAddress,
           peer: broker.peerAddress,
           dataDir: options.dataDir,
         },
         'rheos broker is ready',
       );
-      let stopping = false;
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) process.exit(130);
-        stopping = true;
-        logger.info({ signal }, 'stopping');
-        broker.close().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            logger.error({ err: error }, 'unclean stop');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
+      stopOnSignals(logger, () => broker.close());
     });
 }

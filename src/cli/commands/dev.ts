@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { DEFAULT_IDENTITY } from '../../common/arn.js';
 import { createLogger } from '../../common/logger.js';
+import { startDevCluster } from '../../server/dev-cluster.js';
 import { startNode } from '../../server/node.js';
-import { parsePort } from '../options.js';
+import { stopOnSignals } from '../lifecycle.js';
+import { parsePort, parsePositiveInt } from '../options.js';
 
 interface DevOptions {
   host: string;
@@ -11,13 +13,16 @@ interface DevOptions {
   region: string;
   adminPort: number;
   dataDir: string;
+  brokers?: number;
   logLevel: string;
 }
 
 export function registerDev(program: Command): void {
   program
     .command('dev')
-    .description('run a single-node Rheos (metadata, broker and APIs in one process)')
+    .description(
+      'run Rheos on this machine: one process (metadata, broker and APIs), or a coordinator with --brokers N broker processes',
+    )
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--grpc-port <port>', 'native gRPC API port', parsePort, 7400)
     .option(
@@ -33,16 +38,47 @@ export function registerDev(program: Command): void {
     )
     .option('--admin-port <port>', 'HTTP admin port (/metrics, /healthz)', parsePort, 7480)
     .option('--data-dir <path>', 'data folder', './.rheos')
+    .option(
+      '--brokers <n>',
+      'run a coordinator here and N broker processes on 127.0.0.2, 127.0.0.3, ... (replication factor min(3, N))',
+      parsePositiveInt,
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: DevOptions) => {
       const logger = createLogger({ level: options.logLevel });
+      const identity = { region: options.region, accountId: DEFAULT_IDENTITY.accountId };
+      if (options.brokers !== undefined) {
+        const cluster = await startDevCluster({
+          brokers: options.brokers,
+          dataDir: options.dataDir,
+          host: options.host,
+          grpcPort: options.grpcPort,
+          httpPort: options.httpPort,
+          adminPort: options.adminPort,
+          identity,
+          logger,
+          bin: process.argv[1] as string,
+        });
+        logger.info(
+          {
+            grpc: cluster.grpcAddress,
+            http: `${options.host}:${options.httpPort}`,
+            brokers: cluster.brokerEndpoints,
+            pids: Object.fromEntries(cluster.pids),
+            dataDir: options.dataDir,
+          },
+          'rheos dev is ready',
+        );
+        stopOnSignals(logger, () => cluster.close());
+        return;
+      }
       const node = await startNode({
         dataDir: options.dataDir,
         host: options.host,
         grpcPort: options.grpcPort,
         httpPort: options.httpPort,
         adminPort: options.adminPort,
-        identity: { region: options.region, accountId: DEFAULT_IDENTITY.accountId },
+        identity,
         logger,
       });
       logger.info(
@@ -53,26 +89,6 @@ export function registerDev(program: Command): void {
         },
         'rheos dev is ready',
       );
-      let stopping = false;
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          logger.warn({ signal }, 'second signal: exiting now');
-          process.exit(130);
-        }
-        stopping = true;
-        logger.info({ signal }, 'stopping: finishing in-flight requests, closing the database');
-        node.close().then(
-          () => {
-            logger.info('stopped');
-            process.exit(0);
-          },
-          (error: unknown) => {
-            logger.error({ err: error }, 'unclean stop');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
+      stopOnSignals(logger, () => node.close());
     });
 }

@@ -14,6 +14,7 @@ interface CreateOptions {
   onDemand?: boolean;
   wait: boolean;
   unlimited?: boolean;
+  replicationFactor?: number;
 }
 
 export function registerStream(program: Command): void {
@@ -27,6 +28,11 @@ export function registerStream(program: Command): void {
     .option('--shards <count>', 'number of shards (provisioned mode)', parsePositiveInt)
     .option('--on-demand', 'on-demand mode instead of a shard count')
     .option('--unlimited', 'no per-shard throughput limits (default: Kinesis provisioned limits)')
+    .option(
+      '--replication-factor <n>',
+      'replicas per shard in a cluster (default: the coordinator default, 3)',
+      parsePositiveInt,
+    )
     .option('--no-wait', 'return as soon as the stream is CREATING')
     .action(async (name: string, options: CreateOptions) => {
       if ((options.shards === undefined) === (options.onDemand !== true)) {
@@ -37,6 +43,9 @@ export function registerStream(program: Command): void {
         await c.createStream({
           streamName: name,
           ...(options.shards === undefined ? {} : { shardCount: options.shards }),
+          ...(options.replicationFactor === undefined
+            ? {}
+            : { replicationFactor: options.replicationFactor }),
           streamMode: options.onDemand
             ? StreamMode.STREAM_MODE_ON_DEMAND
             : StreamMode.STREAM_MODE_PROVISIONED,

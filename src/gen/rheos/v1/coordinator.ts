@@ -92,7 +92,6 @@ export interface RegisterBrokerResponse {
   brokerId: number;
   /** How often to heartbeat; a broker silent for several periods is marked down. */
   heartbeatIntervalMs: number;
-  assignments?: Assignments | undefined;
 }
 
 /** One replica as its broker sees it. */
@@ -106,37 +105,67 @@ export interface ReplicaStatus {
   appliedIndex: number;
   /** On a leader: entries the slowest voter lacks. */
   maxFollowerLag: number;
-  logBytes: number;
-  /** Bytes written per second, averaged over the last few seconds. */
+  /** Record bytes this replica has applied since it was opened. */
+  bytesApplied: number;
+  /** Record bytes applied per second since the previous heartbeat. */
   writeBytesPerSecond: number;
 }
 
 export interface HeartbeatRequest {
   clusterId: string;
   brokerId: number;
-  /** Assignments version the broker has applied; the answer omits them when unchanged. */
-  assignmentsVersion: number;
+  /** The metadata version the broker runs on. */
+  metadataVersion: number;
   replicas: ReplicaStatus[];
 }
 
 export interface HeartbeatResponse {
-  /** Present when newer than the version the broker reported. */
-  assignments?: Assignments | undefined;
+  /** The coordinator's metadata version; the broker fetches the metadata when it is newer. */
+  metadataVersion: number;
 }
 
-/** A shard replica a broker should host: its group id and the group's voters and learners. */
-export interface ReplicaAssignment {
-  shardIncarnation: number;
+export interface GetMetadataRequest {
+  clusterId: string;
+}
+
+export interface GetMetadataResponse {
+  /** The metadata group's applied index: versions only grow, on every coordinator alike. */
+  version: number;
+  /** The metadata as its coordinator stores it: a JSON object of records (name -> record). */
+  recordsJson: Buffer;
+}
+
+export interface DescribeClusterRequest {}
+
+/** One replica on a broker, with the role its broker last reported. */
+export interface ClusterReplica {
   streamName: string;
   shardId: string;
-  voters: number[];
-  learners: number[];
+  shardIncarnation: number;
+  reportedRole: ReplicaRole;
 }
 
-export interface Assignments {
-  /** Grows with every metadata change that touches this broker's replicas. */
-  version: number;
-  replicas: ReplicaAssignment[];
+export interface ClusterBroker {
+  brokerId: number;
+  zone: string;
+  apiEndpoint: string;
+  /** "up" or "down", as the failure detector last decided. */
+  state: string;
+  /** Milliseconds since the coordinator leader last heard from it; absent when never. */
+  lastHeartbeatAgeMs?: number | undefined;
+  replicas: ClusterReplica[];
+}
+
+export interface ClusterCoordinator {
+  coordinatorId: number;
+  apiEndpoint: string;
+  leader: boolean;
+}
+
+export interface DescribeClusterResponse {
+  metadataVersion: number;
+  coordinators: ClusterCoordinator[];
+  brokers: ClusterBroker[];
 }
 
 function createBaseRegisterBrokerRequest(): RegisterBrokerRequest {
@@ -245,7 +274,7 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
 };
 
 function createBaseRegisterBrokerResponse(): RegisterBrokerResponse {
-  return { brokerId: 0, heartbeatIntervalMs: 0, assignments: undefined };
+  return { brokerId: 0, heartbeatIntervalMs: 0 };
 }
 
 export const RegisterBrokerResponse: MessageFns<RegisterBrokerResponse> = {
@@ -255,9 +284,6 @@ export const RegisterBrokerResponse: MessageFns<RegisterBrokerResponse> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(16).uint32(message.heartbeatIntervalMs);
-    }
-    if (message.assignments !== undefined) {
-      Assignments.encode(message.assignments, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -291,14 +317,6 @@ export const RegisterBrokerResponse: MessageFns<RegisterBrokerResponse> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.assignments = Assignments.decode(reader, reader.uint32());
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -322,10 +340,6 @@ export const RegisterBrokerResponse: MessageFns<RegisterBrokerResponse> = {
     const message = createBaseRegisterBrokerResponse();
     message.brokerId = object.brokerId ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
-    message.assignments =
-      object.assignments !== undefined && object.assignments !== null
-        ? Assignments.fromPartial(object.assignments)
-        : undefined;
     return message;
   },
 };
@@ -339,7 +353,7 @@ function createBaseReplicaStatus(): ReplicaStatus {
     commitIndex: 0,
     appliedIndex: 0,
     maxFollowerLag: 0,
-    logBytes: 0,
+    bytesApplied: 0,
     writeBytesPerSecond: 0,
   };
 }
@@ -367,8 +381,8 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
     if (message.maxFollowerLag !== 0) {
       writer.uint32(56).uint64(message.maxFollowerLag);
     }
-    if (message.logBytes !== 0) {
-      writer.uint32(64).uint64(message.logBytes);
+    if (message.bytesApplied !== 0) {
+      writer.uint32(64).uint64(message.bytesApplied);
     }
     if (message.writeBytesPerSecond !== 0) {
       writer.uint32(72).uint64(message.writeBytesPerSecond);
@@ -450,7 +464,7 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
               break;
             }
 
-            message.logBytes = longToNumber(reader.uint64());
+            message.bytesApplied = longToNumber(reader.uint64());
             continue;
           }
           case 9: {
@@ -485,14 +499,14 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
     message.commitIndex = object.commitIndex ?? 0;
     message.appliedIndex = object.appliedIndex ?? 0;
     message.maxFollowerLag = object.maxFollowerLag ?? 0;
-    message.logBytes = object.logBytes ?? 0;
+    message.bytesApplied = object.bytesApplied ?? 0;
     message.writeBytesPerSecond = object.writeBytesPerSecond ?? 0;
     return message;
   },
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { clusterId: '', brokerId: 0, assignmentsVersion: 0, replicas: [] };
+  return { clusterId: '', brokerId: 0, metadataVersion: 0, replicas: [] };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -503,8 +517,8 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.brokerId !== 0) {
       writer.uint32(16).uint64(message.brokerId);
     }
-    if (message.assignmentsVersion !== 0) {
-      writer.uint32(24).uint64(message.assignmentsVersion);
+    if (message.metadataVersion !== 0) {
+      writer.uint32(24).uint64(message.metadataVersion);
     }
     for (const v of message.replicas) {
       ReplicaStatus.encode(v!, writer.uint32(34).fork()).join();
@@ -546,7 +560,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
               break;
             }
 
-            message.assignmentsVersion = longToNumber(reader.uint64());
+            message.metadataVersion = longToNumber(reader.uint64());
             continue;
           }
           case 4: {
@@ -576,20 +590,20 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     const message = createBaseHeartbeatRequest();
     message.clusterId = object.clusterId ?? '';
     message.brokerId = object.brokerId ?? 0;
-    message.assignmentsVersion = object.assignmentsVersion ?? 0;
+    message.metadataVersion = object.metadataVersion ?? 0;
     message.replicas = object.replicas?.map((e) => ReplicaStatus.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { assignments: undefined };
+  return { metadataVersion: 0 };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
   encode(message: HeartbeatResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.assignments !== undefined) {
-      Assignments.encode(message.assignments, writer.uint32(10).fork()).join();
+    if (message.metadataVersion !== 0) {
+      writer.uint32(8).uint64(message.metadataVersion);
     }
     return writer;
   },
@@ -608,11 +622,11 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 10) {
+            if (tag !== 8) {
               break;
             }
 
-            message.assignments = Assignments.decode(reader, reader.uint32());
+            message.metadataVersion = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -632,47 +646,24 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(object: I): HeartbeatResponse {
     const message = createBaseHeartbeatResponse();
-    message.assignments =
-      object.assignments !== undefined && object.assignments !== null
-        ? Assignments.fromPartial(object.assignments)
-        : undefined;
+    message.metadataVersion = object.metadataVersion ?? 0;
     return message;
   },
 };
 
-function createBaseReplicaAssignment(): ReplicaAssignment {
-  return { shardIncarnation: 0, streamName: '', shardId: '', voters: [], learners: [] };
+function createBaseGetMetadataRequest(): GetMetadataRequest {
+  return { clusterId: '' };
 }
 
-export const ReplicaAssignment: MessageFns<ReplicaAssignment> = {
-  encode(message: ReplicaAssignment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.shardIncarnation !== 0) {
-      writer.uint32(8).uint64(message.shardIncarnation);
-    }
-    if (message.streamName !== '') {
-      writer.uint32(18).string(message.streamName);
-    }
-    if (message.shardId !== '') {
-      writer.uint32(26).string(message.shardId);
-    }
-    if (message.voters.length !== 0) {
-      writer.uint32(34).fork();
-      for (const v of message.voters) {
-        writer.uint64(v);
-      }
-      writer.join();
-    }
-    if (message.learners.length !== 0) {
-      writer.uint32(42).fork();
-      for (const v of message.learners) {
-        writer.uint64(v);
-      }
-      writer.join();
+export const GetMetadataRequest: MessageFns<GetMetadataRequest> = {
+  encode(message: GetMetadataRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== '') {
+      writer.uint32(10).string(message.clusterId);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaAssignment {
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMetadataRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -681,69 +672,17 @@ export const ReplicaAssignment: MessageFns<ReplicaAssignment> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseReplicaAssignment();
+      const message = createBaseGetMetadataRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 8) {
+            if (tag !== 10) {
               break;
             }
 
-            message.shardIncarnation = longToNumber(reader.uint64());
+            message.clusterId = reader.string();
             continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.streamName = reader.string();
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.shardId = reader.string();
-            continue;
-          }
-          case 4: {
-            if (tag === 32) {
-              message.voters.push(longToNumber(reader.uint64()));
-
-              continue;
-            }
-
-            if (tag === 34) {
-              const end2 = reader.uint32() + reader.pos;
-              while (reader.pos < end2) {
-                message.voters.push(longToNumber(reader.uint64()));
-              }
-
-              continue;
-            }
-
-            break;
-          }
-          case 5: {
-            if (tag === 40) {
-              message.learners.push(longToNumber(reader.uint64()));
-
-              continue;
-            }
-
-            if (tag === 42) {
-              const end2 = reader.uint32() + reader.pos;
-              while (reader.pos < end2) {
-                message.learners.push(longToNumber(reader.uint64()));
-              }
-
-              continue;
-            }
-
-            break;
           }
         }
         if ((tag & 7) === 4 || tag === 0) {
@@ -757,36 +696,32 @@ export const ReplicaAssignment: MessageFns<ReplicaAssignment> = {
     }
   },
 
-  create<I extends Exact<DeepPartial<ReplicaAssignment>, I>>(base?: I): ReplicaAssignment {
-    return ReplicaAssignment.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<GetMetadataRequest>, I>>(base?: I): GetMetadataRequest {
+    return GetMetadataRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ReplicaAssignment>, I>>(object: I): ReplicaAssignment {
-    const message = createBaseReplicaAssignment();
-    message.shardIncarnation = object.shardIncarnation ?? 0;
-    message.streamName = object.streamName ?? '';
-    message.shardId = object.shardId ?? '';
-    message.voters = object.voters?.map((e) => e) || [];
-    message.learners = object.learners?.map((e) => e) || [];
+  fromPartial<I extends Exact<DeepPartial<GetMetadataRequest>, I>>(object: I): GetMetadataRequest {
+    const message = createBaseGetMetadataRequest();
+    message.clusterId = object.clusterId ?? '';
     return message;
   },
 };
 
-function createBaseAssignments(): Assignments {
-  return { version: 0, replicas: [] };
+function createBaseGetMetadataResponse(): GetMetadataResponse {
+  return { version: 0, recordsJson: Buffer.alloc(0) };
 }
 
-export const Assignments: MessageFns<Assignments> = {
-  encode(message: Assignments, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const GetMetadataResponse: MessageFns<GetMetadataResponse> = {
+  encode(message: GetMetadataResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.version !== 0) {
       writer.uint32(8).uint64(message.version);
     }
-    for (const v of message.replicas) {
-      ReplicaAssignment.encode(v!, writer.uint32(18).fork()).join();
+    if (message.recordsJson.length !== 0) {
+      writer.uint32(18).bytes(message.recordsJson);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): Assignments {
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMetadataResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -795,7 +730,7 @@ export const Assignments: MessageFns<Assignments> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseAssignments();
+      const message = createBaseGetMetadataResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -812,7 +747,7 @@ export const Assignments: MessageFns<Assignments> = {
               break;
             }
 
-            message.replicas.push(ReplicaAssignment.decode(reader, reader.uint32()));
+            message.recordsJson = Buffer.from(reader.bytes());
             continue;
           }
         }
@@ -827,13 +762,445 @@ export const Assignments: MessageFns<Assignments> = {
     }
   },
 
-  create<I extends Exact<DeepPartial<Assignments>, I>>(base?: I): Assignments {
-    return Assignments.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<GetMetadataResponse>, I>>(base?: I): GetMetadataResponse {
+    return GetMetadataResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Assignments>, I>>(object: I): Assignments {
-    const message = createBaseAssignments();
+  fromPartial<I extends Exact<DeepPartial<GetMetadataResponse>, I>>(
+    object: I,
+  ): GetMetadataResponse {
+    const message = createBaseGetMetadataResponse();
     message.version = object.version ?? 0;
-    message.replicas = object.replicas?.map((e) => ReplicaAssignment.fromPartial(e)) || [];
+    message.recordsJson = object.recordsJson ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseDescribeClusterRequest(): DescribeClusterRequest {
+  return {};
+}
+
+export const DescribeClusterRequest: MessageFns<DescribeClusterRequest> = {
+  encode(_: DescribeClusterRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeClusterRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeClusterRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DescribeClusterRequest>, I>>(
+    base?: I,
+  ): DescribeClusterRequest {
+    return DescribeClusterRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeClusterRequest>, I>>(
+    _: I,
+  ): DescribeClusterRequest {
+    const message = createBaseDescribeClusterRequest();
+    return message;
+  },
+};
+
+function createBaseClusterReplica(): ClusterReplica {
+  return {
+    streamName: '',
+    shardId: '',
+    shardIncarnation: 0,
+    reportedRole: ReplicaRole.REPLICA_ROLE_UNSPECIFIED,
+  };
+}
+
+export const ClusterReplica: MessageFns<ClusterReplica> = {
+  encode(message: ClusterReplica, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamName !== '') {
+      writer.uint32(10).string(message.streamName);
+    }
+    if (message.shardId !== '') {
+      writer.uint32(18).string(message.shardId);
+    }
+    if (message.shardIncarnation !== 0) {
+      writer.uint32(24).uint64(message.shardIncarnation);
+    }
+    if (message.reportedRole !== ReplicaRole.REPLICA_ROLE_UNSPECIFIED) {
+      writer.uint32(32).int32(replicaRoleToNumber(message.reportedRole));
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterReplica {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterReplica();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.shardId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.shardIncarnation = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.reportedRole = replicaRoleFromJSON(reader.int32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClusterReplica>, I>>(base?: I): ClusterReplica {
+    return ClusterReplica.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterReplica>, I>>(object: I): ClusterReplica {
+    const message = createBaseClusterReplica();
+    message.streamName = object.streamName ?? '';
+    message.shardId = object.shardId ?? '';
+    message.shardIncarnation = object.shardIncarnation ?? 0;
+    message.reportedRole = object.reportedRole ?? ReplicaRole.REPLICA_ROLE_UNSPECIFIED;
+    return message;
+  },
+};
+
+function createBaseClusterBroker(): ClusterBroker {
+  return {
+    brokerId: 0,
+    zone: '',
+    apiEndpoint: '',
+    state: '',
+    lastHeartbeatAgeMs: undefined,
+    replicas: [],
+  };
+}
+
+export const ClusterBroker: MessageFns<ClusterBroker> = {
+  encode(message: ClusterBroker, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.brokerId !== 0) {
+      writer.uint32(8).uint64(message.brokerId);
+    }
+    if (message.zone !== '') {
+      writer.uint32(18).string(message.zone);
+    }
+    if (message.apiEndpoint !== '') {
+      writer.uint32(26).string(message.apiEndpoint);
+    }
+    if (message.state !== '') {
+      writer.uint32(34).string(message.state);
+    }
+    if (message.lastHeartbeatAgeMs !== undefined) {
+      writer.uint32(40).uint64(message.lastHeartbeatAgeMs);
+    }
+    for (const v of message.replicas) {
+      ClusterReplica.encode(v!, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterBroker {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterBroker();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.brokerId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.zone = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.apiEndpoint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lastHeartbeatAgeMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.replicas.push(ClusterReplica.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClusterBroker>, I>>(base?: I): ClusterBroker {
+    return ClusterBroker.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterBroker>, I>>(object: I): ClusterBroker {
+    const message = createBaseClusterBroker();
+    message.brokerId = object.brokerId ?? 0;
+    message.zone = object.zone ?? '';
+    message.apiEndpoint = object.apiEndpoint ?? '';
+    message.state = object.state ?? '';
+    message.lastHeartbeatAgeMs = object.lastHeartbeatAgeMs ?? undefined;
+    message.replicas = object.replicas?.map((e) => ClusterReplica.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseClusterCoordinator(): ClusterCoordinator {
+  return { coordinatorId: 0, apiEndpoint: '', leader: false };
+}
+
+export const ClusterCoordinator: MessageFns<ClusterCoordinator> = {
+  encode(message: ClusterCoordinator, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.coordinatorId !== 0) {
+      writer.uint32(8).uint64(message.coordinatorId);
+    }
+    if (message.apiEndpoint !== '') {
+      writer.uint32(18).string(message.apiEndpoint);
+    }
+    if (message.leader !== false) {
+      writer.uint32(24).bool(message.leader);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterCoordinator {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterCoordinator();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.coordinatorId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.apiEndpoint = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.leader = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClusterCoordinator>, I>>(base?: I): ClusterCoordinator {
+    return ClusterCoordinator.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterCoordinator>, I>>(object: I): ClusterCoordinator {
+    const message = createBaseClusterCoordinator();
+    message.coordinatorId = object.coordinatorId ?? 0;
+    message.apiEndpoint = object.apiEndpoint ?? '';
+    message.leader = object.leader ?? false;
+    return message;
+  },
+};
+
+function createBaseDescribeClusterResponse(): DescribeClusterResponse {
+  return { metadataVersion: 0, coordinators: [], brokers: [] };
+}
+
+export const DescribeClusterResponse: MessageFns<DescribeClusterResponse> = {
+  encode(
+    message: DescribeClusterResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.metadataVersion !== 0) {
+      writer.uint32(8).uint64(message.metadataVersion);
+    }
+    for (const v of message.coordinators) {
+      ClusterCoordinator.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.brokers) {
+      ClusterBroker.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeClusterResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeClusterResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.metadataVersion = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.coordinators.push(ClusterCoordinator.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.brokers.push(ClusterBroker.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DescribeClusterResponse>, I>>(
+    base?: I,
+  ): DescribeClusterResponse {
+    return DescribeClusterResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeClusterResponse>, I>>(
+    object: I,
+  ): DescribeClusterResponse {
+    const message = createBaseDescribeClusterResponse();
+    message.metadataVersion = object.metadataVersion ?? 0;
+    message.coordinators = object.coordinators?.map((e) => ClusterCoordinator.fromPartial(e)) || [];
+    message.brokers = object.brokers?.map((e) => ClusterBroker.fromPartial(e)) || [];
     return message;
   },
 };
@@ -864,11 +1231,37 @@ export const CoordinatorServiceService = {
       Buffer.from(HeartbeatResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HeartbeatResponse => HeartbeatResponse.decode(value),
   },
+  getMetadata: {
+    path: '/rheos.v1.CoordinatorService/GetMetadata' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetMetadataRequest): Buffer =>
+      Buffer.from(GetMetadataRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetMetadataRequest => GetMetadataRequest.decode(value),
+    responseSerialize: (value: GetMetadataResponse): Buffer =>
+      Buffer.from(GetMetadataResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetMetadataResponse => GetMetadataResponse.decode(value),
+  },
+  describeCluster: {
+    path: '/rheos.v1.CoordinatorService/DescribeCluster' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeClusterRequest): Buffer =>
+      Buffer.from(DescribeClusterRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeClusterRequest =>
+      DescribeClusterRequest.decode(value),
+    responseSerialize: (value: DescribeClusterResponse): Buffer =>
+      Buffer.from(DescribeClusterResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeClusterResponse =>
+      DescribeClusterResponse.decode(value),
+  },
 } as const;
 
 export interface CoordinatorServiceServer extends UntypedServiceImplementation {
   registerBroker: handleUnaryCall<RegisterBrokerRequest, RegisterBrokerResponse>;
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
+  getMetadata: handleUnaryCall<GetMetadataRequest, GetMetadataResponse>;
+  describeCluster: handleUnaryCall<DescribeClusterRequest, DescribeClusterResponse>;
 }
 
 export interface CoordinatorServiceClient extends Client {
@@ -901,6 +1294,36 @@ export interface CoordinatorServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  getMetadata(
+    request: GetMetadataRequest,
+    callback: (error: ServiceError | null, response: GetMetadataResponse) => void,
+  ): ClientUnaryCall;
+  getMetadata(
+    request: GetMetadataRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetMetadataResponse) => void,
+  ): ClientUnaryCall;
+  getMetadata(
+    request: GetMetadataRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetMetadataResponse) => void,
+  ): ClientUnaryCall;
+  describeCluster(
+    request: DescribeClusterRequest,
+    callback: (error: ServiceError | null, response: DescribeClusterResponse) => void,
+  ): ClientUnaryCall;
+  describeCluster(
+    request: DescribeClusterRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeClusterResponse) => void,
+  ): ClientUnaryCall;
+  describeCluster(
+    request: DescribeClusterRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeClusterResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,199 @@
+import { backoffDelayMs, sleep } from '../common/backoff.js';
+import type { Clock } from '../common/clock.js';
+import type { Logger } from '../common/logger.js';
+import type { CoordinatorLink } from '../coordinator/coordinator-link.js';
+import { stateFromRecords } from '../coordinator/metadata-records.js';
+import {
+  CoordinatorServiceService as Coordinator,
+  ReplicaRole,
+  type RegisterBrokerResponse,
+  type ReplicaStatus,
+} from '../gen/rheos/v1/coordinator.js';
+import { Role } from '../raft/types.js';
+import type { MetadataMirror } from './metadata-mirror.js';
+import type { RaftHost } from './raft-host.js';
+import { RaftReplica } from './raft-replica.js';
+
+/**
+ * A broker's side of the coordinator protocol: it registers (getting an id the first time), then
+ * heartbeats with its replicas' state; when an answer carries a newer metadata version it fetches
+ * the metadata into its mirror, and the broker reconciles its replicas from that. Nothing here
+ * stops the data plane: with the coordinators gone, the broker keeps serving the shards it has
+ * (Raft elects their leaders), it only learns nothing new.
+ */
+
+export interface RegistrationRequest {
+  readonly clusterId: string;
+  readonly brokerId: number | undefined;
+  readonly zone: string;
+  readonly apiEndpoint: string;
+  readonly peerEndpoint: string;
+}
+
+/** Registers, retrying while no coordinator can take it, for up to `timeoutMs`. */
+export async function registerBroker(
+  link: CoordinatorLink,
+  request: RegistrationRequest,
+  timeoutMs: number,
+  logger: Logger,
+): Promise<RegisterBrokerResponse> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await link.call(
+        Coordinator.registerBroker,
+        {
+          clusterId: request.clusterId,
+          ...(request.brokerId === undefined ? {} : { brokerId: request.brokerId }),
+          zone: request.zone,
+          apiEndpoint: request.apiEndpoint,
+          peerEndpoint: request.peerEndpoint,
+        },
+        // Registering again under the same id changes nothing twice; a new broker's retry may
+        // leave an unused id behind (marked down), never a wrong one.
+        true,
+      );
+    } catch (error) {
+      const retriable = error instanceof Error && 'retriable' in error && error.retriable === true;
+      if (!retriable || Date.now() > deadline) throw error;
+      logger.warn({ err: error }, 'no coordinator took the registration yet; retrying');
+      await sleep(backoffDelayMs(attempt, { initialMs: 100, maxMs: 1_000 }));
+    }
+  }
+}
+
+export interface CoordinatorSessionOptions {
+  readonly link: CoordinatorLink;
+  readonly clusterId: string;
+  readonly brokerId: number;
+  readonly mirror: MetadataMirror;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly heartbeatIntervalMs: number;
+}
+
+export class CoordinatorSession {
+  private timer: NodeJS.Timeout | undefined;
+  private fetching: Promise<void> | undefined;
+  private stopped = false;
+  private failures = 0;
+  private readonly lastBytes = new Map<number, { bytes: number; atMs: number }>();
+  private host: RaftHost | undefined;
+
+  constructor(private readonly options: CoordinatorSessionOptions) {}
+
+  /** The replicas to report on (a broker fetches its first metadata before it hosts any). */
+  attach(host: RaftHost): void {
+    this.host = host;
+  }
+
+  /** Fetches the newest metadata (linearizable), once however many callers ask at the same time. */
+  fetch(): Promise<void> {
+    this.fetching ??= this.fetchOnce().finally(() => (this.fetching = undefined));
+    return this.fetching;
+  }
+
+  start(): void {
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+
+  /** One heartbeat (exposed for tests). */
+  async heartbeat(): Promise<void> {
+    const response = await this.options.link.call(
+      Coordinator.heartbeat,
+      {
+        clusterId: this.options.clusterId,
+        brokerId: this.options.brokerId,
+        metadataVersion: this.options.mirror.version,
+        replicas: this.statuses(),
+      },
+      true,
+    );
+    if (response.metadataVersion > this.options.mirror.version) await this.fetch();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.heartbeat().then(
+        () => {
+          if (this.failures > 0) this.options.logger.info('coordinator reachable again');
+          this.failures = 0;
+          this.schedule();
+        },
+        (error: unknown) => {
+          // Logged once per outage, not once per period.
+          if (this.failures++ === 0) {
+            this.options.logger.warn({ err: error }, 'heartbeat to the coordinators failed');
+          }
+          this.schedule();
+        },
+      );
+    }, this.options.heartbeatIntervalMs);
+    this.timer.unref();
+  }
+
+  private async fetchOnce(): Promise<void> {
+    const response = await this.options.link.call(
+      Coordinator.getMetadata,
+      { clusterId: this.options.clusterId },
+      true,
+    );
+    const records = JSON.parse(Buffer.from(response.recordsJson).toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    this.options.mirror.update(
+      response.version,
+      stateFromRecords(new Map(Object.entries(records))),
+    );
+  }
+
+  private statuses(): ReplicaStatus[] {
+    const nowMs = this.options.clock.monotonicMs();
+    const out: ReplicaStatus[] = [];
+    if (this.host === undefined) return out;
+    for (const group of this.host.groups()) {
+      if (!(group instanceof RaftReplica)) continue;
+      const status = group.node.status();
+      const bytes = group.bytesApplied;
+      const last = this.lastBytes.get(group.shard);
+      this.lastBytes.set(group.shard, { bytes, atMs: nowMs });
+      const elapsedMs = last === undefined ? 0 : nowMs - last.atMs;
+      out.push({
+        shardIncarnation: group.shard,
+        role: roleOf(status.role),
+        leaderId: status.lead,
+        term: status.term,
+        commitIndex: status.commit,
+        appliedIndex: status.applied,
+        maxFollowerLag: group.node.maxFollowerLag(),
+        bytesApplied: bytes,
+        writeBytesPerSecond:
+          last === undefined || elapsedMs <= 0
+            ? 0
+            : Math.round(((bytes - last.bytes) * 1000) / elapsedMs),
+      });
+    }
+    return out;
+  }
+}
+
+function roleOf(role: Role): ReplicaRole {
+  switch (role) {
+    case Role.Leader:
+      return ReplicaRole.REPLICA_ROLE_LEADER;
+    case Role.Candidate:
+    case Role.PreCandidate:
+      return ReplicaRole.REPLICA_ROLE_CANDIDATE;
+    case Role.Follower:
+      return ReplicaRole.REPLICA_ROLE_FOLLOWER;
+    default:
+      return ReplicaRole.REPLICA_ROLE_UNSPECIFIED;
+  }
+}

@@ -1,0 +1,89 @@
+import type { Command } from 'commander';
+import { CoordinatorLink } from '../../coordinator/coordinator-link.js';
+import {
+  CoordinatorServiceService as Coordinator,
+  ReplicaRole,
+  type DescribeClusterResponse,
+} from '../../gen/rheos/v1/coordinator.js';
+import { printJson } from '../format.js';
+import { endpointsFrom } from '../options.js';
+
+interface GlobalOptions {
+  endpoint?: string;
+}
+
+export function registerAdmin(program: Command): void {
+  const admin = program.command('admin').description('look at the cluster (asks the coordinators)');
+  admin
+    .command('cluster')
+    .description(
+      'brokers with their zones, state, replicas and the shard leaders they report; --endpoint names coordinators (in rheos dev, the default)',
+    )
+    .option('--json', 'print the coordinator answer as JSON')
+    .action(async (options: { json?: boolean }) => {
+      const link = new CoordinatorLink({
+        endpoints: endpointsFrom(program.opts<GlobalOptions>()),
+        maxAttempts: 6,
+        deadlineMs: 5_000,
+      });
+      try {
+        const cluster = await link.call(Coordinator.describeCluster, {}, true);
+        if (options.json === true) printJson(cluster);
+        else process.stdout.write(formatCluster(cluster));
+      } finally {
+        link.close();
+      }
+    });
+}
+
+/** The cluster as a table per broker, then each shard's replicas with its reported leader. */
+export function formatCluster(cluster: DescribeClusterResponse): string {
+  const lines: string[] = [];
+  const coordinators = cluster.coordinators
+    .map((c) => `${c.coordinatorId} ${c.apiEndpoint}${c.leader ? ' (leader)' : ''}`)
+    .join(', ');
+  lines.push(`coordinators: ${coordinators}   metadata version ${cluster.metadataVersion}`, '');
+  const rows = [['BROKER', 'ZONE', 'STATE', 'API', 'REPLICAS', 'LEADERS', 'LAST HEARTBEAT']];
+  for (const b of cluster.brokers) {
+    const leaders = b.replicas.filter((r) => r.reportedRole === ReplicaRole.REPLICA_ROLE_LEADER);
+    rows.push([
+      String(b.brokerId),
+      b.zone === '' ? '-' : b.zone,
+      b.state,
+      b.apiEndpoint,
+      String(b.replicas.length),
+      String(leaders.length),
+      b.lastHeartbeatAgeMs === undefined ? 'never' : `${(b.lastHeartbeatAgeMs / 1000).toFixed(1)}s ago`,
+    ]);
+  }
+  lines.push(...table(rows), '');
+  const shards = new Map<string, string[]>();
+  for (const b of cluster.brokers) {
+    for (const r of b.replicas) {
+      const key = `${r.streamName} ${r.shardId}`;
+      const leads = r.reportedRole === ReplicaRole.REPLICA_ROLE_LEADER;
+      const list = shards.get(key) ?? [];
+      list.push(leads ? `${b.brokerId}*` : String(b.brokerId));
+      shards.set(key, list);
+    }
+  }
+  if (shards.size > 0) {
+    const shardRows = [['STREAM', 'SHARD', 'REPLICAS (* leads)']];
+    for (const [key, replicas] of [...shards].sort(([a], [b]) => a.localeCompare(b))) {
+      const [stream, shard] = key.split(' ') as [string, string];
+      shardRows.push([stream, shard, replicas.join(' ')]);
+    }
+    lines.push(...table(shardRows), '');
+  }
+  return lines.join('\n');
+}
+
+function table(rows: readonly string[][]): string[] {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
+}

@@ -1,0 +1,58 @@
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { fromServiceError } from './grpc-errors.js';
+import { GRPC_CHANNEL_OPTIONS } from './grpc-options.js';
+
+/** Set on a call one coordinator forwards to another (which then never forwards it again). */
+export const FORWARDED_HEADER = 'x-rheos-forwarded';
+
+/** What a unary call needs of a generated method definition. */
+export interface UnaryMethod<Req, Res> {
+  readonly path: string;
+  readonly requestSerialize: (value: Req) => Buffer;
+  readonly responseDeserialize: (bytes: Buffer) => Res;
+}
+
+/** One unary call; failures come back as RheosErrors (see fromServiceError). */
+export function unaryCall<Req, Res>(
+  channel: Client,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  deadlineMs: number,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<Res> {
+  const metadata = new Metadata();
+  for (const [name, value] of Object.entries(headers)) metadata.set(name, value);
+  return new Promise<Res>((resolve, reject) => {
+    channel.makeUnaryRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      request,
+      metadata,
+      { deadline: Date.now() + deadlineMs },
+      (error: ServiceError | null, response?: Res) => {
+        if (error) reject(fromServiceError(error));
+        else resolve(response as Res);
+      },
+    );
+  });
+}
+
+/** Channels by endpoint, opened on first use and closed together. */
+export class ChannelPool {
+  private readonly channels = new Map<string, Client>();
+
+  get(endpoint: string): Client {
+    let channel = this.channels.get(endpoint);
+    if (channel === undefined) {
+      channel = new Client(endpoint, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+      this.channels.set(endpoint, channel);
+    }
+    return channel;
+  }
+
+  close(): void {
+    for (const channel of this.channels.values()) channel.close();
+    this.channels.clear();
+  }
+}

@@ -1,0 +1,103 @@
+import { backoffDelayMs, sleep, type BackoffOptions } from '../common/backoff.js';
+import { NotLeaderError, RheosError, ServiceUnavailableError } from '../common/errors.js';
+import { ChannelPool, FORWARDED_HEADER, unaryCall, type UnaryMethod } from '../common/grpc-call.js';
+
+/**
+ * Calls to the coordinator quorum from a broker, a coordinator forwarding to its leader, or the
+ * CLI. Any coordinator may be asked; a NOT_LEADER answer with a hint is followed at once, one
+ * without (an election is on) after a backoff, and an unreachable coordinator makes the call move
+ * to the next one, but only when it surely did not act on the call or the call is idempotent.
+ * Every other error is the caller's. Attempts are bounded, so a quorum that is gone fails the call
+ * (ServiceUnavailable, retriable) instead of hanging it.
+ */
+
+export interface CoordinatorLinkOptions {
+  readonly endpoints: readonly string[];
+  readonly deadlineMs?: number;
+  /** Attempts per call across coordinators (an election takes a few). */
+  readonly maxAttempts?: number;
+  readonly backoff?: BackoffOptions;
+}
+
+export class CoordinatorLink {
+  private readonly channels = new ChannelPool();
+  private readonly endpoints: string[];
+  private preferred = 0;
+  private closed = false;
+
+  constructor(private readonly options: CoordinatorLinkOptions) {
+    if (options.endpoints.length === 0) throw new Error('no coordinator endpoints');
+    this.endpoints = [...options.endpoints];
+  }
+
+  /** The coordinator that answered last (where the next call goes first). */
+  get current(): string {
+    return this.endpoints[this.preferred] as string;
+  }
+
+  /** `forwarded`: a coordinator passing a call on to its leader (which must not pass it on). */
+  async call<Req, Res>(
+    method: UnaryMethod<Req, Res>,
+    request: Req,
+    idempotent: boolean,
+    options: { readonly forwarded?: boolean } = {},
+  ): Promise<Res> {
+    const headers: Record<string, string> =
+      options.forwarded === true ? { [FORWARDED_HEADER]: '1' } : {};
+    const maxAttempts = this.options.maxAttempts ?? 24;
+    let endpoint = this.current;
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new ServiceUnavailableError('The coordinator link is closed.');
+      try {
+        const response = await unaryCall(
+          this.channels.get(endpoint),
+          method,
+          request,
+          this.options.deadlineMs ?? 10_000,
+          headers,
+        );
+        this.prefer(endpoint);
+        return response;
+      } catch (error) {
+        if (!(error instanceof RheosError)) throw error;
+        const unreachable = error.name === 'ServiceUnavailableException';
+        const retry =
+          error instanceof NotLeaderError || (unreachable && (idempotent || !error.indeterminate));
+        if (retry && attempt + 1 >= maxAttempts && error instanceof NotLeaderError) {
+          // A coordinator's hint names a coordinator, which means nothing to the caller's caller.
+          throw new ServiceUnavailableError('No coordinator leader could be reached; retry.', {
+            cause: error,
+          });
+        }
+        if (!retry || attempt + 1 >= maxAttempts) throw error;
+        if (error instanceof NotLeaderError && error.leader !== undefined) {
+          endpoint = error.leader.endpoint;
+          // A hint is followed at once; a second hop waits (the hint may be stale).
+          if (attempt > 0) await sleep(backoffDelayMs(attempt, this.backoff()));
+          continue;
+        }
+        endpoint = this.next(endpoint);
+        await sleep(backoffDelayMs(attempt, this.backoff()));
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.channels.close();
+  }
+
+  private backoff(): BackoffOptions {
+    return this.options.backoff ?? { initialMs: 25, maxMs: 500 };
+  }
+
+  private prefer(endpoint: string): void {
+    const i = this.endpoints.indexOf(endpoint);
+    if (i >= 0) this.preferred = i;
+  }
+
+  private next(endpoint: string): string {
+    const i = this.endpoints.indexOf(endpoint);
+    return this.endpoints[(i + 1) % this.endpoints.length] as string;
+  }
+}

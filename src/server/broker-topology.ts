@@ -1,0 +1,232 @@
+import { open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { MetadataSource } from '../broker/broker.js';
+import { brokerById, type ClusterConfig } from '../broker/cluster-config.js';
+import { CoordinatorSession, registerBroker } from '../broker/coordinator-session.js';
+import type { GrpcPeerTransport } from '../broker/grpc-peer-transport.js';
+import { MetadataMirror } from '../broker/metadata-mirror.js';
+import type { RaftHost } from '../broker/raft-host.js';
+import { remoteControlPlane } from '../broker/remote-control-plane.js';
+import { StaticMetadata } from '../broker/static-metadata.js';
+import type { ServiceIdentity } from '../common/arn.js';
+import type { Clock } from '../common/clock.js';
+import type { SigningKeyring } from '../common/iterator-token.js';
+import { DEFAULT_SHARD_LIMITS } from '../common/limits.js';
+import type { Logger } from '../common/logger.js';
+import { ControlPlane } from '../coordinator/control-plane.js';
+import { CoordinatorLink } from '../coordinator/coordinator-link.js';
+import { DEFAULT_ACCOUNT_LIMITS } from '../coordinator/model.js';
+import type { CoordinatedCluster } from './broker-node.js';
+import { controlApiOf, type ControlApi } from './native-api.js';
+
+/**
+ * Where a broker's identity, peers and metadata come from: a cluster file (static placement) or
+ * the coordinators (which number the broker, place replicas and send the metadata). Everything
+ * else about a broker is the same either way.
+ */
+export interface BrokerTopology {
+  readonly id: number;
+  readonly clusterId: string;
+  readonly metadata: MetadataSource & SigningKeyring;
+  readonly apiListen: string;
+  readonly peerListen: string;
+  /** Peers known at start (a coordinated broker learns more from the metadata). */
+  readonly peers: ReadonlyMap<number, string>;
+  /** Whether to delete stored replicas the metadata does not place here. */
+  readonly deletesUnplaced: boolean;
+  addressOf(brokerId: number): string | undefined;
+  controlPlane(): ControlApi;
+  /** The broker's parts are up: start talking to the coordinators, follow peer addresses. */
+  attach(parts: { readonly transport: GrpcPeerTransport; readonly host: RaftHost }): void;
+  close(): void;
+}
+
+export interface TopologyInputs {
+  readonly brokerId?: number;
+  readonly dataDir: string;
+  readonly apiListen?: string;
+  readonly peerListen?: string;
+  readonly peerAddresses?: ReadonlyMap<number, string>;
+  readonly identity: ServiceIdentity;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+const context = (identity: ServiceIdentity) => ({
+  accountId: identity.accountId,
+  limits: DEFAULT_ACCOUNT_LIMITS,
+});
+
+export function staticTopology(cluster: ClusterConfig, inputs: TopologyInputs): BrokerTopology {
+  const id = inputs.brokerId;
+  const self = id === undefined ? undefined : brokerById(cluster, id);
+  if (self === undefined) throw new Error(`broker ${String(id)} is not in the cluster file`);
+  const metadata = new StaticMetadata(cluster, context(inputs.identity));
+  const peers = new Map<number, string>();
+  for (const b of cluster.brokers) {
+    if (b.id !== self.id) peers.set(b.id, inputs.peerAddresses?.get(b.id) ?? b.peer);
+  }
+  return {
+    id: self.id,
+    clusterId: cluster.clusterId,
+    metadata,
+    apiListen: inputs.apiListen ?? self.api,
+    peerListen: inputs.peerListen ?? self.peer,
+    peers,
+    deletesUnplaced: false,
+    addressOf: (brokerId) => brokerById(cluster, brokerId)?.api,
+    controlPlane: () =>
+      controlApiOf(
+        new ControlPlane({
+          metadata,
+          clock: inputs.clock,
+          identity: inputs.identity,
+          defaultShardLimits: DEFAULT_SHARD_LIMITS,
+          defaultReplicationFactor: 3,
+          maxReplicationFactor: 3,
+        }),
+      ),
+    attach: () => undefined,
+    close: () => undefined,
+  };
+}
+
+const ID_FILE = 'broker-id.json';
+
+/**
+ * Registers with the coordinators (with the id the data folder holds, or for a new one, stored
+ * durably before anything is served under it) and loads the metadata before the broker starts,
+ * so it starts with its replicas' placement and an iterator-signing key.
+ */
+export async function coordinatedTopology(
+  cluster: CoordinatedCluster,
+  inputs: TopologyInputs,
+): Promise<BrokerTopology> {
+  const { apiListen, peerListen, logger } = inputs;
+  if (apiListen === undefined || peerListen === undefined) {
+    throw new Error('a broker with coordinators needs --api-listen and --peer-listen');
+  }
+  const stored = await readBrokerId(inputs.dataDir, cluster.clusterId);
+  if (stored !== undefined && inputs.brokerId !== undefined && stored !== inputs.brokerId) {
+    throw new Error(
+      `the data folder belongs to broker ${stored}, not ${inputs.brokerId}; a broker's id never changes`,
+    );
+  }
+  const link = new CoordinatorLink({ endpoints: cluster.coordinators });
+  let session: CoordinatorSession | undefined;
+  const mirror = new MetadataMirror(() => session?.fetch() ?? Promise.resolve());
+  try {
+    const registered = await registerBroker(
+      link,
+      {
+        clusterId: cluster.clusterId,
+        brokerId: stored ?? inputs.brokerId,
+        zone: cluster.zone ?? '',
+        apiEndpoint: cluster.advertiseApi ?? apiListen,
+        peerEndpoint: cluster.advertisePeer ?? peerListen,
+      },
+      cluster.registerTimeoutMs ?? 60_000,
+      logger,
+    );
+    const id = registered.brokerId;
+    if (stored === undefined) await writeBrokerId(inputs.dataDir, cluster.clusterId, id);
+    const fetchOnce = new CoordinatorSession({
+      link,
+      clusterId: cluster.clusterId,
+      brokerId: id,
+      mirror,
+      clock: inputs.clock,
+      logger,
+      heartbeatIntervalMs: registered.heartbeatIntervalMs,
+    });
+    session = fetchOnce;
+    await waitForSigningKey(fetchOnce, mirror, cluster.registerTimeoutMs ?? 60_000);
+    const peers = new Map<number, string>();
+    for (const b of mirror.state.brokers.values()) {
+      if (b.id !== id) peers.set(b.id, inputs.peerAddresses?.get(b.id) ?? b.peer);
+    }
+    let unsubscribe: (() => void) | undefined;
+    return {
+      id,
+      clusterId: cluster.clusterId,
+      metadata: mirror,
+      apiListen,
+      peerListen,
+      peers,
+      deletesUnplaced: true,
+      addressOf: (brokerId) => mirror.state.brokers.get(brokerId)?.api,
+      controlPlane: () => remoteControlPlane(link),
+      attach: ({ transport, host }) => {
+        unsubscribe = mirror.onChange((changes) => {
+          for (const change of changes) {
+            if (change.kind !== 'broker' || change.value === undefined) continue;
+            const overridden = inputs.peerAddresses?.get(change.id);
+            transport.setPeer(change.id, overridden ?? change.value.peer);
+          }
+        });
+        fetchOnce.attach(host);
+        fetchOnce.start();
+      },
+      close: () => {
+        unsubscribe?.();
+        session?.stop();
+        link.close();
+      },
+    };
+  } catch (error) {
+    session?.stop();
+    link.close();
+    throw error;
+  }
+}
+
+async function waitForSigningKey(
+  session: CoordinatorSession,
+  mirror: MetadataMirror,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await session.fetch();
+    if (mirror.state.iteratorKeys.length > 0) return;
+    if (Date.now() > deadline) throw new Error('the coordinators have no iterator-signing key yet');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function readBrokerId(dataDir: string, clusterId: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dataDir, ID_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const saved = JSON.parse(text) as { clusterId?: unknown; brokerId?: unknown };
+  if (saved.clusterId !== clusterId) {
+    throw new Error(
+      `the data folder belongs to cluster ${JSON.stringify(saved.clusterId)}, not ${JSON.stringify(clusterId)}`,
+    );
+  }
+  if (typeof saved.brokerId !== 'number') throw new Error(`${ID_FILE} holds no broker id`);
+  return saved.brokerId;
+}
+
+/** Written to a temporary file, synced, renamed, and the folder synced: all or nothing. */
+async function writeBrokerId(dataDir: string, clusterId: string, brokerId: number): Promise<void> {
+  const path = join(dataDir, ID_FILE);
+  const file = await open(`${path}.tmp`, 'w');
+  try {
+    await file.writeFile(JSON.stringify({ clusterId, brokerId }) + '\n');
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(`${path}.tmp`, path);
+  const dir = await open(dataDir, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}

@@ -1,0 +1,238 @@
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { GrpcPeerTransport } from '../broker/grpc-peer-transport.js';
+import { RaftHost } from '../broker/raft-host.js';
+import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
+import { systemClock, type Clock } from '../common/clock.js';
+import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
+import { DEFAULT_SHARD_LIMITS } from '../common/limits.js';
+import { silentLogger, type Logger } from '../common/logger.js';
+import { ControlPlane } from '../coordinator/control-plane.js';
+import { coordinatorServices } from '../coordinator/coordinator-api.js';
+import { CoordinatorLink } from '../coordinator/coordinator-link.js';
+import { FailureDetector } from '../coordinator/failure-detector.js';
+import { LeaderLoop } from '../coordinator/leader-loop.js';
+import { openMetadataReplica, type MetadataReplica } from '../coordinator/metadata-replica.js';
+import { DEFAULT_ACCOUNT_LIMITS } from '../coordinator/model.js';
+import { ReplicaReports } from '../coordinator/replica-reports.js';
+import { GroupCommitWriter } from '../storage/group-commit.js';
+import { openKvStore } from '../storage/kv-store.js';
+import { startAdminServer, type RunningAdminServer } from './admin-server.js';
+import { raiseReceiveWindows, startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
+import { splitHostPort } from './host-port.js';
+import type { DataApi } from './native-api.js';
+import type { GetShardMapRequest, GetShardMapResponse } from '../gen/rheos/v1/cluster.js';
+
+/**
+ * One coordinator (`rheos coordinator`): a member of the metadata Raft group (group 0 of its own
+ * RaftHost, one LevelDB `coordinator.db`, the same group commit and peer transport as brokers),
+ * the control-plane API for clients and brokers, the coordinator API for brokers, and, while it
+ * leads, the failure detector and the leader's duties. It never carries record data.
+ */
+
+export interface CoordinatorMember {
+  /** host:port of its API (clients, brokers) and of its peer service (other coordinators). */
+  readonly api: string;
+  readonly peer: string;
+}
+
+export interface CoordinatorNodeConfig {
+  readonly clusterId: string;
+  readonly id: number;
+  /** Every coordinator of the quorum (this one included), by id. */
+  readonly members: ReadonlyMap<number, CoordinatorMember>;
+  readonly dataDir: string;
+  /** Where to listen; default: this member's addresses. */
+  readonly apiListen?: string;
+  readonly peerListen?: string;
+  readonly adminListen?: string | null;
+  readonly identity?: ServiceIdentity;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  readonly tickMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  /** Silence after which a broker is marked down. */
+  readonly downAfterMs?: number;
+  readonly defaultReplicationFactor?: number;
+  readonly keyRotationMs?: number;
+  readonly onFatal?: (error: unknown) => void;
+  /**
+   * Data-plane and routing calls to serve on the coordinator's API by passing them on to brokers
+   * (`rheos dev --brokers`, where clients know one address). Coordinators otherwise serve none.
+   */
+  readonly proxy?: {
+    readonly data: DataApi;
+    readonly shardMap: (request: GetShardMapRequest) => Promise<GetShardMapResponse>;
+  };
+}
+
+export interface RunningCoordinator {
+  readonly apiAddress: string;
+  readonly replica: MetadataReplica;
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(config: CoordinatorNodeConfig): Promise<RunningCoordinator> {
+  const clock = config.clock ?? systemClock;
+  const logger = config.logger ?? silentLogger();
+  const identity = config.identity ?? DEFAULT_IDENTITY;
+  const self = config.members.get(config.id);
+  if (self === undefined) throw new Error(`coordinator ${config.id} is not a member`);
+  const heartbeatIntervalMs = config.heartbeatIntervalMs ?? 500;
+  await mkdir(config.dataDir, { recursive: true });
+  const kv = await openKvStore(join(config.dataDir, 'coordinator.db'));
+  const onFatal =
+    config.onFatal ??
+    ((error: unknown) => {
+      logger.fatal({ err: error }, 'storage write failed; stopping (fail-stop)');
+      process.exit(70);
+    });
+  const writer = new GroupCommitWriter(kv, { onFatal });
+  const apiOf = (id: number) => config.members.get(id)?.api;
+  const peers = new Map<number, string>();
+  for (const [id, member] of config.members) if (id !== config.id) peers.set(id, member.peer);
+  const transport = new GrpcPeerTransport({
+    nodeId: config.id,
+    clusterId: `${config.clusterId}/coordinators`,
+    peers,
+    clock,
+    logger,
+  });
+  const host = new RaftHost({
+    nodeId: config.id,
+    kv,
+    writer,
+    transport,
+    clock,
+    logger,
+    addressOf: apiOf,
+    ...(config.tickMs === undefined ? {} : { tickMs: config.tickMs }),
+  });
+  const context = { accountId: identity.accountId, limits: DEFAULT_ACCOUNT_LIMITS };
+  const replica = await openMetadataReplica({
+    host,
+    kv,
+    voters: [...config.members.keys()].sort((a, b) => a - b),
+    clock,
+    context,
+  });
+  const detector = new FailureDetector({
+    downAfterMs: config.downAfterMs ?? heartbeatIntervalMs * 6,
+  });
+  const reports = new ReplicaReports(heartbeatIntervalMs * 4);
+  const leaderLoop = new LeaderLoop({
+    replica,
+    detector,
+    reports,
+    clock,
+    logger,
+    intervalMs: Math.max(50, Math.floor(heartbeatIntervalMs / 2)),
+    ...(config.keyRotationMs === undefined ? {} : { keyRotationMs: config.keyRotationMs }),
+  });
+  const link = new CoordinatorLink({
+    endpoints: [...config.members.values()].map((m) => m.api),
+    maxAttempts: 12,
+  });
+  const controlPlane = new ControlPlane({
+    metadata: {
+      get state() {
+        return replica.state;
+      },
+      context,
+      propose: (command) => replica.propose(command),
+    },
+    clock,
+    identity,
+    defaultShardLimits: DEFAULT_SHARD_LIMITS,
+    defaultReplicationFactor: config.defaultReplicationFactor ?? 3,
+    maxReplicationFactor: 7,
+  });
+  const services = coordinatorServices({
+    replica,
+    controlPlane,
+    clusterId: config.clusterId,
+    clock,
+    heartbeatIntervalMs,
+    detector,
+    reports,
+    link,
+    coordinators: new Map([...config.members].map(([id, m]) => [id, m.api])),
+  });
+  const peerServer = new Server({
+    ...GRPC_CHANNEL_OPTIONS,
+    'grpc.keepalive_time_ms': 5_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.http2.min_ping_interval_without_data_ms': 1_000,
+  });
+  const { definition, implementation } = transport.service();
+  peerServer.addService(definition, implementation);
+  const stopBelowApi = async (): Promise<void> => {
+    await leaderLoop.stop();
+    link.close();
+    await host.stop();
+    await transport.close();
+    peerServer.forceShutdown();
+    await writer.drain();
+    await kv.close();
+  };
+  let api: RunningGrpcServer | undefined;
+  let admin: RunningAdminServer | undefined;
+  try {
+    await new Promise<number>((resolve, reject) =>
+      peerServer.bindAsync(
+        config.peerListen ?? self.peer,
+        ServerCredentials.createInsecure(),
+        (error, port) => (error ? reject(error) : resolve(port)),
+      ),
+    );
+    raiseReceiveWindows(peerServer);
+    host.start();
+    transport.start();
+    leaderLoop.start();
+    const [apiHost, apiPort] = splitHostPort(config.apiListen ?? self.api);
+    api = await startGrpcServer({
+      host: apiHost,
+      port: apiPort,
+      control: services.control,
+      coordinator: services.coordinator,
+      ...(config.proxy === undefined
+        ? {}
+        : { data: config.proxy.data, shardMap: config.proxy.shardMap }),
+      logger,
+    });
+    if (config.adminListen !== undefined && config.adminListen !== null) {
+      const [adminHost, adminPort] = splitHostPort(config.adminListen);
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry, prefix: 'rheos_coordinator_' });
+      admin = await startAdminServer({
+        host: adminHost,
+        port: adminPort,
+        registry,
+        healthy: () => !writer.failed,
+      });
+    }
+  } catch (error) {
+    await api?.close(0);
+    await stopBelowApi();
+    throw error;
+  }
+  const apiServer = api;
+  const adminServer = admin;
+  let closing: Promise<void> | undefined;
+  return {
+    apiAddress: `${apiHost(config.apiListen ?? self.api)}:${apiServer.port}`,
+    replica,
+    close: () =>
+      (closing ??= (async () => {
+        await apiServer.close(2_000);
+        await adminServer?.close();
+        await stopBelowApi();
+      })()),
+  };
+}
+
+function apiHost(address: string): string {
+  return splitHostPort(address)[0];
+}
