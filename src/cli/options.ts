@@ -41,7 +41,10 @@ export function parseEndpointList(value: string): string[] {
 }
 
 /** Repeatable ID=HOST:PORT. */
-export function collectIdAddress(value: string, previous: Map<number, string>): Map<number, string> {
+export function collectIdAddress(
+  value: string,
+  previous: Map<number, string>,
+): Map<number, string> {
   const match = /^(\d+)=(.+:\d+)$/.exec(value);
   if (match === null) throw new InvalidArgumentError('must be ID=HOST:PORT.');
   return new Map(previous).set(Number(match[1]), match[2] as string);

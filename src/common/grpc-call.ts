@@ -45,7 +45,13 @@ export class ChannelPool {
   get(endpoint: string): Client {
     let channel = this.channels.get(endpoint);
     if (channel === undefined) {
-      channel = new Client(endpoint, credentials.createInsecure(), GRPC_CHANNEL_OPTIONS);
+      channel = new Client(endpoint, credentials.createInsecure(), {
+        ...GRPC_CHANNEL_OPTIONS,
+        // grpc-js backs off reconnecting up to 2 minutes; a node that restarts is back in
+        // seconds, and calls to it would fail until the channel tries again.
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1_000,
+      });
       this.channels.set(endpoint, channel);
     }
     return channel;

@@ -53,11 +53,12 @@ export interface CoordinatorServices {
 export function coordinatorServices(options: CoordinatorServicesOptions): CoordinatorServices {
   const { replica, controlPlane: cp, link } = options;
 
-  /** Runs `local` on the leader, or forwards the call there. */
+  /** Runs `local` on the leader, or forwards the call to the leader this coordinator knows. */
   const onLeader = async <Req, Res>(
     method: UnaryMethod<Req, Res>,
     request: Req,
     context: CallContext | undefined,
+    idempotent: boolean,
     local: () => Promise<Res>,
   ): Promise<Res> => {
     if (replica.isLeader) {
@@ -68,8 +69,10 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
         if (!(error instanceof NotLeaderError)) throw error;
       }
     }
-    if (context?.forwarded === true) throw replica.notLeader();
-    return link.call(method, request, false, { forwarded: true });
+    const lead = replica.leaderId();
+    const endpoint = lead === undefined ? undefined : options.coordinators.get(lead);
+    if (context?.forwarded === true || endpoint === undefined) throw replica.notLeader();
+    return link.call(method, request, idempotent, { forwarded: true, endpoint });
   };
 
   /** Runs a read after this coordinator has applied everything committed before it began. */
@@ -168,11 +171,13 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
         .required('apiEndpoint', request.apiEndpoint)
         .required('peerEndpoint', request.peerEndpoint)
         .throwIfInvalid();
-      return onLeader(Coordinator.registerBroker, request, context, () => registerLocally(request));
+      return onLeader(Coordinator.registerBroker, request, context, true, () =>
+        registerLocally(request),
+      );
     },
     heartbeat: (request, context) => {
       checkCluster(request.clusterId);
-      return onLeader(Coordinator.heartbeat, request, context, async () =>
+      return onLeader(Coordinator.heartbeat, request, context, true, async () =>
         heartbeatLocally(request),
       );
     },
@@ -184,7 +189,7 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
       }));
     },
     describeCluster: (request, context) =>
-      onLeader(Coordinator.describeCluster, request, context, describeLocally),
+      onLeader(Coordinator.describeCluster, request, context, true, describeLocally),
   };
 
   /** A change: on the leader, through the metadata state machine. */
@@ -193,7 +198,7 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
     run: (request: Req) => Promise<void>,
   ) => {
     return async (request: Req, context?: CallContext): Promise<void> => {
-      await onLeader(method, request, context, async () => {
+      await onLeader(method, request, context, false, async () => {
         await run(request);
         return {} as Res;
       });

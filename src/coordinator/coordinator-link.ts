@@ -35,17 +35,20 @@ export class CoordinatorLink {
     return this.endpoints[this.preferred] as string;
   }
 
-  /** `forwarded`: a coordinator passing a call on to its leader (which must not pass it on). */
+  /**
+   * `forwarded`: a coordinator passing a call on to its leader (which must not pass it on);
+   * `endpoint`: where to try first (the leader it knows of).
+   */
   async call<Req, Res>(
     method: UnaryMethod<Req, Res>,
     request: Req,
     idempotent: boolean,
-    options: { readonly forwarded?: boolean } = {},
+    options: { readonly forwarded?: boolean; readonly endpoint?: string } = {},
   ): Promise<Res> {
     const headers: Record<string, string> =
       options.forwarded === true ? { [FORWARDED_HEADER]: '1' } : {};
     const maxAttempts = this.options.maxAttempts ?? 24;
-    let endpoint = this.current;
+    let endpoint = options.endpoint ?? this.current;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new ServiceUnavailableError('The coordinator link is closed.');
       try {

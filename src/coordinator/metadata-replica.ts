@@ -98,6 +98,8 @@ export class MetadataReplica implements HostedGroup {
   private readonly reads = new Map<string, PendingRead>();
   private nextReadId = 0;
   private readonly readNonce = randomUUID();
+  /** The leader that pending reads were last sent to. */
+  private readsLeader: NodeId = NONE;
   private closed = false;
 
   constructor(private readonly options: MetadataReplicaOptions) {
@@ -168,6 +170,8 @@ export class MetadataReplica implements HostedGroup {
     if (this.closed) return Promise.reject(new InternalFailureError('the coordinator is closing'));
     // Unique across restarts too: a leader may still hold a read a previous incarnation asked.
     const context = `read-${this.readNonce}-${this.nextReadId++}`;
+    // Older reads go to the current leader first, so this one does not hide a change of leader.
+    this.reissueReadsOnNewLeader();
     try {
       this.node.readIndex(context);
     } catch (error) {
@@ -297,6 +301,7 @@ export class MetadataReplica implements HostedGroup {
   }
 
   expire(nowMs: number): void {
+    this.reissueReadsOnNewLeader();
     for (const [context, read] of this.reads) {
       if (read.deadlineMs > nowMs) continue;
       this.reads.delete(context);
@@ -325,6 +330,29 @@ export class MetadataReplica implements HostedGroup {
       read.reject(new InternalFailureError('closing', { indeterminate: false }));
     this.reads.clear();
     await Promise.resolve();
+  }
+
+  /**
+   * A follower's read goes to the leader it knows; when that leader dies the request is lost, so
+   * reads not yet confirmed are asked again of each new leader (an answer from either confirms
+   * the read, as both come after it was asked).
+   */
+  private reissueReadsOnNewLeader(): void {
+    const lead = this.node.lead;
+    if (lead === this.readsLeader) return;
+    this.readsLeader = lead;
+    if (lead === NONE) return;
+    let asked = false;
+    for (const [context, read] of this.reads) {
+      if (read.index !== undefined) continue;
+      try {
+        this.node.readIndex(context);
+        asked = true;
+      } catch (error) {
+        if (!(error instanceof ProposalDroppedError)) throw error;
+      }
+    }
+    if (asked) this.options.host.touch(this.shard);
   }
 
   private lostProposal(): Error {

@@ -267,6 +267,17 @@ export class Raft {
     return true;
   }
 
+  /** On a leader: whether `id` holds every entry of the log and was heard from lately. */
+  isCaughtUp(id: NodeId): boolean {
+    const pr = this.progress.get(id);
+    return (
+      this.role === Role.Leader &&
+      pr !== undefined &&
+      pr.recentActive &&
+      pr.match === this.log.lastIndex
+    );
+  }
+
   /** On a leader: how many entries the furthest-behind other member lacks (0 elsewhere). */
   maxFollowerLag(): number {
     if (this.role !== Role.Leader) return 0;

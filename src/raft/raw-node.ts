@@ -224,6 +224,11 @@ export class RawNode {
     this.raft.log.shrinkTail(this.raft.config.maxTailBytes);
   }
 
+  /** On a leader: whether `id` holds every entry and was heard from lately. */
+  isCaughtUp(id: NodeId): boolean {
+    return this.raft.isCaughtUp(id);
+  }
+
   /** On a leader: entries the furthest-behind other member lacks. */
   maxFollowerLag(): number {
     return this.raft.maxFollowerLag();

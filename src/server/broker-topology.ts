@@ -5,6 +5,7 @@ import { brokerById, type ClusterConfig } from '../broker/cluster-config.js';
 import { CoordinatorSession, registerBroker } from '../broker/coordinator-session.js';
 import type { GrpcPeerTransport } from '../broker/grpc-peer-transport.js';
 import { MetadataMirror } from '../broker/metadata-mirror.js';
+import { PreferredLeaders } from '../broker/preferred-leaders.js';
 import type { RaftHost } from '../broker/raft-host.js';
 import { remoteControlPlane } from '../broker/remote-control-plane.js';
 import { StaticMetadata } from '../broker/static-metadata.js';
@@ -146,6 +147,7 @@ export async function coordinatedTopology(
       if (b.id !== id) peers.set(b.id, inputs.peerAddresses?.get(b.id) ?? b.peer);
     }
     let unsubscribe: (() => void) | undefined;
+    let rebalance: NodeJS.Timeout | undefined;
     return {
       id,
       clusterId: cluster.clusterId,
@@ -166,8 +168,12 @@ export async function coordinatedTopology(
         });
         fetchOnce.attach(host);
         fetchOnce.start();
+        const preferred = new PreferredLeaders(host, () => mirror.state, inputs.clock, logger);
+        rebalance = setInterval(() => preferred.check(), 1_000);
+        rebalance.unref();
       },
       close: () => {
+        if (rebalance !== undefined) clearInterval(rebalance);
         unsubscribe?.();
         session?.stop();
         link.close();

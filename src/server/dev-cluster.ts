@@ -71,7 +71,9 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
     coordinator = await startCoordinator({
       clusterId: CLUSTER_ID,
       id: 1,
-      members: new Map([[1, { api: coordinatorApi, peer: `${config.host}:${config.grpcPort + 1}` }]]),
+      members: new Map([
+        [1, { api: coordinatorApi, peer: `${config.host}:${config.grpcPort + 1}` }],
+      ]),
       dataDir: join(config.dataDir, 'coordinator'),
       identity: config.identity,
       logger,

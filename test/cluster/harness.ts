@@ -1,9 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseClusterConfig } from '../../src/broker/cluster-config.js';
+import { StaticMetadata } from '../../src/broker/static-metadata.js';
 import { createClient, type RheosClient } from '../../src/client/client.js';
+import { DEFAULT_IDENTITY } from '../../src/common/arn.js';
+import { UNLIMITED_SHARD_LIMITS } from '../../src/common/limits.js';
+import { CoordinatorLink } from '../../src/coordinator/coordinator-link.js';
+import { stateFromRecords } from '../../src/coordinator/metadata-records.js';
+import { DEFAULT_ACCOUNT_LIMITS, type MetadataState } from '../../src/coordinator/model.js';
+import {
+  CoordinatorServiceService,
+  type DescribeClusterResponse,
+} from '../../src/gen/rheos/v1/coordinator.js';
 import { RHEOS_BIN, freePort } from '../helpers/processes.js';
 import { startTcpProxy, type ProxyMode, type TcpProxy } from './tcp-proxy.js';
 
@@ -31,7 +43,31 @@ export interface ClusterOptions {
   /** Where data folders and logs go (default: a fresh temporary folder, removed on close). */
   readonly baseDir?: string;
   readonly startTimeoutMs?: number;
+  /**
+   * Coordinator processes (1 or 3) that place the replicas; the streams are then created through
+   * the control plane. Absent: static placement from a cluster file.
+   */
+  readonly coordinators?: number;
+  /** Zone label per broker id (coordinated clusters only). */
+  readonly zones?: Readonly<Record<number, string>>;
 }
+
+export interface CoordinatorInfo {
+  readonly id: number;
+  readonly api: string;
+  readonly peer: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+}
+
+interface CoordinatorProcess extends CoordinatorInfo {
+  child: ChildProcess | undefined;
+  exited: Promise<void> | undefined;
+  log: WriteStream | undefined;
+  starts: number;
+}
+
+const CLUSTER_ID = 'cluster-test';
 
 export type BrokerState = 'running' | 'paused' | 'stopped';
 
@@ -61,6 +97,7 @@ const PASS: ProxyMode = { kind: 'pass' };
 
 export class ClusterHarness {
   private readonly brokers = new Map<number, BrokerProcess>();
+  private readonly coordinators = new Map<number, CoordinatorProcess>();
   private readonly links = new Map<string, Link>();
   private closed = false;
 
@@ -90,7 +127,7 @@ export class ClusterHarness {
       configFile,
       JSON.stringify(
         {
-          clusterId: 'cluster-test',
+          clusterId: CLUSTER_ID,
           brokers: addresses,
           streams: options.streams.map((s) => ({
             name: s.name,
@@ -127,7 +164,24 @@ export class ClusterHarness {
           harness.links.set(linkKey(low, high), { low, high, proxy });
         }
       }
+      const coordinatorCount = options.coordinators ?? 0;
+      for (let id = 1; id <= coordinatorCount; id++) {
+        const host = coordinatorHostOf(id);
+        harness.coordinators.set(id, {
+          id,
+          api: `${host}:${await freePort(host)}`,
+          peer: `${host}:${await freePort(host)}`,
+          dataDir: join(baseDir, `coordinator-${id}`),
+          logFile: join(baseDir, `coordinator-${id}.log`),
+          child: undefined,
+          exited: undefined,
+          log: undefined,
+          starts: 0,
+        });
+      }
+      await Promise.all([...harness.coordinators.keys()].map((id) => harness.startCoordinator(id)));
       await Promise.all(ids.map((id) => harness.startBroker(id)));
+      if (coordinatorCount > 0) await harness.createStreams();
     } catch (error) {
       await harness.close();
       throw error;
@@ -165,11 +219,24 @@ export class ClusterHarness {
   async startBroker(id: number): Promise<void> {
     const b = this.broker(id);
     if (b.state !== 'stopped') throw new Error(`broker ${id} is ${b.state}`);
+    const placement = this.coordinated
+      ? [
+          '--coordinators',
+          this.coordinatorEndpoints().join(','),
+          '--cluster-id',
+          CLUSTER_ID,
+          '--api-listen',
+          b.api,
+          '--peer-listen',
+          b.peer,
+          '--zone',
+          this.options.zones?.[id] ?? '',
+        ]
+      : ['--config', this.configFile];
     const args = [
       RHEOS_BIN,
       'broker',
-      '--config',
-      this.configFile,
+      ...placement,
       '--id',
       String(id),
       '--data-dir',
@@ -202,6 +269,150 @@ export class ClusterHarness {
       });
     });
     await this.awaitApi(id, child);
+  }
+
+  get coordinated(): boolean {
+    return this.coordinators.size > 0;
+  }
+
+  get coordinatorIds(): number[] {
+    return [...this.coordinators.keys()];
+  }
+
+  coordinatorInfo(id: number): CoordinatorInfo {
+    const c = this.coordinator(id);
+    return { id: c.id, api: c.api, peer: c.peer, dataDir: c.dataDir, logFile: c.logFile };
+  }
+
+  coordinatorEndpoints(): string[] {
+    return [...this.coordinators.values()].map((c) => c.api);
+  }
+
+  coordinatorRunning(id: number): boolean {
+    return this.coordinator(id).child !== undefined;
+  }
+
+  /** Starts a stopped coordinator (its data folder kept) and waits until it listens. */
+  async startCoordinator(id: number): Promise<void> {
+    const c = this.coordinator(id);
+    if (c.child !== undefined) throw new Error(`coordinator ${id} is running`);
+    const args = [
+      RHEOS_BIN,
+      'coordinator',
+      '--id',
+      String(id),
+      '--cluster-id',
+      CLUSTER_ID,
+      '--data-dir',
+      c.dataDir,
+      '--tick-ms',
+      String(this.options.tickMs ?? 50),
+      '--heartbeat-ms',
+      '250',
+      '--replication-factor',
+      String(Math.min(3, this.options.brokers)),
+    ];
+    for (const m of this.coordinators.values()) args.push('--member', `${m.id}=${m.api},${m.peer}`);
+    c.log ??= createWriteStream(c.logFile, { flags: 'a' });
+    c.log.write(`--- start ${++c.starts} at ${new Date().toISOString()}\n`);
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.options.env },
+    });
+    c.child = child;
+    const log = c.log;
+    child.stdout?.on('data', (chunk: Buffer) => log.write(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
+    c.exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        log.write(`--- exit code ${String(code)} signal ${String(signal)}\n`);
+        if (c.child === child) c.child = undefined;
+        resolve();
+      });
+    });
+    await awaitListening(c.api, child, this.options.startTimeoutMs ?? 30_000, c.logFile);
+  }
+
+  /** kill -9 a coordinator, and wait for the process to be gone. */
+  async killCoordinator(id: number): Promise<void> {
+    const { child, exited } = this.coordinator(id);
+    if (child === undefined) return;
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** The coordinator that leads now, as the coordinators say (retried until one does). */
+  async coordinatorLeader(timeoutMs = 20_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const cluster = await this.describeCluster().catch(() => undefined);
+      const leader = cluster?.coordinators.find((c) => c.leader);
+      if (leader !== undefined) return leader.coordinatorId;
+      if (Date.now() > deadline) throw new Error('no coordinator leader');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  async describeCluster(): Promise<DescribeClusterResponse> {
+    const link = new CoordinatorLink({
+      endpoints: this.coordinatorEndpoints(),
+      deadlineMs: 3_000,
+      maxAttempts: 8,
+    });
+    try {
+      return await link.call(CoordinatorServiceService.describeCluster, {}, true);
+    } finally {
+      link.close();
+    }
+  }
+
+  /** The metadata the brokers run on: the cluster file's, or the coordinators' newest. */
+  async metadataState(): Promise<MetadataState> {
+    if (!this.coordinated) {
+      const config = parseClusterConfig(await readFile(this.configFile, 'utf8'));
+      return new StaticMetadata(config, {
+        accountId: DEFAULT_IDENTITY.accountId,
+        limits: DEFAULT_ACCOUNT_LIMITS,
+      }).state;
+    }
+    const link = new CoordinatorLink({ endpoints: this.coordinatorEndpoints(), deadlineMs: 5_000 });
+    try {
+      const response = await link.call(
+        CoordinatorServiceService.getMetadata,
+        { clusterId: CLUSTER_ID },
+        true,
+      );
+      const records = JSON.parse(Buffer.from(response.recordsJson).toString('utf8')) as Record<
+        string,
+        unknown
+      >;
+      return stateFromRecords(new Map(Object.entries(records)));
+    } finally {
+      link.close();
+    }
+  }
+
+  private async createStreams(): Promise<void> {
+    const client = this.client(10_000);
+    try {
+      for (const stream of this.options.streams) {
+        await client.createStream({
+          streamName: stream.name,
+          shardCount: stream.shardCount,
+          replicationFactor: stream.replicationFactor ?? Math.min(3, this.options.brokers),
+          shardLimits: UNLIMITED_SHARD_LIMITS,
+        });
+        await client.waitForStreamActive(stream.name, 30_000);
+      }
+    } finally {
+      client.close();
+    }
+  }
+
+  private coordinator(id: number): CoordinatorProcess {
+    const c = this.coordinators.get(id);
+    if (c === undefined) throw new Error(`no coordinator ${id}`);
+    return c;
   }
 
   /** kill -9, and wait for the process to be gone. */
@@ -274,9 +485,12 @@ export class ClusterHarness {
     }
   }
 
-  /** Resumes paused brokers, starts stopped ones and heals every link. */
+  /** Starts stopped coordinators, resumes paused brokers, starts stopped ones, heals every link. */
   async healAll(): Promise<void> {
     this.heal();
+    for (const id of this.coordinatorIds) {
+      if (!this.coordinatorRunning(id)) await this.startCoordinator(id);
+    }
     for (const id of this.ids) {
       if (this.state(id) === 'paused') this.resume(id);
       if (this.state(id) === 'stopped') await this.startBroker(id);
@@ -299,6 +513,14 @@ export class ClusterHarness {
         await exited;
       }
       b.log?.end();
+    }
+    for (const c of this.coordinators.values()) {
+      const { child, exited } = c;
+      if (child !== undefined) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      c.log?.end();
     }
     await Promise.all([...this.links.values()].map((l) => l.proxy.close()));
     if (this.ownsBaseDir && process.env['RHEOS_KEEP_CLUSTER'] !== '1') {
@@ -339,6 +561,37 @@ export class ClusterHarness {
 
 export function hostOf(id: number): string {
   return `127.0.0.${id + 1}`;
+}
+
+export function coordinatorHostOf(id: number): string {
+  return `127.0.0.${100 + id}`;
+}
+
+/** Until something accepts connections at `address` (a coordinator answers nothing before). */
+async function awaitListening(
+  address: string,
+  child: ChildProcess,
+  timeoutMs: number,
+  logFile: string,
+): Promise<void> {
+  const [host, port] = splitHostPort(address);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${address} exited while starting (see ${logFile})`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host, port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${address} did not listen within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function linkKey(low: number, high: number): string {

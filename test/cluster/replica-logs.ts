@@ -1,32 +1,27 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseClusterConfig } from '../../src/broker/cluster-config.js';
-import { StaticMetadata } from '../../src/broker/static-metadata.js';
-import { DEFAULT_IDENTITY } from '../../src/common/arn.js';
-import { DEFAULT_ACCOUNT_LIMITS } from '../../src/coordinator/model.js';
+import type { MetadataState } from '../../src/coordinator/model.js';
 import { openKvStore } from '../../src/storage/kv-store.js';
 import { ShardRaftStore } from '../../src/storage/shard-raft-store.js';
 import type { ReplicaLog, ReplicaLogEntry } from './checker.js';
 
 /**
- * Every replica's committed log, read from the brokers' LevelDBs after they stopped, for the
+ * Every replica's committed log of one stream, read from the brokers' LevelDBs after they stopped, for the
  * checker's byte-for-byte divergence check. An entry's bytes are its type, term and payload (the
  * leader stamps arrival times into the payload, so replicas of one entry are identical).
  */
 export async function readReplicaLogs(
-  configFile: string,
+  state: MetadataState,
+  brokerIds: readonly number[],
   dataDirOf: (brokerId: number) => string,
+  streamName: string,
 ): Promise<ReplicaLog[]> {
-  const config = parseClusterConfig(await readFile(configFile, 'utf8'));
-  const metadata = new StaticMetadata(config, {
-    accountId: DEFAULT_IDENTITY.accountId,
-    limits: DEFAULT_ACCOUNT_LIMITS,
-  });
   const out: ReplicaLog[] = [];
-  for (const broker of config.brokers) {
+  for (const id of brokerIds) {
+    const broker = { id };
     const kv = await openKvStore(join(dataDirOf(broker.id), 'broker.db'));
     try {
-      for (const stream of metadata.state.streams.values()) {
+      for (const stream of state.streams.values()) {
+        if (stream.name !== streamName) continue;
         for (const shard of stream.shards) {
           const voters = shard.replicas ?? [];
           if (!voters.includes(broker.id)) continue;

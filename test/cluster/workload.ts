@@ -47,10 +47,22 @@ export interface WorkloadOptions {
   /** The faults to draw from (default: all). */
   readonly kinds?: readonly FaultKind[];
   readonly log?: (line: string) => void;
+  /** performance.now() that the report's times count from (default: when the run starts). */
+  readonly t0?: number;
+  /** Runs after the producers stop and before the brokers do (checks that need them up). */
+  readonly beforeStop?: () => Promise<void>;
 }
 
 export type FaultKind =
-  'kill' | 'killLeader' | 'restart' | 'pause' | 'partition' | 'isolateLeader' | 'delay';
+  | 'kill'
+  | 'killLeader'
+  | 'restart'
+  | 'pause'
+  | 'partition'
+  | 'isolateLeader'
+  | 'delay'
+  /** kill -9 the coordinator leader, restart it after the hold (coordinated clusters). */
+  | 'killCoordinatorLeader';
 
 const ALL_FAULTS: readonly FaultKind[] = [
   'kill',
@@ -77,11 +89,23 @@ export interface LeaderKill {
   readonly unavailableMs: number | undefined;
 }
 
+export interface CoordinatorKill {
+  readonly coordinator: number;
+  readonly atMs: number;
+  readonly restartedMs: number;
+  /**
+   * Longest time without an acknowledged write, from the kill until a second after the restart
+   * (counting from the kill to the first acknowledgement after it).
+   */
+  readonly longestWriteGapMs: number | undefined;
+}
+
 export interface WorkloadReport {
   readonly check: CheckResult;
   readonly faults: readonly Fault[];
   readonly faultCounts: Readonly<Record<string, number>>;
   readonly leaderKills: readonly LeaderKill[];
+  readonly coordinatorKills: readonly CoordinatorKill[];
   /** Leader changes seen by the shard-map watcher (a lower bound). */
   readonly leaderChanges: number;
   readonly minorityProbes: number;
@@ -104,6 +128,11 @@ class Workload {
   private readonly faults: Fault[] = [];
   private readonly leaderKillsAt: Array<{ broker: number; atMs: number; shards: string[] }> = [];
   private readonly minorityAcks: string[] = [];
+  private readonly coordinatorKillsAt: Array<{
+    coordinator: number;
+    atMs: number;
+    restartedMs: number;
+  }> = [];
   private minorityProbes = 0;
   private leaderChanges = 0;
   private stopping = false;
@@ -112,10 +141,11 @@ class Workload {
   private hashKeys = new Map<string, string>();
   /** Each shard's replica brokers: a side is a minority for a shard, not for the cluster. */
   private replicaSets = new Map<string, number[]>();
-  private readonly t0 = performance.now();
+  private readonly t0: number;
 
   constructor(private readonly options: WorkloadOptions) {
     this.random = new Random(options.seed);
+    this.t0 = options.t0 ?? performance.now();
   }
 
   private now(): number {
@@ -162,10 +192,14 @@ class Workload {
       const target = new Map(finalLogs.map((l) => [l.shardId, l.records.at(-1)?.sequenceNumber]));
       this.consumersTarget = target;
       await Promise.all(consumers);
+      await this.options.beforeStop?.();
+      const metadata = await harness.metadataState();
       await harness.stopAll();
       const replicaLogs = await readReplicaLogs(
-        harness.configFile,
+        metadata,
+        harness.ids,
         (id) => harness.info(id).dataDir,
+        streamName,
       );
       const check = checkHistory({ puts: this.puts, reads: this.reads, finalLogs, replicaLogs });
       const faultCounts: Record<string, number> = {};
@@ -177,6 +211,10 @@ class Workload {
         leaderKills: this.leaderKillsAt.map((k) => ({
           ...k,
           unavailableMs: this.unavailability(k),
+        })),
+        coordinatorKills: this.coordinatorKillsAt.map((k) => ({
+          ...k,
+          longestWriteGapMs: this.longestWriteGap(k.atMs, k.restartedMs + 1_000),
         })),
         leaderChanges: this.leaderChanges,
         minorityProbes: this.minorityProbes,
@@ -404,6 +442,20 @@ class Workload {
     return worst;
   }
 
+  /** Longest stretch in [fromMs, toMs] with no write acknowledged (undefined: none at all). */
+  private longestWriteGap(fromMs: number, toMs: number): number | undefined {
+    const acks = this.puts
+      .filter((op) => op.result.type === 'ok' && op.endMs >= fromMs && op.endMs <= toMs)
+      .map((op) => op.endMs)
+      .sort((a, b) => a - b);
+    if (acks.length === 0) return undefined;
+    let longest = (acks[0] as number) - fromMs;
+    for (let i = 1; i < acks.length; i++) {
+      longest = Math.max(longest, (acks[i] as number) - (acks[i - 1] as number));
+    }
+    return longest;
+  }
+
   // -------------------------------------------------------------------------------------------
   // Leaders
 
@@ -492,6 +544,16 @@ class Workload {
           if (shards.length > 0) this.leaderKillsAt.push({ broker: victim, atMs, shards });
           await sleep(holdMs);
           await harness.startBroker(victim);
+          break;
+        }
+        case 'killCoordinatorLeader': {
+          const leader = await harness.coordinatorLeader();
+          brokers = [leader];
+          const atMs = this.now();
+          await harness.killCoordinator(leader);
+          await sleep(holdMs);
+          await harness.startCoordinator(leader);
+          this.coordinatorKillsAt.push({ coordinator: leader, atMs, restartedMs: this.now() });
           break;
         }
         case 'partition':

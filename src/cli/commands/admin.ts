@@ -53,7 +53,9 @@ export function formatCluster(cluster: DescribeClusterResponse): string {
       b.apiEndpoint,
       String(b.replicas.length),
       String(leaders.length),
-      b.lastHeartbeatAgeMs === undefined ? 'never' : `${(b.lastHeartbeatAgeMs / 1000).toFixed(1)}s ago`,
+      b.lastHeartbeatAgeMs === undefined
+        ? 'never'
+        : `${(b.lastHeartbeatAgeMs / 1000).toFixed(1)}s ago`,
     ]);
   }
   lines.push(...table(rows), '');

@@ -31,10 +31,17 @@ export function registerBroker(program: Command): void {
     .description(
       'run one broker of a cluster: replicas placed by the coordinators (--coordinators) or by a cluster file (--config)',
     )
-    .option('--coordinators <list>', 'host:port of the coordinators, comma-separated', parseEndpointList)
+    .option(
+      '--coordinators <list>',
+      'host:port of the coordinators, comma-separated',
+      parseEndpointList,
+    )
     .option('--cluster-id <id>', 'cluster id (with --coordinators)', 'rheos')
     .option('--zone <zone>', 'failure domain (rack, availability zone) for placement', '')
-    .option('--config <file>', 'cluster file (JSON: clusterId, brokers, streams) for static placement')
+    .option(
+      '--config <file>',
+      'cluster file (JSON: clusterId, brokers, streams) for static placement',
+    )
     .option(
       '--id <n>',
       'broker id (with --config: required; with --coordinators: given once by them if absent)',
@@ -43,8 +50,14 @@ export function registerBroker(program: Command): void {
     .option('--data-dir <path>', 'data folder', './.rheos-broker')
     .option('--api-listen <host:port>', 'listen here for clients')
     .option('--peer-listen <host:port>', 'listen here for brokers')
-    .option('--advertise-api <host:port>', 'address others reach the API at (default: --api-listen)')
-    .option('--advertise-peer <host:port>', 'address brokers reach this one at (default: --peer-listen)')
+    .option(
+      '--advertise-api <host:port>',
+      'address others reach the API at (default: --api-listen)',
+    )
+    .option(
+      '--advertise-peer <host:port>',
+      'address brokers reach this one at (default: --peer-listen)',
+    )
     .option(
       '--peer <id=host:port>',
       'reach broker ID at this address instead (repeatable; tests put proxies here)',

@@ -35,7 +35,9 @@ function collectMember(
 export function registerCoordinator(program: Command): void {
   program
     .command('coordinator')
-    .description('run one coordinator: the metadata quorum that places replicas and watches brokers')
+    .description(
+      'run one coordinator: the metadata quorum that places replicas and watches brokers',
+    )
     .option('--id <n>', 'this coordinator id', parsePositiveInt, 1)
     .option(
       '--member <id=api,peer>',
