@@ -108,8 +108,10 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
           config.identity.region,
           '--log-level',
           config.brokerLogLevel ?? 'warn',
+          '--exit-with-parent',
         ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
+        // stdin stays open while this process lives: brokers exit when it closes.
+        { stdio: ['pipe', 'pipe', 'pipe'] },
       );
       children.set(n, child);
       for (const stream of [child.stdout, child.stderr]) {

@@ -23,6 +23,7 @@ interface BrokerOptions {
   region: string;
   tickMs: number;
   logLevel: string;
+  exitWithParent?: boolean;
 }
 
 export function registerBroker(program: Command): void {
@@ -68,7 +69,17 @@ export function registerBroker(program: Command): void {
     .option('--region <region>', 'AWS region this cluster says it is in', 'us-east-1')
     .option('--tick-ms <ms>', 'Raft tick (election timeout is 10-20 ticks)', parsePositiveInt, 50)
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
+    .option(
+      '--exit-with-parent',
+      'exit when standard input closes (rheos dev runs its brokers so; they die with it)',
+    )
     .action(async (options: BrokerOptions) => {
+      if (options.exitWithParent === true) {
+        // A parent killed with SIGKILL cannot stop its children; its end of the pipe closes.
+        process.stdin.on('close', () => process.exit(0));
+        process.stdin.on('end', () => process.exit(0));
+        process.stdin.resume();
+      }
       if ((options.config === undefined) === (options.coordinators === undefined)) {
         throw new InvalidArgumentError('give exactly one of --coordinators and --config');
       }
