@@ -1,6 +1,7 @@
 import type { SigningKey, SigningKeyring } from '../common/iterator-token.js';
 import { MetadataKeyring } from '../coordinator/iterator-keys.js';
 import type { MetadataChange } from '../coordinator/metadata-machine.js';
+import { diffStates } from '../coordinator/metadata-records.js';
 import { INITIAL_COUNTERS, type MetadataState } from '../coordinator/model.js';
 import type { MetadataSource } from './broker.js';
 
@@ -50,7 +51,7 @@ export class MetadataMirror implements MetadataSource, SigningKeyring {
   update(version: number, next: MetadataState): boolean {
     if (version <= this.currentVersion) return false;
     const before = this.snapshot;
-    const changes = diff(before, next);
+    const changes = diffStates(before, next);
     this.snapshot = next;
     this.currentVersion = version;
     if (changes.length > 0) for (const listener of this.listeners) listener(changes, next);
@@ -69,21 +70,4 @@ export class MetadataMirror implements MetadataSource, SigningKeyring {
   oldestId(): number {
     return this.keyring.oldestId();
   }
-}
-
-function diff(before: MetadataState, after: MetadataState): MetadataChange[] {
-  const changes: MetadataChange[] = [];
-  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-  for (const name of new Set([...before.streams.keys(), ...after.streams.keys()])) {
-    const value = after.streams.get(name);
-    if (!same(before.streams.get(name), value)) changes.push({ kind: 'stream', name, value });
-  }
-  for (const id of new Set([...before.brokers.keys(), ...after.brokers.keys()])) {
-    const value = after.brokers.get(id);
-    if (!same(before.brokers.get(id), value)) changes.push({ kind: 'broker', id, value });
-  }
-  if (!same(before.iteratorKeys, after.iteratorKeys)) {
-    changes.push({ kind: 'iteratorKeys', value: after.iteratorKeys });
-  }
-  return changes;
 }

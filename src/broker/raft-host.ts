@@ -53,6 +53,11 @@ export interface HostedGroup {
   readonly store: ShardRaftStore;
   /** Entries about to be written (as leader or follower). */
   appended(entries: readonly Entry[]): void;
+  /**
+   * The writes that install a snapshot's state machine (groups whose state is not their log);
+   * they join the cycle's synced batch, before the entries applied after it.
+   */
+  snapshotOps?(snapshot: Snapshot): KvOp[];
   /** The writes that apply committed entries; they join the cycle's synced batch. */
   applyOps(entries: readonly Entry[]): KvOp[];
   /** The batch holding this Ready's entries is durable. */
@@ -287,6 +292,9 @@ export class RaftHost implements RaftReplicaHost {
       for (const message of ready.messagesNow) now.push({ group: replica.shard, message });
       replica.appended(ready.entries);
       for (const op of replica.store.persistOps(ready)) ops.push(op);
+      if (ready.snapshot !== undefined && replica.snapshotOps !== undefined) {
+        for (const op of replica.snapshotOps(ready.snapshot)) ops.push(op);
+      }
       for (const op of replica.applyOps(ready.committedEntries)) ops.push(op);
       if (ready.softState !== undefined) replica.roleChanged(ready.softState.role);
     }

@@ -19,6 +19,8 @@ export interface CoordinatorLinkOptions {
   readonly backoff?: BackoffOptions;
 }
 
+const MAX_ENDPOINTS = 16;
+
 export class CoordinatorLink {
   private readonly channels = new ChannelPool();
   private readonly endpoints: string[];
@@ -94,8 +96,11 @@ export class CoordinatorLink {
     return this.options.backoff ?? { initialMs: 25, maxMs: 500 };
   }
 
+  /** The next call goes first where this one was answered (a leader a hint led to, say). */
   private prefer(endpoint: string): void {
-    const i = this.endpoints.indexOf(endpoint);
+    let i = this.endpoints.indexOf(endpoint);
+    // A leader learned from a hint joins the list (coordinators are few; the list stays small).
+    if (i < 0 && this.endpoints.length < MAX_ENDPOINTS) i = this.endpoints.push(endpoint) - 1;
     if (i >= 0) this.preferred = i;
   }
 

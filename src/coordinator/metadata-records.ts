@@ -62,3 +62,21 @@ export function recordsOf(state: MetadataState): Record<string, unknown> {
   records[ITERATOR_KEYS_KEY] = state.iteratorKeys;
   return records;
 }
+
+/** The changes that turn `before` into `after` (streams, brokers and keys that differ). */
+export function diffStates(before: MetadataState, after: MetadataState): MetadataChange[] {
+  const changes: MetadataChange[] = [];
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  for (const name of new Set([...before.streams.keys(), ...after.streams.keys()])) {
+    const value = after.streams.get(name);
+    if (!same(before.streams.get(name), value)) changes.push({ kind: 'stream', name, value });
+  }
+  for (const id of new Set([...before.brokers.keys(), ...after.brokers.keys()])) {
+    const value = after.brokers.get(id);
+    if (!same(before.brokers.get(id), value)) changes.push({ kind: 'broker', id, value });
+  }
+  if (!same(before.iteratorKeys, after.iteratorKeys)) {
+    changes.push({ kind: 'iteratorKeys', value: after.iteratorKeys });
+  }
+  return changes;
+}

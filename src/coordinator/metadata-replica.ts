@@ -21,7 +21,11 @@ import {
 import type { KvOp, KvStore } from '../storage/kv-store.js';
 import { loadMetadataRecords, metadataOps } from '../storage/metadata-store.js';
 import { encodeStampedCommand, stampedPayload } from '../storage/raft-entry.js';
-import type { ShardRaftStore } from '../storage/shard-raft-store.js';
+import {
+  decodeShardSnapshotData,
+  encodeShardSnapshotData,
+  type ShardRaftStore,
+} from '../storage/shard-raft-store.js';
 import {
   applyCommand,
   withChanges,
@@ -29,7 +33,7 @@ import {
   type MetadataChange,
   type MetadataCommand,
 } from './metadata-machine.js';
-import { stateFromRecords, toRecord } from './metadata-records.js';
+import { diffStates, recordsOf, stateFromRecords, toRecord } from './metadata-records.js';
 import type { MetadataState } from './model.js';
 
 /**
@@ -46,6 +50,8 @@ export const METADATA_GROUP = 0;
 
 export interface MetadataReplicaHost {
   touch(group: number): void;
+  /** Queues a compaction of the group's log for the next cycle; resolves once it is durable. */
+  compact(group: number, snapshot: Snapshot): Promise<void>;
   /** Where a coordinator serves, for NOT_LEADER hints. */
   addressOf(id: NodeId): string | undefined;
 }
@@ -60,7 +66,12 @@ export interface MetadataReplicaOptions {
   readonly state: MetadataState;
   readonly appliedIndex: number;
   readonly proposalTimeoutMs?: number;
+  /** Applied entries beyond the last snapshot after which the log is compacted. */
+  readonly snapshotEveryEntries?: number;
 }
+
+/** Entries kept in the log before it is compacted into a snapshot of the metadata. */
+export const DEFAULT_SNAPSHOT_EVERY_ENTRIES = 1_000;
 
 type Outcome =
   | { readonly ok: true; readonly changes: readonly MetadataChange[] }
@@ -101,6 +112,7 @@ export class MetadataReplica implements HostedGroup {
   /** The leader that pending reads were last sent to. */
   private readsLeader: NodeId = NONE;
   private closed = false;
+  private compacting = false;
 
   constructor(private readonly options: MetadataReplicaOptions) {
     this.node = options.node;
@@ -240,12 +252,42 @@ export class MetadataReplica implements HostedGroup {
     return [...metadataOps(records), ...this.store.applyOps(entries)];
   }
 
+  /**
+   * A member too far behind the leader's compacted log gets a snapshot: the whole metadata at its
+   * index. Its records replace ours in the same synced batch that moves the log to it.
+   */
+  snapshotOps(snapshot: Snapshot): KvOp[] {
+    const { payload } = decodeShardSnapshotData(snapshot.data);
+    if (payload === undefined) throw new Error('a metadata snapshot without its metadata');
+    const records = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
+    const next = stateFromRecords(new Map(Object.entries(records)));
+    const gone = Object.keys(recordsOf(this.pending)).filter((name) => !(name in records));
+    this.pending = next;
+    return metadataOps([
+      ...gone.map((name): readonly [string, unknown] => [name, undefined]),
+      ...Object.entries(records),
+    ]);
+  }
+
   persisted(): void {}
 
   appliedEntries(entries: readonly Entry[], snapshot: Snapshot | undefined): void {
-    // The metadata group is never compacted, so no member is ever sent a snapshot.
-    if (snapshot !== undefined) throw new Error('the metadata group does not install snapshots');
-    if (entries.length === 0) return;
+    if (snapshot !== undefined) {
+      // Everything the snapshot covers is applied (its records were written with it).
+      const before = this.published;
+      this.published = this.pending;
+      this.applied = Math.max(this.applied, snapshot.index);
+      for (const index of [...this.outcomes.keys()]) {
+        if (index <= snapshot.index) this.outcomes.delete(index);
+      }
+      const changes = diffStates(before, this.published);
+      if (changes.length > 0)
+        for (const listener of this.listeners) listener(changes, this.published);
+    }
+    if (entries.length === 0) {
+      this.serveReads();
+      return;
+    }
     const before = this.published;
     this.published = this.pending;
     const all: MetadataChange[] = [];
@@ -270,6 +312,32 @@ export class MetadataReplica implements HostedGroup {
       for (const listener of this.listeners) listener(all, this.published);
     }
     this.serveReads();
+    this.compactIfDue();
+  }
+
+  /**
+   * Every member compacts its own log once enough entries were applied past its last snapshot:
+   * the snapshot is the metadata at the applied index (stored with the trim point, so it can be
+   * sent to a member that is behind, also after a restart).
+   */
+  private compactIfDue(): void {
+    const every = this.options.snapshotEveryEntries ?? DEFAULT_SNAPSHOT_EVERY_ENTRIES;
+    if (this.compacting || this.closed || this.applied - this.store.trimPoint.index < every) return;
+    const index = this.applied;
+    const snapshot: Snapshot = {
+      index,
+      term: this.store.termAt(index),
+      confState: this.node.confStateAt(index),
+      data: encodeShardSnapshotData({
+        arrivalMs: 0,
+        payload: Buffer.from(JSON.stringify(recordsOf(this.published)), 'utf8'),
+      }),
+    };
+    this.compacting = true;
+    this.options.host
+      .compact(this.shard, snapshot)
+      .catch(() => undefined)
+      .finally(() => (this.compacting = false));
   }
 
   readStates(states: readonly ReadState[]): void {
@@ -371,6 +439,7 @@ export async function openMetadataReplica(options: {
   readonly clock: Clock;
   readonly context: MachineContext;
   readonly proposalTimeoutMs?: number;
+  readonly snapshotEveryEntries?: number;
 }): Promise<MetadataReplica> {
   const state = stateFromRecords(await loadMetadataRecords(options.kv));
   const member = await options.host.openGroup(
@@ -388,6 +457,9 @@ export async function openMetadataReplica(options: {
         ...(options.proposalTimeoutMs === undefined
           ? {}
           : { proposalTimeoutMs: options.proposalTimeoutMs }),
+        ...(options.snapshotEveryEntries === undefined
+          ? {}
+          : { snapshotEveryEntries: options.snapshotEveryEntries }),
       }),
   );
   if (!(member instanceof MetadataReplica)) throw new Error('group 0 is not the metadata group');

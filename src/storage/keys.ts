@@ -25,6 +25,8 @@ export const STATE_HARD = 0x68; // 'h'
 export const STATE_TRIM = 0x74; // 't'
 export const STATE_APPLIED = 0x61; // 'a'
 export const STATE_SNAPSHOT = 0x73; // 's'
+/** A snapshot's state-machine payload (the coordinator's metadata; shards have none). */
+export const STATE_SNAPSHOT_PAYLOAD = 0x70; // 'p'
 
 const U64_SPLIT = 2 ** 32;
 

@@ -21,6 +21,7 @@ import {
   SPACE_MARKER,
   STATE_APPLIED,
   STATE_SNAPSHOT,
+  STATE_SNAPSHOT_PAYLOAD,
   writeU64,
 } from './keys.js';
 import { arrivalOf, fromLogEntry, toLogEntry } from './raft-entry.js';
@@ -39,6 +40,8 @@ import { LogGapError, ShardLog, type TrimPoint } from './shard-log.js';
 const MARKER_TERM_START = 1;
 const MARKER_CONF_CHANGE = 2;
 const SNAPSHOT_DATA_VERSION = 1;
+/** Version 2 adds a state-machine payload after the arrival time. */
+const SNAPSHOT_DATA_VERSION_PAYLOAD = 2;
 
 interface Marker {
   readonly index: number;
@@ -55,25 +58,35 @@ export interface RecoveredRaftShard {
   readonly lastArrivalMs: number;
 }
 
-/** What a shard snapshot carries besides its index, term and membership. */
+/** What a snapshot carries besides its index, term and membership. */
 export interface ShardSnapshotData {
   /** Arrival time of the last trimmed entry: arrival times continue from it. */
   readonly arrivalMs: number;
+  /**
+   * The state machine at the snapshot's index, for groups whose state is not their log (the
+   * coordinator's metadata). A shard's snapshot has none: its state is its retained entries.
+   */
+  readonly payload?: Uint8Array;
 }
 
 export function encodeShardSnapshotData(data: ShardSnapshotData): Uint8Array {
-  const out = Buffer.alloc(9);
-  out[0] = SNAPSHOT_DATA_VERSION;
+  const payload = data.payload;
+  const out = Buffer.alloc(9 + (payload?.byteLength ?? 0));
+  out[0] = payload === undefined ? SNAPSHOT_DATA_VERSION : SNAPSHOT_DATA_VERSION_PAYLOAD;
   writeU64(out, data.arrivalMs, 1);
+  if (payload !== undefined) out.set(payload, 9);
   return out;
 }
 
 export function decodeShardSnapshotData(bytes: Uint8Array): ShardSnapshotData {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length !== 9 || buf[0] !== SNAPSHOT_DATA_VERSION) {
-    throw new StorageCorruptionError(`shard snapshot data of ${buf.length} bytes is not version 1`);
+  if (buf.length === 9 && buf[0] === SNAPSHOT_DATA_VERSION) return { arrivalMs: readU64(buf, 1) };
+  if (buf.length >= 9 && buf[0] === SNAPSHOT_DATA_VERSION_PAYLOAD) {
+    return { arrivalMs: readU64(buf, 1), payload: buf.subarray(9) };
   }
-  return { arrivalMs: readU64(buf, 1) };
+  throw new StorageCorruptionError(
+    `snapshot data of ${buf.length} bytes, version ${String(buf[0])}, is not readable`,
+  );
 }
 
 export class ShardRaftStore {
@@ -110,6 +123,7 @@ export class ShardRaftStore {
       (m) => m.index > this.trim.index && m.index <= this.last,
     );
     const confState = await this.readConfState();
+    const payload = await this.kv.get(shardStateKey(this.shard, STATE_SNAPSHOT_PAYLOAD));
     let intact = true;
     let tail: Entry[] = [];
     let confEntries: Entry[] = [];
@@ -137,7 +151,10 @@ export class ShardRaftStore {
             index: this.trim.index,
             term: this.trim.term,
             confState: confState ?? { voters: this.bootstrapVoters, learners: [], removed: [] },
-            data: encodeShardSnapshotData({ arrivalMs: this.trim.arrivalMs }),
+            data: encodeShardSnapshotData({
+              arrivalMs: this.trim.arrivalMs,
+              ...(payload === undefined ? {} : { payload }),
+            }),
           };
     const initial: InitialState = {
       hardState: recovered.hardState,
@@ -199,12 +216,16 @@ export class ShardRaftStore {
       snapshot.index > this.trim.index && snapshot.index <= this.last,
       'compact inside the log',
     );
-    const { arrivalMs } = decodeShardSnapshotData(snapshot.data);
+    const { arrivalMs, payload } = decodeShardSnapshotData(snapshot.data);
     const point: TrimPoint = { index: snapshot.index, term: snapshot.term, arrivalMs };
     this.pendingRemoval = { point, previousIndex: this.trim.index };
     this.trim = point;
     this.markers = this.markers.filter((m) => m.index > point.index);
-    return [this.log.trimPointOp(point), this.confStateOp(snapshot.confState)];
+    return [
+      this.log.trimPointOp(point),
+      this.confStateOp(snapshot.confState),
+      this.payloadOp(payload),
+    ];
   }
 
   /** Serves a Raft load: contiguous entries from `from`, at most maxBytes (at least one). */
@@ -236,9 +257,13 @@ export class ShardRaftStore {
       ops.push({ type: 'del', key: logKey(this.shard, i) });
     }
     for (const m of this.markers) ops.push({ type: 'del', key: markerKey(this.shard, m.index) });
-    const { arrivalMs } = decodeShardSnapshotData(snapshot.data);
+    const { arrivalMs, payload } = decodeShardSnapshotData(snapshot.data);
     const point: TrimPoint = { index: snapshot.index, term: snapshot.term, arrivalMs };
-    ops.push(this.log.trimPointOp(point), this.confStateOp(snapshot.confState));
+    ops.push(
+      this.log.trimPointOp(point),
+      this.confStateOp(snapshot.confState),
+      this.payloadOp(payload),
+    );
     const applied = Buffer.allocUnsafe(8);
     writeU64(applied, snapshot.index, 0);
     ops.push({ type: 'put', key: shardStateKey(this.shard, STATE_APPLIED), value: applied });
@@ -324,6 +349,14 @@ export class ShardRaftStore {
     } catch (error) {
       throw new StorageCorruptionError('the stored membership is not JSON', { cause: error });
     }
+  }
+
+  /** The payload kept with the trim point, so a restart can send the same snapshot. */
+  private payloadOp(payload: Uint8Array | undefined): KvOp {
+    const key = shardStateKey(this.shard, STATE_SNAPSHOT_PAYLOAD);
+    return payload === undefined
+      ? { type: 'del', key }
+      : { type: 'put', key, value: Buffer.from(payload) };
   }
 
   private confStateOp(conf: ConfState): KvOp {

@@ -58,7 +58,17 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function startMember(net: Loopback, id: number, dir: string): Promise<Member> {
+interface MemberOptions {
+  readonly snapshotEveryEntries?: number;
+  readonly proposalTimeoutMs?: number;
+}
+
+async function startMember(
+  net: Loopback,
+  id: number,
+  dir: string,
+  options: MemberOptions = {},
+): Promise<Member> {
   const kv = await openKvStore(dir);
   const writer = new GroupCommitWriter(kv, {
     onFatal: (error) => {
@@ -81,6 +91,7 @@ async function startMember(net: Loopback, id: number, dir: string): Promise<Memb
     voters: VOTERS,
     clock: systemClock,
     context,
+    ...options,
   });
   host.start();
   return { id, dir, kv, writer, host, replica };
@@ -92,12 +103,14 @@ async function stopMember(m: Member): Promise<void> {
   await m.kv.close();
 }
 
-async function startGroup(): Promise<{ net: Loopback; members: Member[] }> {
+async function startGroup(
+  options: MemberOptions = {},
+): Promise<{ net: Loopback; members: Member[] }> {
   const net = new Loopback();
   const members: Member[] = [];
   for (const id of VOTERS) {
     const dir = await tempDir('rheos-coord-');
-    const member = await startMember(net, id, dir);
+    const member = await startMember(net, id, dir, options);
     members.push(member);
     cleanups.push(async () => {
       await stopMember(members[id - 1] as Member).catch(() => undefined);
@@ -232,4 +245,71 @@ describe('the coordinator metadata group', () => {
     await expect(leader.replica.read()).rejects.toBeInstanceOf(Error);
     expect((await second.replica.read()).brokers.size).toBe(2);
   });
+
+  it('compacts its log into snapshots of the metadata; a member that was away catches up from one, also after the others restarted', async () => {
+    const options = { snapshotEveryEntries: 10 };
+    const { net, members } = await startGroup(options);
+    const leader = await waitFor('a leader', () => leaderOf(members));
+    for (let n = 1; n <= 5; n++) await leader.replica.propose(register(n));
+    const away = members.find((m) => m !== leader) as Member;
+    await waitFor('the member to apply', () =>
+      away.replica.state.brokers.size === 5 ? true : undefined,
+    );
+    await stopMember(away);
+    for (let n = 6; n <= 45; n++) await leader.replica.propose(register(n));
+    const others = members.filter((m) => m !== away);
+    // The others compact past everything the absent member holds.
+    const awayApplied = away.replica.appliedIndex;
+    for (const m of others) {
+      await waitFor(`member ${m.id} to compact`, () =>
+        m.replica.store.trimPoint.index > awayApplied ? true : undefined,
+      );
+    }
+    // Restarted, they can only send a snapshot read back from their disks.
+    for (const m of others) {
+      await stopMember(m);
+      members[m.id - 1] = await startMember(net, m.id, m.dir, options);
+    }
+    const expected = members[others[0]!.id - 1]!.replica.state;
+    expect(expected.brokers.size).toBe(45);
+    const back = await startMember(net, away.id, away.dir, options);
+    members[away.id - 1] = back;
+    await waitFor('the absent member to catch up', () =>
+      back.replica.state.brokers.size === 45 ? true : undefined,
+    );
+    expect(back.replica.store.trimPoint.index).toBeGreaterThan(awayApplied);
+    // (Maps as sets: the snapshot and the disk list records in different orders.)
+    const byId = (state: typeof expected) =>
+      [...state.brokers.values()].sort((a, b) => a.id - b.id);
+    expect(byId(back.replica.state)).toEqual(byId(expected));
+    expect(back.replica.state.counters).toEqual(expected.counters);
+    // The snapshot's records are on its disk: a restart finds the same metadata.
+    await stopMember(back);
+    const again = await startMember(net, away.id, away.dir, options);
+    members[away.id - 1] = again;
+    expect([...again.replica.state.brokers.keys()]).toHaveLength(45);
+    // And the group goes on from there.
+    const newLeader = await waitFor('a leader', () => leaderOf(members));
+    await newLeader.replica.propose(register(46));
+    await waitFor('everyone to apply the next change', () =>
+      members.every((m) => m.replica.state.brokers.size === 46) ? true : undefined,
+    );
+  }, 30_000);
+
+  it('a follower’s read in flight when its leader dies is answered by the next leader, not at its deadline', async () => {
+    const { net, members } = await startGroup({ proposalTimeoutMs: 120_000 });
+    const leader = await waitFor('a leader', () => leaderOf(members));
+    await leader.replica.propose(register(1));
+    const follower = members.find((m) => m !== leader) as Member;
+    await waitFor('the follower to know its leader', () =>
+      follower.replica.leaderId() === leader.id ? true : undefined,
+    );
+    net.down.add(leader.id);
+    const read = follower.replica.read();
+    const rest = members.filter((m) => m !== leader);
+    const second = await waitFor('a new leader', () => leaderOf(members, rest));
+    await second.replica.propose(register(2));
+    // Without asking again, the read would wait for its 120 s deadline (the test's is 20 s).
+    expect((await read).brokers.size).toBeGreaterThanOrEqual(1);
+  }, 20_000);
 });

@@ -71,7 +71,7 @@ export function formatCluster(cluster: DescribeClusterResponse): string {
   }
   if (shards.size > 0) {
     const shardRows = [['STREAM', 'SHARD', 'REPLICAS (* leads)']];
-    for (const [key, replicas] of [...shards].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [key, replicas] of [...shards].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const [stream, shard] = key.split(' ') as [string, string];
       shardRows.push([stream, shard, replicas.join(' ')]);
     }
