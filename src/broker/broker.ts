@@ -63,18 +63,30 @@ export class Broker {
   }
 
   /**
-   * A stream by name; one this broker's copy of the metadata lacks is looked for again in the
-   * newest metadata (it may have been created a moment ago) before it is declared missing.
+   * A stream by name. One this broker's copy of the metadata lacks, or holds in a state that
+   * `usable` refuses (CREATING, when the coordinator already says ACTIVE), is looked for again in
+   * the newest metadata before the caller is told so: clients may learn of a change from the
+   * coordinator before this broker's next heartbeat brings it.
    */
-  async findStream(name: string): Promise<StreamRecord | undefined> {
+  async findStream(
+    name: string,
+    usable: (stream: StreamRecord) => boolean = () => true,
+  ): Promise<StreamRecord | undefined> {
     const known = this.directory().stream(name);
-    if (known !== undefined || this.options.metadata.refresh === undefined) return known;
+    if (known !== undefined && usable(known)) return known;
+    return (await this.refreshMetadata()) ? this.directory().stream(name) : known;
+  }
+
+  /** Fetches the newest metadata, where it comes from elsewhere; whether it could. */
+  async refreshMetadata(): Promise<boolean> {
+    if (this.options.metadata.refresh === undefined) return false;
     try {
       await this.options.metadata.refresh();
+      return true;
     } catch (error) {
-      this.options.logger.warn({ err: error, stream: name }, 'metadata refresh failed');
+      this.options.logger.warn({ err: error }, 'metadata refresh failed');
+      return false;
     }
-    return this.directory().stream(name);
   }
 
   quota(shard: number, limits: ShardThroughputLimits): ShardQuota {

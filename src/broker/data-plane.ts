@@ -45,6 +45,7 @@ import {
 } from '../gen/rheos/v1/data.js';
 import { EncryptionType } from '../gen/rheos/v1/stream.js';
 import type { Broker } from './broker.js';
+import type { ShardLocation } from './stream-directory.js';
 import type { ShardReplica } from './replica.js';
 
 /**
@@ -272,8 +273,24 @@ export class DataPlane {
     if (request.limit !== undefined) v.range('limit', request.limit, 1, GET_RECORDS_MAX_RECORDS);
     v.throwIfInvalid();
     const { clock, identity } = this.options;
-    const claims = decodeIterator(request.shardIterator, this.options.keyring, clock.nowMs());
-    const location = this.options.broker.directory().shardByIncarnation(claims.shardIncarnation);
+    const { broker } = this.options;
+    const decode = () => decodeIterator(request.shardIterator, this.options.keyring, clock.nowMs());
+    let claims: ReturnType<typeof decodeIterator>;
+    try {
+      claims = decode();
+    } catch (error) {
+      // Signed with a key this broker has not heard of yet? Look at the newest metadata once.
+      if (!(await broker.refreshMetadata())) throw error;
+      claims = decode();
+    }
+    const serving = (at: ShardLocation | undefined) =>
+      at !== undefined &&
+      at.stream.incarnation === claims.streamIncarnation &&
+      isServing(at.stream);
+    let location = broker.directory().shardByIncarnation(claims.shardIncarnation);
+    if (!serving(location) && (await broker.refreshMetadata())) {
+      location = broker.directory().shardByIncarnation(claims.shardIncarnation);
+    }
     const stream = location?.stream;
     if (
       location === undefined ||
@@ -347,7 +364,7 @@ export class DataPlane {
     streamArn: string;
   }): Promise<StreamRecord> {
     const name = resolveStreamName(ref, this.options.identity);
-    const stream = await this.options.broker.findStream(name);
+    const stream = await this.options.broker.findStream(name, isServing);
     if (stream === undefined || !isServing(stream))
       throw streamNotFound(name, this.options.identity);
     return stream;

@@ -1,0 +1,197 @@
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createClient, type RheosClient } from '../../src/client/client.js';
+import { systemClock } from '../../src/common/clock.js';
+import { UNLIMITED_SHARD_LIMITS } from '../../src/common/limits.js';
+import { ShardIteratorType } from '../../src/gen/rheos/v1/data.js';
+import { startBroker, type RunningBroker } from '../../src/server/broker-node.js';
+import { startCoordinator, type RunningCoordinator } from '../../src/server/coordinator-node.js';
+import { openKvStore } from '../../src/storage/kv-store.js';
+import { storedGroups } from '../../src/storage/shard-log.js';
+import { tempDir } from '../helpers/node.js';
+import { freePort } from '../helpers/processes.js';
+
+/**
+ * A coordinator and three brokers in one process (real gRPC, real LevelDB): what a broker does
+ * with what the coordinator tells it. It registers once and keeps its id across restarts, opens
+ * the replicas placed on it, deletes them when their stream is deleted, and refuses a data
+ * folder of another cluster.
+ */
+
+const CLUSTER = 'inproc';
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+interface Cluster {
+  coordinator: RunningCoordinator;
+  coordinatorApi: string;
+  dirs: string[];
+  brokers: Array<RunningBroker | undefined>;
+  addresses: Array<{ api: string; peer: string }>;
+  start(n: number, overrides?: { clusterId?: string; brokerId?: number }): Promise<RunningBroker>;
+  client(): RheosClient;
+}
+
+async function startCluster(): Promise<Cluster> {
+  const coordinatorDir = await tempDir('rheos-coord-');
+  const coordinatorApi = `127.0.0.1:${await freePort()}`;
+  const coordinator = await startCoordinator({
+    clusterId: CLUSTER,
+    id: 1,
+    members: new Map([[1, { api: coordinatorApi, peer: `127.0.0.1:${await freePort()}` }]]),
+    dataDir: coordinatorDir,
+    clock: systemClock,
+    tickMs: 20,
+    heartbeatIntervalMs: 100,
+  });
+  cleanups.push(async () => {
+    await coordinator.close();
+    await rm(coordinatorDir, { recursive: true, force: true });
+  });
+  const dirs: string[] = [];
+  const addresses: Array<{ api: string; peer: string }> = [];
+  for (let n = 0; n < 3; n++) {
+    const dir = await tempDir('rheos-broker-');
+    dirs.push(dir);
+    addresses.push({ api: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}` });
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  }
+  const cluster: Cluster = {
+    coordinator,
+    coordinatorApi,
+    dirs,
+    brokers: [undefined, undefined, undefined],
+    addresses,
+    start: async (n, overrides = {}) => {
+      const broker = await startBroker({
+        cluster: {
+          clusterId: overrides.clusterId ?? CLUSTER,
+          coordinators: [coordinatorApi],
+          registerTimeoutMs: 10_000,
+        },
+        ...(overrides.brokerId === undefined ? {} : { brokerId: overrides.brokerId }),
+        dataDir: dirs[n] as string,
+        apiListen: (addresses[n] as { api: string }).api,
+        peerListen: (addresses[n] as { peer: string }).peer,
+        tickMs: 20,
+        retentionCheckIntervalMs: 0,
+      });
+      cluster.brokers[n] = broker;
+      cleanups.push(() => broker.close());
+      return broker;
+    },
+    client: () => {
+      const c = createClient({ endpoints: addresses.map((a) => a.api), deadlineMs: 5_000 });
+      cleanups.push(async () => c.close());
+      return c;
+    },
+  };
+  return cluster;
+}
+
+const storedOn = async (dir: string): Promise<number[]> => {
+  const kv = await openKvStore(join(dir, 'broker.db'));
+  try {
+    return await storedGroups(kv);
+  } finally {
+    await kv.close();
+  }
+};
+
+describe('brokers placed by a coordinator (in one process)', () => {
+  it('register once, keep their ids across restarts, open placed replicas and delete them with their stream', async () => {
+    const c = await startCluster();
+    const ids = [];
+    for (let n = 0; n < 3; n++) ids.push((await c.start(n)).id);
+    // Ids are handed out once each, and stored in the data folder before anything is served.
+    expect([...ids].sort()).toEqual([1, 2, 3]);
+    for (let n = 0; n < 3; n++) {
+      const saved = JSON.parse(await readFile(join(c.dirs[n] as string, 'broker-id.json'), 'utf8'));
+      expect(saved).toEqual({ clusterId: CLUSTER, brokerId: ids[n] });
+    }
+    const client = c.client();
+    await client.createStream({
+      streamName: 'keep',
+      shardCount: 2,
+      shardLimits: UNLIMITED_SHARD_LIMITS,
+    });
+    await client.createStream({
+      streamName: 'drop',
+      shardCount: 3,
+      shardLimits: UNLIMITED_SHARD_LIMITS,
+    });
+    await client.waitForStreamActive('keep', 20_000);
+    await client.waitForStreamActive('drop', 20_000);
+    // Writes go to each shard's leader; every broker holds all 5 replicas (factor 3 on 3 brokers).
+    const put = await client.putRecords({
+      streamName: 'keep',
+      records: Array.from({ length: 50 }, (_, i) => ({
+        partitionKey: `k${i}`,
+        data: Buffer.from(`v${i}`),
+      })),
+    });
+    expect(put.failedRecordCount).toBe(0);
+    await waitFor('every broker to open the 5 replicas', async () =>
+      c.brokers.every((b) => [...(b as RunningBroker).host.groups()].length === 5)
+        ? true
+        : undefined,
+    );
+
+    // A restarted broker comes back under the same id with its replicas.
+    const restartedId = ids[1];
+    await c.brokers[1]?.close();
+    const again = await c.start(1);
+    expect(again.id).toBe(restartedId);
+    await waitFor('the restarted broker to reopen its replicas', async () =>
+      [...again.host.groups()].length === 5 ? true : undefined,
+    );
+
+    // Deleting a stream deletes its replicas from every broker's disk.
+    await client.deleteStream({ streamName: 'drop' });
+    await waitFor('every broker to drop the deleted stream’s replicas', async () =>
+      c.brokers.every((b) => [...(b as RunningBroker).host.groups()].length === 2)
+        ? true
+        : undefined,
+    );
+    const shards = (await client.listShards({ streamName: 'keep' })).shards.length;
+    expect(shards).toBe(2);
+    for (let n = 0; n < 3; n++) await c.brokers[n]?.close();
+    for (const dir of c.dirs) expect(await storedOn(dir)).toHaveLength(2);
+
+    // The records written before are all still there, after all of that.
+    for (let n = 0; n < 3; n++) await c.start(n);
+    const reader = c.client();
+    let total = 0;
+    for (const shard of (await reader.listShards({ streamName: 'keep' })).shards) {
+      const { shardIterator } = await reader.getShardIterator({
+        streamName: 'keep',
+        shardId: shard.shardId,
+        shardIteratorType: ShardIteratorType.SHARD_ITERATOR_TYPE_TRIM_HORIZON,
+      });
+      const records = await reader.getRecords({ shardIterator, limit: 1000 });
+      total += records.records.length;
+    }
+    expect(total).toBe(50);
+  }, 60_000);
+
+  it('a broker refuses a data folder of another cluster, and a second id for its folder', async () => {
+    const c = await startCluster();
+    const first = await c.start(0);
+    await first.close();
+    await expect(c.start(0, { clusterId: 'other' })).rejects.toThrow(/cluster/);
+    await expect(c.start(0, { brokerId: first.id + 1 })).rejects.toThrow(/belongs to broker/);
+  }, 30_000);
+});
