@@ -113,6 +113,8 @@ export class CoordinatorSession {
         replicas: this.statuses(),
       },
       true,
+      // A heartbeat that cannot get through soon is dropped; the next one tries again.
+      { deadlineMs: Math.max(1_000, 4 * this.options.heartbeatIntervalMs), maxAttempts: 4 },
     );
     if (response.metadataVersion > this.options.mirror.version) await this.fetch();
   }

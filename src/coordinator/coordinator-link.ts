@@ -45,11 +45,17 @@ export class CoordinatorLink {
     method: UnaryMethod<Req, Res>,
     request: Req,
     idempotent: boolean,
-    options: { readonly forwarded?: boolean; readonly endpoint?: string } = {},
+    options: {
+      readonly forwarded?: boolean;
+      readonly endpoint?: string;
+      /** Overrides of the link's per-attempt deadline and attempts, for this call. */
+      readonly deadlineMs?: number;
+      readonly maxAttempts?: number;
+    } = {},
   ): Promise<Res> {
     const headers: Record<string, string> =
       options.forwarded === true ? { [FORWARDED_HEADER]: '1' } : {};
-    const maxAttempts = this.options.maxAttempts ?? 24;
+    const maxAttempts = options.maxAttempts ?? this.options.maxAttempts ?? 24;
     let endpoint = options.endpoint ?? this.current;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new ServiceUnavailableError('The coordinator link is closed.');
@@ -58,7 +64,7 @@ export class CoordinatorLink {
           this.channels.get(endpoint),
           method,
           request,
-          this.options.deadlineMs ?? 10_000,
+          options.deadlineMs ?? this.options.deadlineMs ?? 10_000,
           headers,
         );
         this.prefer(endpoint);

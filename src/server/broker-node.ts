@@ -1,4 +1,3 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Broker } from '../broker/broker.js';
@@ -11,13 +10,12 @@ import { ReplicaManager } from '../broker/replica-manager.js';
 import { shardMap } from '../broker/shard-map.js';
 import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
 import { systemClock, type Clock } from '../common/clock.js';
-import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { GroupCommitWriter } from '../storage/group-commit.js';
 import { openKvStore, type KvStore } from '../storage/kv-store.js';
 import { storedGroups } from '../storage/shard-log.js';
-import { startAdminServer, type RunningAdminServer } from './admin-server.js';
-import { raiseReceiveWindows, startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
+import { startFrontEnds } from './front-ends.js';
+import { exitOnStorageFailure, peerServer } from './peer-server.js';
 import { coordinatedTopology, staticTopology } from './broker-topology.js';
 import { splitHostPort } from './host-port.js';
 import { createNodeMetrics } from './node-metrics.js';
@@ -104,12 +102,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
     throw error;
   }
   const kv = config.wrapKv ? config.wrapKv(opened) : opened;
-  const onFatal =
-    config.onFatal ??
-    ((error: unknown) => {
-      logger.fatal({ err: error }, 'storage write failed; stopping (fail-stop)');
-      process.exit(70);
-    });
+  const onFatal = config.onFatal ?? exitOnStorageFailure(logger);
   const writer = new GroupCommitWriter(kv, { onFatal });
   const { metadata } = topology;
   const apiOf = (id: number) => topology.addressOf(id);
@@ -146,79 +139,57 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
       ? {}
       : { retentionCheckIntervalMs: config.retentionCheckIntervalMs }),
   });
-  const peerServer = new Server({
-    ...GRPC_CHANNEL_OPTIONS,
-    'grpc.keepalive_time_ms': 5_000,
-    'grpc.keepalive_timeout_ms': 5_000,
-    'grpc.http2.min_ping_interval_without_data_ms': 1_000,
-  });
-  const { definition, implementation } = transport.service();
-  peerServer.addService(definition, implementation);
+  const peerService = peerServer(transport);
   /** Everything under the client-facing servers, in dependency order. */
   const stopBelowApi = async (): Promise<void> => {
     topology.close();
     await host.stop();
     await transport.close();
-    peerServer.forceShutdown();
+    peerService.stop();
     await broker.stop();
     await writer.drain();
     await kv.close();
   };
-  let api: RunningGrpcServer | undefined;
-  let admin: RunningAdminServer | undefined;
   try {
-    await new Promise<number>((resolve, reject) =>
-      peerServer.bindAsync(
-        topology.peerListen,
-        ServerCredentials.createInsecure(),
-        (error, port) => (error ? reject(error) : resolve(port)),
-      ),
-    );
-    raiseReceiveWindows(peerServer);
+    await peerService.listen(topology.peerListen);
     await broker.start();
     host.start();
     transport.start();
     topology.attach({ transport, host });
-    const dataPlane = new DataPlane({ broker, keyring: metadata, clock, identity });
-    const [apiHost, apiPort] = splitHostPort(topology.apiListen);
-    api = await startGrpcServer({
-      host: apiHost,
-      port: apiPort,
-      data: dataPlane,
-      control: topology.controlPlane(),
-      shardMap: shardMap({ broker, identity, selfId: topology.id, endpointOf: apiOf }),
-      logger,
-    });
-    if (config.adminListen !== undefined && config.adminListen !== null) {
-      const [adminHost, adminPort] = splitHostPort(config.adminListen);
-      admin = await startAdminServer({
-        host: adminHost,
-        port: adminPort,
-        registry: createNodeMetrics(writer, replicas),
-        healthy: () => !writer.failed,
-      });
-    }
   } catch (error) {
-    await api?.close(0);
     await stopBelowApi();
     throw error;
   }
-  const apiServer = api;
-  const adminServer = admin;
-  let closing: Promise<void> | undefined;
+  const [apiHost, apiPort] = splitHostPort(topology.apiListen);
+  const adminListen = config.adminListen;
+  const front = await startFrontEnds({
+    grpc: {
+      host: apiHost,
+      port: apiPort,
+      data: new DataPlane({ broker, keyring: metadata, clock, identity }),
+      control: topology.controlPlane(),
+      shardMap: shardMap({ broker, identity, selfId: topology.id, endpointOf: apiOf }),
+      logger,
+    },
+    ...(adminListen === undefined || adminListen === null
+      ? {}
+      : {
+          admin: {
+            listen: adminListen,
+            registry: () => createNodeMetrics(writer, replicas),
+            healthy: () => !writer.failed,
+          },
+        }),
+    stopBelow: stopBelowApi,
+  });
   return {
     id: topology.id,
-    apiAddress: `${splitHostPort(topology.apiListen)[0]}:${apiServer.port}`,
+    apiAddress: `${apiHost}:${front.apiPort}`,
     peerAddress: topology.peerListen,
-    adminPort: adminServer?.port ?? null,
+    adminPort: front.adminPort,
     host,
     broker,
     transport,
-    close: () =>
-      (closing ??= (async () => {
-        await apiServer.close(2_000);
-        await adminServer?.close();
-        await stopBelowApi();
-      })()),
+    close: () => front.close(),
   };
 }

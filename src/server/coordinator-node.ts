@@ -1,4 +1,3 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -6,7 +5,6 @@ import { GrpcPeerTransport } from '../broker/grpc-peer-transport.js';
 import { RaftHost } from '../broker/raft-host.js';
 import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
 import { systemClock, type Clock } from '../common/clock.js';
-import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import { DEFAULT_SHARD_LIMITS } from '../common/limits.js';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { ControlPlane } from '../coordinator/control-plane.js';
@@ -19,8 +17,8 @@ import { DEFAULT_ACCOUNT_LIMITS } from '../coordinator/model.js';
 import { ReplicaReports } from '../coordinator/replica-reports.js';
 import { GroupCommitWriter } from '../storage/group-commit.js';
 import { openKvStore } from '../storage/kv-store.js';
-import { startAdminServer, type RunningAdminServer } from './admin-server.js';
-import { raiseReceiveWindows, startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
+import { startFrontEnds } from './front-ends.js';
+import { exitOnStorageFailure, peerServer } from './peer-server.js';
 import { splitHostPort } from './host-port.js';
 import type { DataApi } from './native-api.js';
 import type { GetShardMapRequest, GetShardMapResponse } from '../gen/rheos/v1/cluster.js';
@@ -83,12 +81,7 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
   const heartbeatIntervalMs = config.heartbeatIntervalMs ?? 500;
   await mkdir(config.dataDir, { recursive: true });
   const kv = await openKvStore(join(config.dataDir, 'coordinator.db'));
-  const onFatal =
-    config.onFatal ??
-    ((error: unknown) => {
-      logger.fatal({ err: error }, 'storage write failed; stopping (fail-stop)');
-      process.exit(70);
-    });
+  const onFatal = config.onFatal ?? exitOnStorageFailure(logger);
   const writer = new GroupCommitWriter(kv, { onFatal });
   const apiOf = (id: number) => config.members.get(id)?.api;
   const peers = new Map<number, string>();
@@ -160,39 +153,30 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     link,
     coordinators: new Map([...config.members].map(([id, m]) => [id, m.api])),
   });
-  const peerServer = new Server({
-    ...GRPC_CHANNEL_OPTIONS,
-    'grpc.keepalive_time_ms': 5_000,
-    'grpc.keepalive_timeout_ms': 5_000,
-    'grpc.http2.min_ping_interval_without_data_ms': 1_000,
-  });
-  const { definition, implementation } = transport.service();
-  peerServer.addService(definition, implementation);
+  const peerService = peerServer(transport);
   const stopBelowApi = async (): Promise<void> => {
     await leaderLoop.stop();
     link.close();
     await host.stop();
     await transport.close();
-    peerServer.forceShutdown();
+    peerService.stop();
     await writer.drain();
     await kv.close();
   };
-  let api: RunningGrpcServer | undefined;
-  let admin: RunningAdminServer | undefined;
   try {
-    await new Promise<number>((resolve, reject) =>
-      peerServer.bindAsync(
-        config.peerListen ?? self.peer,
-        ServerCredentials.createInsecure(),
-        (error, port) => (error ? reject(error) : resolve(port)),
-      ),
-    );
-    raiseReceiveWindows(peerServer);
+    await peerService.listen(config.peerListen ?? self.peer);
     host.start();
     transport.start();
     leaderLoop.start();
-    const [apiHost, apiPort] = splitHostPort(config.apiListen ?? self.api);
-    api = await startGrpcServer({
+  } catch (error) {
+    await stopBelowApi();
+    throw error;
+  }
+  const apiListen = config.apiListen ?? self.api;
+  const [apiHost, apiPort] = splitHostPort(apiListen);
+  const adminListen = config.adminListen;
+  const front = await startFrontEnds({
+    grpc: {
       host: apiHost,
       port: apiPort,
       control: services.control,
@@ -201,38 +185,25 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
         ? {}
         : { data: config.proxy.data, shardMap: config.proxy.shardMap }),
       logger,
-    });
-    if (config.adminListen !== undefined && config.adminListen !== null) {
-      const [adminHost, adminPort] = splitHostPort(config.adminListen);
-      const registry = new Registry();
-      collectDefaultMetrics({ register: registry, prefix: 'rheos_coordinator_' });
-      admin = await startAdminServer({
-        host: adminHost,
-        port: adminPort,
-        registry,
-        healthy: () => !writer.failed,
-      });
-    }
-  } catch (error) {
-    await api?.close(0);
-    await stopBelowApi();
-    throw error;
-  }
-  const apiServer = api;
-  const adminServer = admin;
-  let closing: Promise<void> | undefined;
+    },
+    ...(adminListen === undefined || adminListen === null
+      ? {}
+      : {
+          admin: {
+            listen: adminListen,
+            registry: () => {
+              const registry = new Registry();
+              collectDefaultMetrics({ register: registry, prefix: 'rheos_coordinator_' });
+              return registry;
+            },
+            healthy: () => !writer.failed,
+          },
+        }),
+    stopBelow: stopBelowApi,
+  });
   return {
-    apiAddress: `${apiHost(config.apiListen ?? self.api)}:${apiServer.port}`,
+    apiAddress: `${apiHost}:${front.apiPort}`,
     replica,
-    close: () =>
-      (closing ??= (async () => {
-        await apiServer.close(2_000);
-        await adminServer?.close();
-        await stopBelowApi();
-      })()),
+    close: () => front.close(),
   };
-}
-
-function apiHost(address: string): string {
-  return splitHostPort(address)[0];
 }

@@ -16,6 +16,7 @@ import { GroupCommitWriter } from '../storage/group-commit.js';
 import { openKvStore, type KvStore } from '../storage/kv-store.js';
 import { MetadataStore } from '../storage/metadata-store.js';
 import { startGateway, type RunningGateway } from '../gateway/gateway.js';
+import { exitOnStorageFailure } from './peer-server.js';
 import { startAdminServer, type RunningAdminServer } from './admin-server.js';
 import { startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
 import { createNodeMetrics } from './node-metrics.js';
@@ -66,12 +67,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   await mkdir(config.dataDir, { recursive: true });
   const opened = await openKvStore(join(config.dataDir, 'broker.db'));
   const kv = config.wrapKv ? config.wrapKv(opened) : opened;
-  const onFatal =
-    config.onFatal ??
-    ((error: unknown) => {
-      logger.fatal({ err: error }, 'storage write failed; stopping (fail-stop)');
-      process.exit(70);
-    });
+  const onFatal = config.onFatal ?? exitOnStorageFailure(logger);
   const writer = new GroupCommitWriter(kv, { onFatal });
   const metadata = await MetadataService.open(new MetadataStore(kv, writer), {
     context: {

@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/node.js';
 import { killAllChildren, runRheos, startDevServer } from '../helpers/processes.js';
+import { parseTail } from '../helpers/tail-output.js';
 
 /**
  * The product as a user meets it: `rheos dev` as a real process, and the `rheos` commands against
@@ -15,21 +16,6 @@ afterAll(async () => {
   await killAllChildren();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
-
-interface TailLine {
-  shardId: string;
-  sequenceNumber: string;
-  partitionKey: string;
-  arrivalTime: string;
-  data: string;
-}
-
-function parseTail(stdout: string): TailLine[] {
-  return stdout
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as TailLine);
-}
 
 describe('rheos CLI against rheos dev', () => {
   it('puts 10,000 records, tails them in order, and keeps them across restarts and kill -9', async () => {

@@ -2,6 +2,8 @@ import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/node.js';
 import { killAllChildren, runRheos, startDevServer, type DevServer } from '../helpers/processes.js';
+import { parseTail, type TailLine } from '../helpers/tail-output.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /**
  * The issue's acceptance scenario for clusters: a new user starts `rheos dev --brokers 3` (a
@@ -24,29 +26,6 @@ afterAll(async () => {
   }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
-
-interface TailLine {
-  shardId: string;
-  sequenceNumber: string;
-  data: string;
-}
-
-function parseTail(stdout: string): TailLine[] {
-  return stdout
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as TailLine);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 const isAlive = (pid: number) => {
   try {
@@ -80,7 +59,7 @@ describe('rheos dev --brokers 3', () => {
     const dataDir = await tempDir('rheos-dev-cluster-');
     dirs.push(dataDir);
     const server: DevServer = await startDevServer(dataDir, ['--brokers', '3']);
-    const ready = await until('rheos dev to be ready', async () => {
+    const ready = await waitUntil('rheos dev to be ready', async () => {
       const line = server
         .output()
         .split('\n')
@@ -99,13 +78,18 @@ describe('rheos dev --brokers 3', () => {
     expect(created.code, created.stderr).toBe(0);
 
     // Every broker holds a replica of every shard (replication factor 3) and leads one.
-    const placed = await until('one leader per broker', async () => {
-      const out = await rheos(['admin', 'cluster']);
-      expect(out.code, out.stderr).toBe(0);
-      const rows = brokerRows(out.stdout);
-      const ok = rows.size === 3 && [...rows.values()].every((r) => r.leaders === 1);
-      return ok ? out.stdout : undefined;
-    });
+    const placed = await waitUntil(
+      'one leader per broker',
+      async () => {
+        const out = await rheos(['admin', 'cluster']);
+        expect(out.code, out.stderr).toBe(0);
+        const rows = brokerRows(out.stdout);
+        const ok = rows.size === 3 && [...rows.values()].every((r) => r.leaders === 1);
+        return ok ? out.stdout : undefined;
+      },
+      30_000,
+      250,
+    );
     for (const row of brokerRows(placed).values())
       expect(row).toEqual({ state: 'up', replicas: 3, leaders: 1 });
 
@@ -151,7 +135,7 @@ describe('rheos dev --brokers 3', () => {
     // kill -9 one broker: the shard it led elects a new leader; nothing acknowledged is lost.
     const victim = pids[0] as number;
     process.kill(victim, 'SIGKILL');
-    await until('the broker to exit', async () => (isAlive(victim) ? undefined : true));
+    await waitUntil('the broker to exit', async () => (isAlive(victim) ? undefined : true));
     await put('b', 300);
     expectInOrder(
       await tailAll(),
@@ -160,12 +144,17 @@ describe('rheos dev --brokers 3', () => {
         ['b', 300],
       ]),
     );
-    const after = await until('the coordinator to mark the broker down', async () => {
-      const out = await rheos(['admin', 'cluster']);
-      return [...brokerRows(out.stdout).values()].some((r) => r.state === 'down')
-        ? out.stdout
-        : undefined;
-    });
+    const after = await waitUntil(
+      'the coordinator to mark the broker down',
+      async () => {
+        const out = await rheos(['admin', 'cluster']);
+        return [...brokerRows(out.stdout).values()].some((r) => r.state === 'down')
+          ? out.stdout
+          : undefined;
+      },
+      30_000,
+      250,
+    );
     const rows = [...brokerRows(after).values()];
     expect(rows.filter((r) => r.state === 'up')).toHaveLength(2);
     // The two survivors lead every shard between them.
@@ -175,6 +164,10 @@ describe('rheos dev --brokers 3', () => {
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     for (const pid of pids)
-      await until(`broker ${pid} to exit`, async () => (isAlive(pid) ? undefined : true), 15_000);
+      await waitUntil(
+        `broker ${pid} to exit`,
+        async () => (isAlive(pid) ? undefined : true),
+        15_000,
+      );
   }, 180_000);
 });

@@ -4,17 +4,20 @@ import { execFileSync } from 'node:child_process';
 import { afterEach, describe, it } from 'vitest';
 import { ClusterHarness } from './harness.js';
 import { describeReport, expectSafe } from './report.js';
-import { runWorkload } from './workload.js';
+import { BROKER_FAULTS, runWorkload } from './workload.js';
 
 /**
  * The long run (`npm run test:chaos`, skipped otherwise): five broker processes, ten minutes of
  * faults (up to two brokers down at once), the same checks as the CI run. Its figures are appended
- * to bench/results/chaos.jsonl. CHAOS_MS and CLUSTER_SEED override the length and the seed.
+ * to bench/results/chaos.jsonl. CHAOS_MS and CLUSTER_SEED override the length and the seed;
+ * CHAOS_COORDINATORS=3 (or 1) places the replicas with coordinator processes instead of a
+ * cluster file and adds kill -9 of the coordinator leader to the faults.
  */
 
 const enabled = process.env['RHEOS_CHAOS'] === '1';
 const seed = Number(process.env['CLUSTER_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
 const durationMs = Number(process.env['CHAOS_MS'] ?? 600_000);
+const coordinators = Number(process.env['CHAOS_COORDINATORS'] ?? 0);
 
 let harness: ClusterHarness | undefined;
 afterEach(async () => {
@@ -30,6 +33,7 @@ describe.skipIf(!enabled)('chaos (5 broker processes, npm run test:chaos)', () =
         brokers: 5,
         streams: [{ name: 'chaos', shardCount: 8, replicationFactor: 3 }],
         tickMs: 50,
+        ...(coordinators > 0 ? { coordinators } : {}),
       });
       const report = await runWorkload({
         harness,
@@ -38,6 +42,9 @@ describe.skipIf(!enabled)('chaos (5 broker processes, npm run test:chaos)', () =
         durationMs,
         producers: 8,
         batchRecords: 25,
+        ...(coordinators > 0
+          ? { kinds: [...BROKER_FAULTS, 'killCoordinatorLeader' as const] }
+          : {}),
         log: (line) => console.log(line),
       });
       const summary = describeReport(report);
@@ -56,6 +63,8 @@ describe.skipIf(!enabled)('chaos (5 broker processes, npm run test:chaos)', () =
           seed,
           durationMs: Math.round(report.durationMs),
           brokers: 5,
+          coordinators,
+          coordinatorKills: report.coordinatorKills.length,
           faults: report.faults.length,
           faultCounts: report.faultCounts,
           acknowledged: report.check.acknowledged,

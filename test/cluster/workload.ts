@@ -64,7 +64,7 @@ export type FaultKind =
   /** kill -9 the coordinator leader, restart it after the hold (coordinated clusters). */
   | 'killCoordinatorLeader';
 
-const ALL_FAULTS: readonly FaultKind[] = [
+export const BROKER_FAULTS: readonly FaultKind[] = [
   'kill',
   'killLeader',
   'restart',
@@ -500,7 +500,7 @@ class Workload {
     const ids = harness.ids;
     const minority = Math.floor((ids.length - 1) / 2);
     const maxDown = this.options.maxDown ?? minority;
-    const kinds = this.options.kinds ?? ALL_FAULTS;
+    const kinds = this.options.kinds ?? BROKER_FAULTS;
     let round: FaultKind[] = [];
     const minFaults = this.options.minFaults ?? 0;
     const more = () => this.now() < durationMs || this.faults.length < minFaults;

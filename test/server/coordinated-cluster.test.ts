@@ -11,6 +11,7 @@ import { openKvStore } from '../../src/storage/kv-store.js';
 import { storedGroups } from '../../src/storage/shard-log.js';
 import { tempDir } from '../helpers/node.js';
 import { freePort } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /**
  * A coordinator and three brokers in one process (real gRPC, real LevelDB): what a broker does
@@ -24,16 +25,6 @@ const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 interface Cluster {
   coordinator: RunningCoordinator;
@@ -144,7 +135,7 @@ describe('brokers placed by a coordinator (in one process)', () => {
       })),
     });
     expect(put.failedRecordCount).toBe(0);
-    await waitFor('every broker to open the 5 replicas', async () =>
+    await waitUntil('every broker to open the 5 replicas', async () =>
       c.brokers.every((b) => [...(b as RunningBroker).host.groups()].length === 5)
         ? true
         : undefined,
@@ -155,13 +146,13 @@ describe('brokers placed by a coordinator (in one process)', () => {
     await c.brokers[1]?.close();
     const again = await c.start(1);
     expect(again.id).toBe(restartedId);
-    await waitFor('the restarted broker to reopen its replicas', async () =>
+    await waitUntil('the restarted broker to reopen its replicas', async () =>
       [...again.host.groups()].length === 5 ? true : undefined,
     );
 
     // Deleting a stream deletes its replicas from every broker's disk.
     await client.deleteStream({ streamName: 'drop' });
-    await waitFor('every broker to drop the deleted stream’s replicas', async () =>
+    await waitUntil('every broker to drop the deleted stream’s replicas', async () =>
       c.brokers.every((b) => [...(b as RunningBroker).host.groups()].length === 2)
         ? true
         : undefined,
