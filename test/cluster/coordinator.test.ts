@@ -35,6 +35,8 @@ function errorCounts(ops: readonly ControlOp[]): Record<string, string> {
   return Object.fromEntries([...counts].map(([k, v]) => [k, `${v.n} (${v.first})`]));
 }
 
+const ZONES: Readonly<Record<number, string>> = { 1: 'zone-a', 2: 'zone-b', 3: 'zone-c' };
+
 const spread = (counts: readonly number[]) => Math.max(...counts) - Math.min(...counts);
 
 let harness: ClusterHarness | undefined;
