@@ -4,6 +4,7 @@ import type { Clock } from '../common/clock.js';
 import {
   InternalFailureError,
   InvalidArgumentError,
+  LimitExceededError,
   NotLeaderError,
   RheosError,
 } from '../common/errors.js';
@@ -68,6 +69,9 @@ export interface MetadataReplicaOptions {
   readonly proposalTimeoutMs?: number;
   /** Applied entries beyond the last snapshot after which the log is compacted. */
   readonly snapshotEveryEntries?: number;
+  /** Changes and reads waiting at once beyond which more are refused (LimitExceededException). */
+  readonly maxPendingProposals?: number;
+  readonly maxPendingReads?: number;
 }
 
 /** Entries kept in the log before it is compacted into a snapshot of the metadata. */
@@ -147,6 +151,9 @@ export class MetadataReplica implements HostedGroup {
   propose(command: MetadataCommand): Promise<readonly MetadataChange[]> {
     if (this.closed) return Promise.reject(new InternalFailureError('the coordinator is closing'));
     if (!this.isLeader) return Promise.reject(this.notLeader());
+    if (this.waiters.size >= (this.options.maxPendingProposals ?? 1_000)) {
+      return Promise.reject(new LimitExceededError('Rate exceeded for control-plane operations.'));
+    }
     const data = encodeStampedCommand(
       this.options.clock.nowMs(),
       Buffer.from(JSON.stringify(command), 'utf8'),
@@ -180,6 +187,9 @@ export class MetadataReplica implements HostedGroup {
    */
   read(): Promise<MetadataState> {
     if (this.closed) return Promise.reject(new InternalFailureError('the coordinator is closing'));
+    if (this.reads.size >= (this.options.maxPendingReads ?? 10_000)) {
+      return Promise.reject(new LimitExceededError('Rate exceeded for control-plane reads.'));
+    }
     // Unique across restarts too: a leader may still hold a read a previous incarnation asked.
     const context = `read-${this.readNonce}-${this.nextReadId++}`;
     // Older reads go to the current leader first, so this one does not hide a change of leader.
@@ -432,34 +442,36 @@ export class MetadataReplica implements HostedGroup {
 }
 
 /** Opens this coordinator's member of the metadata group on `host`, from what `kv` holds. */
-export async function openMetadataReplica(options: {
-  readonly host: RaftHost;
-  readonly kv: KvStore;
-  readonly voters: readonly NodeId[];
-  readonly clock: Clock;
-  readonly context: MachineContext;
-  readonly proposalTimeoutMs?: number;
-  readonly snapshotEveryEntries?: number;
-}): Promise<MetadataReplica> {
-  const state = stateFromRecords(await loadMetadataRecords(options.kv));
-  const member = await options.host.openGroup(
+/** The tuning a caller may set; everything else a member is built from comes from `host`. */
+export type MetadataReplicaTuning = Pick<
+  MetadataReplicaOptions,
+  'proposalTimeoutMs' | 'snapshotEveryEntries' | 'maxPendingProposals' | 'maxPendingReads'
+>;
+
+export async function openMetadataReplica(
+  options: {
+    readonly host: RaftHost;
+    readonly kv: KvStore;
+    readonly voters: readonly NodeId[];
+    readonly clock: Clock;
+    readonly context: MachineContext;
+  } & MetadataReplicaTuning,
+): Promise<MetadataReplica> {
+  const { host, kv, voters, clock, context, ...tuning } = options;
+  const state = stateFromRecords(await loadMetadataRecords(kv));
+  const member = await host.openGroup(
     METADATA_GROUP,
-    options.voters,
+    voters,
     ({ node, store, recovered }) =>
       new MetadataReplica({
+        ...tuning,
         node,
         store,
-        host: options.host,
-        clock: options.clock,
-        context: options.context,
+        host,
+        clock,
+        context,
         state,
         appliedIndex: recovered.appliedIndex,
-        ...(options.proposalTimeoutMs === undefined
-          ? {}
-          : { proposalTimeoutMs: options.proposalTimeoutMs }),
-        ...(options.snapshotEveryEntries === undefined
-          ? {}
-          : { snapshotEveryEntries: options.snapshotEveryEntries }),
       }),
   );
   if (!(member instanceof MetadataReplica)) throw new Error('group 0 is not the metadata group');

@@ -5,6 +5,7 @@ import { RaftHost } from '../../src/broker/raft-host.js';
 import { systemClock } from '../../src/common/clock.js';
 import {
   InternalFailureError,
+  LimitExceededError,
   NotLeaderError,
   ResourceInUseError,
 } from '../../src/common/errors.js';
@@ -61,6 +62,8 @@ afterEach(async () => {
 interface MemberOptions {
   readonly snapshotEveryEntries?: number;
   readonly proposalTimeoutMs?: number;
+  readonly maxPendingProposals?: number;
+  readonly maxPendingReads?: number;
 }
 
 async function startMember(
@@ -312,4 +315,18 @@ describe('the coordinator metadata group', () => {
     // Without asking again, the read would wait for its 120 s deadline (the test's is 20 s).
     expect((await read).brokers.size).toBeGreaterThanOrEqual(1);
   }, 20_000);
+
+  it('refuses changes and reads beyond its bounds with LimitExceededException, and serves those it took', async () => {
+    const { members } = await startGroup({ maxPendingProposals: 2, maxPendingReads: 1 });
+    const leader = await waitFor('a leader', () => leaderOf(members));
+    // Asked in one go, before any of them can commit.
+    const first = leader.replica.propose(register(1));
+    const second = leader.replica.propose(register(2));
+    await expect(leader.replica.propose(register(3))).rejects.toBeInstanceOf(LimitExceededError);
+    await first;
+    await second;
+    const read = leader.replica.read();
+    await expect(leader.replica.read()).rejects.toBeInstanceOf(LimitExceededError);
+    expect((await read).brokers.size).toBe(2);
+  });
 });
