@@ -88,6 +88,8 @@ describe.each([1, 3])('a quorum of %i coordinator(s) with 3 broker processes', (
         { name: 'pairs', shardCount: 5, replicationFactor: 2 },
       ],
       tickMs: 50,
+      // With 3 coordinators, the brokers also say which zone they are in.
+      ...(coordinators === 3 ? { zones: ZONES } : {}),
     });
     const h = harness;
 
@@ -102,6 +104,20 @@ describe.each([1, 3])('a quorum of %i coordinator(s) with 3 broker processes', (
     expect(spread(placed.leaders)).toBeLessThanOrEqual(1);
     expect(placed.cluster.brokers.every((b) => b.state === 'up')).toBe(true);
     expect(placed.cluster.coordinators).toHaveLength(coordinators);
+    if (coordinators === 3) {
+      expect(Object.fromEntries(placed.cluster.brokers.map((b) => [b.brokerId, b.zone]))).toEqual(
+        ZONES,
+      );
+      // One zone per broker: every shard has its replicas in distinct zones.
+      const zonesOfShard = new Map<string, string[]>();
+      for (const b of placed.cluster.brokers) {
+        for (const r of b.replicas) {
+          const key = `${r.streamName}/${r.shardId}`;
+          zonesOfShard.set(key, [...(zonesOfShard.get(key) ?? []), b.zone]);
+        }
+      }
+      for (const zones of zonesOfShard.values()) expect(new Set(zones).size).toBe(zones.length);
+    }
 
     const t0 = performance.now();
     const durationMs = 24_000;
