@@ -390,9 +390,15 @@ class Link {
     }, delayMs);
   }
 
+  /** Ends the link's stream and timers; the link may be dialled again (a peer that moved). */
   close(): void {
     if (this.redial !== undefined) clearTimeout(this.redial);
     if (this.refill !== undefined) clearTimeout(this.refill);
+    // Cleared, not just stopped: a pending timer id would keep scheduleRedial from ever
+    // scheduling again after the link is redialled.
+    this.redial = undefined;
+    this.refill = undefined;
+    this.attempts = 0;
     const stream = this.stream;
     if (stream !== undefined) {
       this.detach(stream);
