@@ -28,6 +28,10 @@ export interface RegistrationRequest {
   readonly zone: string;
   readonly apiEndpoint: string;
   readonly peerEndpoint: string;
+  /** Stored in the data folder before the first attempt. */
+  readonly token: string;
+  /** The data folder holds an id from an earlier registration. */
+  readonly returning: boolean;
 }
 
 /** Registers, retrying while no coordinator can take it, for up to `timeoutMs`. */
@@ -48,9 +52,10 @@ export async function registerBroker(
           zone: request.zone,
           apiEndpoint: request.apiEndpoint,
           peerEndpoint: request.peerEndpoint,
+          registrationToken: request.token,
+          returning: request.returning,
         },
-        // Registering again under the same id changes nothing twice; a new broker's retry may
-        // leave an unused id behind (marked down), never a wrong one.
+        // Safe to repeat: the same token gets the same id back.
         true,
       );
     } catch (error) {

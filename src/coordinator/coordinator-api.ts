@@ -101,6 +101,7 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
   const registerLocally = async (
     request: RegisterBrokerRequest,
   ): Promise<RegisterBrokerResponse> => {
+    const token = request.registrationToken === '' ? undefined : request.registrationToken;
     const changes = await replica.propose({
       type: 'registerBroker',
       ...(request.brokerId === undefined ? {} : { id: request.brokerId }),
@@ -108,9 +109,17 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
       api: request.apiEndpoint,
       peer: request.peerEndpoint,
       nowMs: options.clock.nowMs(),
+      ...(token === undefined ? {} : { token }),
+      ...(request.returning ? { returning: true } : {}),
     });
     const registered = changes.find((c) => c.kind === 'broker');
-    const brokerId = registered?.kind === 'broker' ? registered.id : request.brokerId;
+    // Nothing changed (the same broker again): its id is the one its token or request names.
+    const brokerId =
+      registered?.kind === 'broker'
+        ? registered.id
+        : (request.brokerId ??
+          [...replica.state.brokers.values()].find((b) => token !== undefined && b.token === token)
+            ?.id);
     if (brokerId === undefined) throw new Error('registerBroker changed no broker');
     options.detector.heartbeat(brokerId, options.clock.monotonicMs());
     return { brokerId, heartbeatIntervalMs: options.heartbeatIntervalMs };

@@ -75,6 +75,13 @@ export type MetadataCommand =
       readonly api: string;
       readonly peer: string;
       readonly nowMs: number;
+      /** A new broker's registration token (see BrokerRecord.token). */
+      readonly token?: string;
+      /**
+       * The broker's data folder says it registered before under `id`: if the metadata does not
+       * know that id, it was lost (or is another cluster's), and nothing may be placed on it.
+       */
+      readonly returning?: boolean;
     }
   | {
       /** The coordinator's failure detector: a broker stopped (or resumed) heartbeating. */
@@ -328,11 +335,31 @@ function registerBroker(
   command: Extract<MetadataCommand, { type: 'registerBroker' }>,
 ): MetadataChange[] {
   const nextId = state.counters.nextBrokerId ?? 1;
-  const id = command.id ?? nextId;
+  const byToken =
+    command.id === undefined && command.token !== undefined
+      ? [...state.brokers.values()].find((b) => b.token === command.token)
+      : undefined;
+  const id = command.id ?? byToken?.id ?? nextId;
   if (!Number.isSafeInteger(id) || id < 1) {
     throw new InvalidArgumentError(`Broker id ${id} must be a positive integer.`);
   }
   const existing = state.brokers.get(id);
+  if (
+    existing?.token !== undefined &&
+    command.token !== undefined &&
+    existing.token !== command.token
+  ) {
+    // Another data folder: a broker whose disk was lost must never rejoin its groups under its
+    // old id (it would vote without the entries it once acknowledged).
+    throw new InvalidArgumentError(
+      `Broker ${id} registered before from another data folder; a broker that lost its data joins under a new id (start it without --id).`,
+    );
+  }
+  if (command.returning === true && existing === undefined) {
+    throw new InvalidArgumentError(
+      `Broker ${id} is not known to these coordinators: their metadata was lost, or the broker belongs to another cluster. Nothing will be placed on it.`,
+    );
+  }
   const record: BrokerRecord = {
     id,
     zone: command.zone,
@@ -341,6 +368,11 @@ function registerBroker(
     registeredMs: existing?.registeredMs ?? command.nowMs,
     state: 'up',
     stateSinceMs: existing?.state === 'up' ? existing.stateSinceMs : command.nowMs,
+    ...(existing?.token !== undefined
+      ? { token: existing.token }
+      : command.token === undefined
+        ? {}
+        : { token: command.token }),
   };
   const changes: MetadataChange[] = [];
   if (

@@ -63,6 +63,11 @@ export interface BrokerRecord {
   readonly registeredMs: number;
   readonly state: BrokerState;
   readonly stateSinceMs: number;
+  /**
+   * The random token a new broker stored in its data folder before it first registered: a retry
+   * whose first answer was lost gets the same id back, never a second one.
+   */
+  readonly token?: string;
 }
 
 export interface Counters {

@@ -16,7 +16,7 @@ import { openKvStore, type KvStore } from '../storage/kv-store.js';
 import { storedGroups } from '../storage/shard-log.js';
 import { startFrontEnds } from './front-ends.js';
 import { exitOnStorageFailure, peerServer } from './peer-server.js';
-import { coordinatedTopology, staticTopology } from './broker-topology.js';
+import { coordinatedTopology, staticTopology, type BrokerTopology } from './broker-topology.js';
 import { splitHostPort } from './host-port.js';
 import { createNodeMetrics } from './node-metrics.js';
 
@@ -90,15 +90,15 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
     clock,
     logger,
   };
-  const topology =
-    'coordinators' in config.cluster
-      ? await coordinatedTopology(config.cluster, inputs)
-      : staticTopology(config.cluster, inputs);
-  let opened: KvStore;
+  const opened = await openKvStore(join(config.dataDir, 'broker.db'));
+  let topology: BrokerTopology;
   try {
-    opened = await openKvStore(join(config.dataDir, 'broker.db'));
+    topology =
+      'coordinators' in config.cluster
+        ? await coordinatedTopology(config.cluster, inputs, await storedGroups(opened))
+        : staticTopology(config.cluster, inputs);
   } catch (error) {
-    topology.close();
+    await opened.close();
     throw error;
   }
   const kv = config.wrapKv ? config.wrapKv(opened) : opened;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetadataSource } from '../broker/broker.js';
@@ -102,16 +103,29 @@ const ID_FILE = 'broker-id.json';
 export async function coordinatedTopology(
   cluster: CoordinatedCluster,
   inputs: TopologyInputs,
+  /** The replica groups already in the data folder. */
+  storedGroups: readonly number[],
 ): Promise<BrokerTopology> {
   const { apiListen, peerListen, logger } = inputs;
   if (apiListen === undefined || peerListen === undefined) {
     throw new Error('a broker with coordinators needs --api-listen and --peer-listen');
   }
-  const stored = await readBrokerId(inputs.dataDir, cluster.clusterId);
+  let identity = await readIdentity(inputs.dataDir, cluster.clusterId);
+  const stored = identity?.brokerId;
   if (stored !== undefined && inputs.brokerId !== undefined && stored !== inputs.brokerId) {
     throw new Error(
       `the data folder belongs to broker ${stored}, not ${inputs.brokerId}; a broker's id never changes`,
     );
+  }
+  if (identity === undefined) {
+    if (storedGroups.length > 0) {
+      // Registering anew would make these replicas someone else's and delete them.
+      throw new Error(
+        `the data folder holds ${storedGroups.length} replicas but no ${ID_FILE}: restore that file, or start from an empty folder`,
+      );
+    }
+    identity = { clusterId: cluster.clusterId, token: randomUUID() };
+    await writeIdentity(inputs.dataDir, identity);
   }
   const link = new CoordinatorLink({ endpoints: cluster.coordinators });
   let session: CoordinatorSession | undefined;
@@ -125,12 +139,14 @@ export async function coordinatedTopology(
         zone: cluster.zone ?? '',
         apiEndpoint: cluster.advertiseApi ?? apiListen,
         peerEndpoint: cluster.advertisePeer ?? peerListen,
+        token: identity.token,
+        returning: stored !== undefined,
       },
       cluster.registerTimeoutMs ?? 60_000,
       logger,
     );
     const id = registered.brokerId;
-    if (stored === undefined) await writeBrokerId(inputs.dataDir, cluster.clusterId, id);
+    if (stored === undefined) await writeIdentity(inputs.dataDir, { ...identity, brokerId: id });
     const fetchOnce = new CoordinatorSession({
       link,
       clusterId: cluster.clusterId,
@@ -200,7 +216,19 @@ async function waitForSigningKey(
   }
 }
 
-async function readBrokerId(dataDir: string, clusterId: string): Promise<number | undefined> {
+/** What a broker's data folder says about whose it is (`broker-id.json`). */
+interface FolderIdentity {
+  readonly clusterId: string;
+  /** Stored before the first registration; the coordinators remember it with the id. */
+  readonly token: string;
+  /** Absent until the first registration is answered. */
+  readonly brokerId?: number;
+}
+
+async function readIdentity(
+  dataDir: string,
+  clusterId: string,
+): Promise<FolderIdentity | undefined> {
   let text: string;
   try {
     text = await readFile(join(dataDir, ID_FILE), 'utf8');
@@ -208,22 +236,31 @@ async function readBrokerId(dataDir: string, clusterId: string): Promise<number 
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  const saved = JSON.parse(text) as { clusterId?: unknown; brokerId?: unknown };
+  const saved = JSON.parse(text) as { clusterId?: unknown; brokerId?: unknown; token?: unknown };
   if (saved.clusterId !== clusterId) {
     throw new Error(
       `the data folder belongs to cluster ${JSON.stringify(saved.clusterId)}, not ${JSON.stringify(clusterId)}`,
     );
   }
-  if (typeof saved.brokerId !== 'number') throw new Error(`${ID_FILE} holds no broker id`);
-  return saved.brokerId;
+  if (typeof saved.token !== 'string' || saved.token === '') {
+    throw new Error(`${ID_FILE} holds no registration token`);
+  }
+  if (saved.brokerId !== undefined && typeof saved.brokerId !== 'number') {
+    throw new Error(`${ID_FILE} holds a broker id that is not a number`);
+  }
+  return {
+    clusterId,
+    token: saved.token,
+    ...(saved.brokerId === undefined ? {} : { brokerId: saved.brokerId }),
+  };
 }
 
 /** Written to a temporary file, synced, renamed, and the folder synced: all or nothing. */
-async function writeBrokerId(dataDir: string, clusterId: string, brokerId: number): Promise<void> {
+async function writeIdentity(dataDir: string, identity: FolderIdentity): Promise<void> {
   const path = join(dataDir, ID_FILE);
   const file = await open(`${path}.tmp`, 'w');
   try {
-    await file.writeFile(JSON.stringify({ clusterId, brokerId }) + '\n');
+    await file.writeFile(JSON.stringify(identity) + '\n');
     await file.sync();
   } finally {
     await file.close();

@@ -46,6 +46,87 @@ function perBroker(state: MetadataState): { replicas: number[]; leaders: number[
 const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
 
 describe('brokers in the metadata machine', () => {
+  it('a registration retried with the same token gets the same id, never a second one', () => {
+    const command = {
+      type: 'registerBroker',
+      zone: '',
+      api: '10.0.0.1:7400',
+      peer: '10.0.0.1:7401',
+      nowMs: 5,
+      token: 'folder-token-1',
+    } as const;
+    let state = run(EMPTY, command);
+    expect([...state.brokers.keys()]).toEqual([1]);
+    // The first answer was lost; the broker asks again, even from a new address.
+    state = run(state, { ...command, api: '10.0.0.9:7400', peer: '10.0.0.9:7401' });
+    expect([...state.brokers.keys()]).toEqual([1]);
+    expect(state.brokers.get(1)?.api).toBe('10.0.0.9:7400');
+    // Another folder's token is another broker.
+    state = run(state, { ...command, token: 'folder-token-2' });
+    expect([...state.brokers.keys()]).toEqual([1, 2]);
+  });
+
+  it('refuses an id that another data folder registered (a broker that lost its disk gets a new id)', () => {
+    const state = run(EMPTY, {
+      type: 'registerBroker',
+      id: 4,
+      zone: '',
+      api: 'a:1',
+      peer: 'a:2',
+      nowMs: 1,
+      token: 'first-folder',
+    });
+    expect(() =>
+      applyCommand(
+        state,
+        {
+          type: 'registerBroker',
+          id: 4,
+          zone: '',
+          api: 'a:1',
+          peer: 'a:2',
+          nowMs: 2,
+          token: 'wiped-and-restarted',
+        },
+        context,
+      ),
+    ).toThrow(InvalidArgumentError);
+    // The same folder comes back fine.
+    const again = applyCommand(
+      state,
+      {
+        type: 'registerBroker',
+        id: 4,
+        zone: '',
+        api: 'b:1',
+        peer: 'b:2',
+        nowMs: 3,
+        token: 'first-folder',
+        returning: true,
+      },
+      context,
+    );
+    expect(again).toContainEqual(expect.objectContaining({ kind: 'broker', id: 4 }));
+  });
+
+  it('refuses a returning broker the metadata does not know (the coordinators lost their metadata)', () => {
+    expect(() =>
+      applyCommand(
+        EMPTY,
+        {
+          type: 'registerBroker',
+          id: 2,
+          zone: '',
+          api: 'a:1',
+          peer: 'a:2',
+          nowMs: 1,
+          returning: true,
+        },
+        context,
+      ),
+    ).toThrow(/not known to these coordinators/);
+  });
+
   it('gives new brokers the next id, keeps explicit ids, and never reuses one', () => {
     let state = register(register(EMPTY));
     expect([...state.brokers.keys()]).toEqual([1, 2]);

@@ -110,8 +110,10 @@ describe('brokers placed by a coordinator (in one process)', () => {
     // Ids are handed out once each, and stored in the data folder before anything is served.
     expect([...ids].sort()).toEqual([1, 2, 3]);
     for (let n = 0; n < 3; n++) {
-      const saved = JSON.parse(await readFile(join(c.dirs[n] as string, 'broker-id.json'), 'utf8'));
-      expect(saved).toEqual({ clusterId: CLUSTER, brokerId: ids[n] });
+      const saved = JSON.parse(
+        await readFile(join(c.dirs[n] as string, 'broker-id.json'), 'utf8'),
+      ) as Record<string, unknown>;
+      expect(saved).toEqual({ clusterId: CLUSTER, brokerId: ids[n], token: expect.any(String) });
     }
     const client = c.client();
     await client.createStream({
@@ -185,4 +187,31 @@ describe('brokers placed by a coordinator (in one process)', () => {
     await expect(c.start(0, { clusterId: 'other' })).rejects.toThrow(/cluster/);
     await expect(c.start(0, { brokerId: first.id + 1 })).rejects.toThrow(/belongs to broker/);
   }, 30_000);
+
+  it('never lets a folder take over another broker’s replicas or id', async () => {
+    const c = await startCluster();
+    const brokers = [await c.start(0), await c.start(1), await c.start(2)];
+    const client = c.client();
+    await client.createStream({
+      streamName: 's',
+      shardCount: 1,
+      shardLimits: UNLIMITED_SHARD_LIMITS,
+    });
+    await client.waitForStreamActive('s', 20_000);
+    await waitUntil('the replicas to open', async () =>
+      brokers.every((b) => [...b.host.groups()].length === 1) ? true : undefined,
+    );
+    const victim = brokers[0] as RunningBroker;
+    await victim.close();
+    // Its identity file is gone but its replicas are not: registering anew would delete them.
+    await rm(join(c.dirs[0] as string, 'broker-id.json'));
+    await expect(c.start(0)).rejects.toThrow(/no broker-id.json/);
+    expect(await storedOn(c.dirs[0] as string)).toHaveLength(1);
+    // A wiped folder may not take the old id either (it would vote without what it had).
+    await rm(c.dirs[0] as string, { recursive: true, force: true });
+    await expect(c.start(0, { brokerId: victim.id })).rejects.toThrow(/another data folder/);
+    // Started plainly, it joins as a new broker.
+    const fresh = await c.start(0);
+    expect(fresh.id).toBe(4);
+  }, 60_000);
 });

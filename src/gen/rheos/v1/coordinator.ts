@@ -86,6 +86,13 @@ export interface RegisterBrokerRequest {
   /** host:port of the broker's client API and of its peer service. */
   apiEndpoint: string;
   peerEndpoint: string;
+  /**
+   * Random, stored in the data folder before the first registration: a retry whose answer was
+   * lost gets the same id back, and another folder cannot take this broker's id.
+   */
+  registrationToken: string;
+  /** The data folder says it registered before under broker_id (the coordinators must know it). */
+  returning: boolean;
 }
 
 export interface RegisterBrokerResponse {
@@ -169,7 +176,15 @@ export interface DescribeClusterResponse {
 }
 
 function createBaseRegisterBrokerRequest(): RegisterBrokerRequest {
-  return { clusterId: '', brokerId: undefined, zone: '', apiEndpoint: '', peerEndpoint: '' };
+  return {
+    clusterId: '',
+    brokerId: undefined,
+    zone: '',
+    apiEndpoint: '',
+    peerEndpoint: '',
+    registrationToken: '',
+    returning: false,
+  };
 }
 
 export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
@@ -188,6 +203,12 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
     }
     if (message.peerEndpoint !== '') {
       writer.uint32(42).string(message.peerEndpoint);
+    }
+    if (message.registrationToken !== '') {
+      writer.uint32(50).string(message.registrationToken);
+    }
+    if (message.returning !== false) {
+      writer.uint32(56).bool(message.returning);
     }
     return writer;
   },
@@ -245,6 +266,22 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
             message.peerEndpoint = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.registrationToken = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.returning = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -269,6 +306,8 @@ export const RegisterBrokerRequest: MessageFns<RegisterBrokerRequest> = {
     message.zone = object.zone ?? '';
     message.apiEndpoint = object.apiEndpoint ?? '';
     message.peerEndpoint = object.peerEndpoint ?? '';
+    message.registrationToken = object.registrationToken ?? '';
+    message.returning = object.returning ?? false;
     return message;
   },
 };
