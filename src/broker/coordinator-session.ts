@@ -1,5 +1,6 @@
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import type { Clock } from '../common/clock.js';
+import { ServiceUnavailableError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CoordinatorLink } from '../coordinator/coordinator-link.js';
 import { stateFromRecords } from '../coordinator/metadata-records.js';
@@ -80,6 +81,8 @@ export interface CoordinatorSessionOptions {
 export class CoordinatorSession {
   private timer: NodeJS.Timeout | undefined;
   private fetching: Promise<void> | undefined;
+  private refreshing: Promise<void> | undefined;
+  private refreshFailedMs: number | undefined;
   private stopped = false;
   private failures = 0;
   private readonly lastBytes = new Map<number, { bytes: number; atMs: number }>();
@@ -96,6 +99,28 @@ export class CoordinatorSession {
   fetch(): Promise<void> {
     this.fetching ??= this.fetchOnce().finally(() => (this.fetching = undefined));
     return this.fetching;
+  }
+
+  /**
+   * A quick look at the newest metadata for a client's request (a stream this broker does not
+   * know yet): two short attempts at most, and none for a second after one failed, so requests
+   * are not held up while the coordinators are away.
+   */
+  async refresh(): Promise<void> {
+    const nowMs = this.options.clock.monotonicMs();
+    if (this.refreshFailedMs !== undefined && nowMs - this.refreshFailedMs < 1_000) {
+      throw new ServiceUnavailableError('The coordinators could not be reached a moment ago.');
+    }
+    try {
+      this.refreshing ??= this.fetchOnce({ maxAttempts: 2, deadlineMs: 2_000 }).finally(
+        () => (this.refreshing = undefined),
+      );
+      await this.refreshing;
+      this.refreshFailedMs = undefined;
+    } catch (error) {
+      this.refreshFailedMs = this.options.clock.monotonicMs();
+      throw error;
+    }
   }
 
   start(): void {
@@ -145,11 +170,14 @@ export class CoordinatorSession {
     this.timer.unref();
   }
 
-  private async fetchOnce(): Promise<void> {
+  private async fetchOnce(
+    limits: { readonly maxAttempts?: number; readonly deadlineMs?: number } = {},
+  ): Promise<void> {
     const response = await this.options.link.call(
       Coordinator.getMetadata,
       { clusterId: this.options.clusterId },
       true,
+      limits,
     );
     const records = JSON.parse(Buffer.from(response.recordsJson).toString('utf8')) as Record<
       string,
@@ -165,10 +193,12 @@ export class CoordinatorSession {
     const nowMs = this.options.clock.monotonicMs();
     const out: ReplicaStatus[] = [];
     if (this.host === undefined) return out;
+    const seen = new Set<number>();
     for (const group of this.host.groups()) {
       if (!(group instanceof RaftReplica)) continue;
       const status = group.node.status();
       const bytes = group.bytesApplied;
+      seen.add(group.shard);
       const last = this.lastBytes.get(group.shard);
       this.lastBytes.set(group.shard, { bytes, atMs: nowMs });
       const elapsedMs = last === undefined ? 0 : nowMs - last.atMs;
@@ -187,6 +217,7 @@ export class CoordinatorSession {
             : Math.round(((bytes - last.bytes) * 1000) / elapsedMs),
       });
     }
+    for (const shard of this.lastBytes.keys()) if (!seen.has(shard)) this.lastBytes.delete(shard);
     return out;
   }
 }

@@ -9,7 +9,12 @@ import {
   ServiceUnavailableError,
 } from '../common/errors.js';
 import { MAX_HASH_KEY, partitionKeyToHashKey } from '../common/hash-key.js';
-import { decodeIterator, encodeIterator, type SigningKeyring } from '../common/iterator-token.js';
+import {
+  decodeIterator,
+  encodeIterator,
+  iteratorKeyId,
+  type SigningKeyring,
+} from '../common/iterator-token.js';
 import {
   GET_RECORDS_MAX_RECORDS,
   GET_RECORDS_MAX_SIZE_BYTES,
@@ -274,15 +279,11 @@ export class DataPlane {
     v.throwIfInvalid();
     const { clock, identity } = this.options;
     const { broker } = this.options;
-    const decode = () => decodeIterator(request.shardIterator, this.options.keyring, clock.nowMs());
-    let claims: ReturnType<typeof decodeIterator>;
-    try {
-      claims = decode();
-    } catch (error) {
-      // Signed with a key this broker has not heard of yet? Look at the newest metadata once.
-      if (!(await broker.refreshMetadata())) throw error;
-      claims = decode();
-    }
+    // Signed with a key newer than any this broker knows (another broker heard of the rotation
+    // first)? Look at the newest metadata once before judging the token.
+    const keyId = iteratorKeyId(request.shardIterator);
+    if (keyId !== undefined && keyId > this.newestKeyId()) await broker.refreshMetadata();
+    const claims = decodeIterator(request.shardIterator, this.options.keyring, clock.nowMs());
     const serving = (at: ShardLocation | undefined) =>
       at !== undefined &&
       at.stream.incarnation === claims.streamIncarnation &&
@@ -357,6 +358,14 @@ export class DataPlane {
       },
       this.options.keyring.current(),
     );
+  }
+
+  private newestKeyId(): number {
+    try {
+      return this.options.keyring.current().id;
+    } catch {
+      return 0;
+    }
   }
 
   private async servingStream(ref: {

@@ -95,3 +95,14 @@ export function fromServiceError(error: ServiceError): RheosError {
       return new InternalFailureError(error.details || error.message, { cause: error });
   }
 }
+
+/** The call ran out of time in transport (no answer from the server, which may have acted). */
+export function isDeadlineExceeded(error: unknown): boolean {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return (
+    typeof cause === 'object' &&
+    cause !== null &&
+    'code' in cause &&
+    cause.code === status.DEADLINE_EXCEEDED
+  );
+}

@@ -95,6 +95,14 @@ export function decodeIterator(
   return { streamIncarnation, shardIncarnation, position: { index, offset }, issuedMs };
 }
 
+/** The id of the key a well-formed token says it was signed with (nothing is verified). */
+export function iteratorKeyId(text: string): number | undefined {
+  if (text.length !== TOKEN_CHARS || !/^[A-Za-z0-9_-]+$/.test(text)) return undefined;
+  const token = Buffer.from(text, 'base64url');
+  if (token.length !== TOKEN_BYTES || token.readUInt8(0) !== VERSION) return undefined;
+  return token.readUInt32BE(1);
+}
+
 function mac(secret: Buffer, body: Buffer): Buffer {
   return createHmac('sha256', secret).update(body).digest().subarray(0, MAC_BYTES);
 }

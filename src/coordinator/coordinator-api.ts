@@ -72,7 +72,13 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
     const lead = replica.leaderId();
     const endpoint = lead === undefined ? undefined : options.coordinators.get(lead);
     if (context?.forwarded === true || endpoint === undefined) throw replica.notLeader();
-    return link.call(method, request, idempotent, { forwarded: true, endpoint });
+    // Few, short attempts: the caller's own link retries, so hops do not multiply into minutes.
+    return link.call(method, request, idempotent, {
+      forwarded: true,
+      endpoint,
+      maxAttempts: 3,
+      deadlineMs: 3_000,
+    });
   };
 
   /** Runs a read after this coordinator has applied everything committed before it began. */

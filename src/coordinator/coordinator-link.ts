@@ -1,6 +1,7 @@
 import { backoffDelayMs, sleep, type BackoffOptions } from '../common/backoff.js';
 import { NotLeaderError, RheosError, ServiceUnavailableError } from '../common/errors.js';
 import { ChannelPool, FORWARDED_HEADER, unaryCall, type UnaryMethod } from '../common/grpc-call.js';
+import { isDeadlineExceeded } from '../common/grpc-errors.js';
 
 /**
  * Calls to the coordinator quorum from a broker, a coordinator forwarding to its leader, or the
@@ -71,7 +72,10 @@ export class CoordinatorLink {
         return response;
       } catch (error) {
         if (!(error instanceof RheosError)) throw error;
-        const unreachable = error.name === 'ServiceUnavailableException';
+        // A coordinator that never answered (a host that drops packets) is as good as gone for a
+        // call that may be repeated.
+        const unreachable =
+          error.name === 'ServiceUnavailableException' || (idempotent && isDeadlineExceeded(error));
         const retry =
           error instanceof NotLeaderError || (unreachable && (idempotent || !error.indeterminate));
         if (retry && attempt + 1 >= maxAttempts && error instanceof NotLeaderError) {
@@ -88,6 +92,8 @@ export class CoordinatorLink {
           continue;
         }
         endpoint = this.next(endpoint);
+        // The next call starts there too, not at the coordinator that just failed.
+        if (unreachable) this.prefer(endpoint);
         await sleep(backoffDelayMs(attempt, this.backoff()));
       }
     }

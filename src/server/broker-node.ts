@@ -21,9 +21,9 @@ import { splitHostPort } from './host-port.js';
 import { createNodeMetrics } from './node-metrics.js';
 
 /**
- * One broker of a cluster with static placement (`rheos broker`): the shard replicas the cluster
- * file places here, each a member of its shard's Raft group, with the native gRPC API for clients
- * and the peer service for the other brokers, all data in one LevelDB under `dataDir`.
+ * One broker of a cluster (`rheos broker`): the shard replicas placed here (by the coordinators,
+ * or by a cluster file), each a member of its shard's Raft group, with the native gRPC API for
+ * clients and the peer service for the other brokers, all data in one LevelDB under `dataDir`.
  */
 
 /** A broker of a cluster whose coordinators place replicas (`rheos broker --coordinators`). */

@@ -129,7 +129,7 @@ export async function coordinatedTopology(
   }
   const link = new CoordinatorLink({ endpoints: cluster.coordinators });
   let session: CoordinatorSession | undefined;
-  const mirror = new MetadataMirror(() => session?.fetch() ?? Promise.resolve());
+  const mirror = new MetadataMirror(() => session?.refresh() ?? Promise.resolve());
   try {
     const registered = await registerBroker(
       link,

@@ -104,13 +104,23 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     ...(config.tickMs === undefined ? {} : { tickMs: config.tickMs }),
   });
   const context = { accountId: identity.accountId, limits: DEFAULT_ACCOUNT_LIMITS };
-  const replica = await openMetadataReplica({
-    host,
-    kv,
-    voters: [...config.members.keys()].sort((a, b) => a - b),
-    clock,
-    context,
-  });
+  let replica: MetadataReplica;
+  try {
+    replica = await openMetadataReplica({
+      host,
+      kv,
+      voters: [...config.members.keys()].sort((a, b) => a - b),
+      clock,
+      context,
+    });
+  } catch (error) {
+    // Unreadable storage, say: let go of the database (its lock) before failing.
+    await host.stop();
+    await transport.close();
+    await writer.drain();
+    await kv.close();
+    throw error;
+  }
   const detector = new FailureDetector({
     downAfterMs: config.downAfterMs ?? heartbeatIntervalMs * 6,
   });

@@ -120,21 +120,25 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
         );
       }
       exits.push(
-        new Promise<void>((resolve) =>
-          child.once('exit', (code, signal) => {
+        new Promise<void>((resolve) => {
+          const gone = (why: Record<string, unknown>) => {
+            if (!children.has(n)) return;
             children.delete(n);
             if (!closing) {
               logger.warn(
-                { broker: n, code, signal },
+                { broker: n, ...why },
                 'a broker process exited; rheos dev does not restart it',
               );
             }
             resolve();
-          }),
-        ),
+          };
+          child.once('exit', (code, signal) => gone({ code, signal }));
+          // It could not be started at all (no 'exit' follows).
+          child.once('error', (err) => gone({ err }));
+        }),
       );
     }
-    await waitForBrokers(brokerEndpoints, logger);
+    await waitForBrokers(brokerEndpoints, logger, () => children.size < config.brokers);
     if (config.httpPort !== null) {
       gatewayClient = createClient({ endpoint: coordinatorApi });
       gateway = await startGateway({
@@ -172,7 +176,11 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
 }
 
 /** Until every broker answers (each registers with the coordinator before it listens). */
-async function waitForBrokers(endpoints: readonly string[], logger: Logger): Promise<void> {
+async function waitForBrokers(
+  endpoints: readonly string[],
+  logger: Logger,
+  someExited: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (const endpoint of endpoints) {
     const client = createClient({ endpoint, deadlineMs: 2_000 });
@@ -182,6 +190,8 @@ async function waitForBrokers(endpoints: readonly string[], logger: Logger): Pro
           await client.describeLimits();
           break;
         } catch (error) {
+          if (someExited())
+            throw new Error('a broker process exited while starting (see its output)');
           if (Date.now() > deadline) {
             throw new Error(`broker ${endpoint} did not start`, { cause: error });
           }

@@ -157,6 +157,23 @@ describe('coordinator link', () => {
     expect(leader.calls).toHaveLength(2);
   });
 
+  it('moves on from a coordinator that never answers for an idempotent call, and starts elsewhere next time', async () => {
+    const silent = await coordinator(() => {
+      throw new Error('unused');
+    });
+    // Never answers: a host that drops packets.
+    silent.answer = () => new Promise<never>(() => undefined) as never;
+    const good = await coordinator(version(5));
+    const l = link([silent.endpoint, good.endpoint], { deadlineMs: 200 });
+    expect(await heartbeat(l)).toEqual({ metadataVersion: 5 });
+    expect(l.current).toBe(good.endpoint);
+    // A call that must not be repeated is not: its outcome is unknown.
+    const again = link([silent.endpoint, good.endpoint], { deadlineMs: 200 });
+    const error = await failure(heartbeat(again, false));
+    expect(error.name).toBe('InternalFailureException');
+    expect(good.calls).toHaveLength(1);
+  });
+
   it('follows a hint for a call that is not idempotent too (NOT_LEADER is definite)', async () => {
     const leader = await coordinator(version(3));
     const follower = await coordinator(() => {

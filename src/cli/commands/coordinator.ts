@@ -24,8 +24,10 @@ function collectMember(
   value: string,
   previous: Map<number, CoordinatorMember>,
 ): Map<number, CoordinatorMember> {
-  const match = /^(\d+)=(.+:\d+),(.+:\d+)$/.exec(value);
-  if (match === null) throw new InvalidArgumentError('must be ID=API_HOST:PORT,PEER_HOST:PORT.');
+  const match = /^([1-9]\d*)=(.+:\d+),(.+:\d+)$/.exec(value);
+  if (match === null) {
+    throw new InvalidArgumentError('must be ID=API_HOST:PORT,PEER_HOST:PORT with an id from 1.');
+  }
   return new Map(previous).set(Number(match[1]), {
     api: match[2] as string,
     peer: match[3] as string,
