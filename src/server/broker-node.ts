@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Broker } from '../broker/broker.js';
+import { createClient } from '../client/client.js';
 import type { ClusterConfig } from '../broker/cluster-config.js';
 import { DataPlane } from '../broker/data-plane.js';
 import { GrpcPeerTransport } from '../broker/grpc-peer-transport.js';
@@ -51,6 +52,8 @@ export interface BrokerNodeConfig {
   readonly peerListen?: string;
   /** How this broker reaches each peer (default: the cluster file); tests put proxies here. */
   readonly peerAddresses?: ReadonlyMap<number, string>;
+  /** host:port for the Kinesis-compatible HTTP API (AWS SDK, AWS CLI); null: not served. */
+  readonly httpListen?: string | null;
   /** host:port for /metrics and /healthz; null: not served. */
   readonly adminListen?: string | null;
   readonly identity?: ServiceIdentity;
@@ -69,6 +72,7 @@ export interface RunningBroker {
   readonly apiAddress: string;
   readonly peerAddress: string;
   readonly adminPort: number | null;
+  readonly httpPort: number | null;
   readonly host: RaftHost;
   readonly broker: Broker;
   readonly transport: GrpcPeerTransport;
@@ -171,6 +175,14 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
       shardMap: shardMap({ broker, identity, selfId: topology.id, endpointOf: apiOf }),
       logger,
     },
+    ...(config.httpListen === undefined || config.httpListen === null
+      ? {}
+      : {
+          gateway: {
+            listen: config.httpListen,
+            client: (apiAddress: string) => createClient({ endpoint: apiAddress }),
+          },
+        }),
     ...(adminListen === undefined || adminListen === null
       ? {}
       : {
@@ -187,6 +199,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
     apiAddress: `${apiHost}:${front.apiPort}`,
     peerAddress: topology.peerListen,
     adminPort: front.adminPort,
+    httpPort: front.httpPort,
     host,
     broker,
     transport,

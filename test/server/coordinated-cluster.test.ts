@@ -1,3 +1,10 @@
+import {
+  CreateStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  PutRecordsCommand,
+  waitUntilStreamExists,
+} from '@aws-sdk/client-kinesis';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +19,7 @@ import { storedGroups } from '../../src/storage/shard-log.js';
 import { tempDir } from '../helpers/node.js';
 import { freePort } from '../helpers/processes.js';
 import { waitUntil } from '../helpers/wait.js';
+import { sdkClient } from '../gateway/sdk-helpers.js';
 
 /**
  * A coordinator and three brokers in one process (real gRPC, real LevelDB): what a broker does
@@ -32,7 +40,10 @@ interface Cluster {
   dirs: string[];
   brokers: Array<RunningBroker | undefined>;
   addresses: Array<{ api: string; peer: string }>;
-  start(n: number, overrides?: { clusterId?: string; brokerId?: number }): Promise<RunningBroker>;
+  start(
+    n: number,
+    overrides?: { clusterId?: string; brokerId?: number; httpListen?: string },
+  ): Promise<RunningBroker>;
   client(): RheosClient;
 }
 
@@ -79,6 +90,7 @@ async function startCluster(): Promise<Cluster> {
         peerListen: (addresses[n] as { peer: string }).peer,
         tickMs: 20,
         retentionCheckIntervalMs: 0,
+        ...(overrides.httpListen === undefined ? {} : { httpListen: overrides.httpListen }),
       });
       cluster.brokers[n] = broker;
       cleanups.push(() => broker.close());
@@ -213,5 +225,45 @@ describe('brokers placed by a coordinator (in one process)', () => {
     // Started plainly, it joins as a new broker.
     const fresh = await c.start(0);
     expect(fresh.id).toBe(4);
+  }, 60_000);
+
+  it('serves the Kinesis HTTP API on a broker: the AWS SDK creates, writes every shard and reads it all back through one broker', async () => {
+    const c = await startCluster();
+    const gateway = await c.start(0, { httpListen: '127.0.0.1:0' });
+    await c.start(1);
+    await c.start(2);
+    const sdk = sdkClient(gateway.httpPort as number, 'h2');
+    cleanups.push(async () => sdk.destroy());
+    await sdk.send(new CreateStreamCommand({ StreamName: 'aws', ShardCount: 3 }));
+    await waitUntilStreamExists({ client: sdk, maxWaitTime: 30 }, { StreamName: 'aws' });
+    // One record per shard, whichever broker leads it.
+    const third = 2n ** 128n / 3n;
+    const keys = [0n, third + 1n, 2n * third + 1n].map(String);
+    const put = await sdk.send(
+      new PutRecordsCommand({
+        StreamName: 'aws',
+        Records: keys.map((k, i) => ({
+          PartitionKey: 'p',
+          ExplicitHashKey: k,
+          Data: Buffer.from(`r${i}`),
+        })),
+      }),
+    );
+    expect(put.FailedRecordCount).toBe(0);
+    const shardIds = new Set(put.Records?.map((r) => r.ShardId));
+    expect(shardIds.size).toBe(3);
+    const read: string[] = [];
+    for (const shardId of [...shardIds].sort()) {
+      const { ShardIterator } = await sdk.send(
+        new GetShardIteratorCommand({
+          StreamName: 'aws',
+          ShardId: shardId,
+          ShardIteratorType: 'TRIM_HORIZON',
+        }),
+      );
+      const { Records } = await sdk.send(new GetRecordsCommand({ ShardIterator }));
+      read.push(...(Records ?? []).map((r) => Buffer.from(r.Data ?? []).toString()));
+    }
+    expect(read.sort()).toEqual(['r0', 'r1', 'r2']);
   }, 60_000);
 });

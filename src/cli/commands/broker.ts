@@ -20,6 +20,7 @@ interface BrokerOptions {
   advertisePeer?: string;
   peer: Map<number, string>;
   admin?: string;
+  httpListen?: string;
   region: string;
   tickMs: number;
   logLevel: string;
@@ -64,6 +65,10 @@ export function registerBroker(program: Command): void {
       'reach broker ID at this address instead (repeatable; tests put proxies here)',
       collectIdAddress,
       new Map<number, string>(),
+    )
+    .option(
+      '--http-listen <host:port>',
+      'serve the Kinesis-compatible HTTP API (AWS SDK, AWS CLI) here, routed to shard leaders',
     )
     .option('--admin <host:port>', 'HTTP admin endpoint (/metrics, /healthz)')
     .option('--region <region>', 'AWS region this cluster says it is in', 'us-east-1')
@@ -110,6 +115,7 @@ export function registerBroker(program: Command): void {
         ...(options.peerListen === undefined ? {} : { peerListen: options.peerListen }),
         ...(options.peer.size === 0 ? {} : { peerAddresses: options.peer }),
         adminListen: options.admin ?? null,
+        httpListen: options.httpListen ?? null,
         identity: { region: options.region, accountId: DEFAULT_IDENTITY.accountId },
         tickMs: options.tickMs,
         logger,
