@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import type { Clock } from '../common/clock.js';
 import { ServiceUnavailableError } from '../common/errors.js';
@@ -87,6 +88,9 @@ export class CoordinatorSession {
   private failures = 0;
   private readonly lastBytes = new Map<number, { bytes: number; atMs: number }>();
   private host: RaftHost | undefined;
+  /** Heartbeats of this process are ordered by (session, sequence). */
+  private readonly session = randomUUID();
+  private sequence = 0;
 
   constructor(private readonly options: CoordinatorSessionOptions) {}
 
@@ -141,6 +145,8 @@ export class CoordinatorSession {
         brokerId: this.options.brokerId,
         metadataVersion: this.options.mirror.version,
         replicas: this.statuses(),
+        session: this.session,
+        sequence: ++this.sequence,
       },
       true,
       // A heartbeat that cannot get through soon is dropped; the next one tries again.

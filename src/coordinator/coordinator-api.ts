@@ -138,8 +138,9 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
       );
     }
     const nowMs = options.clock.monotonicMs();
-    options.detector.heartbeat(request.brokerId, nowMs);
-    options.reports.record(request.brokerId, request.replicas, nowMs);
+    if (options.reports.record(request.brokerId, request, request.replicas, nowMs)) {
+      options.detector.heartbeat(request.brokerId, nowMs);
+    }
     return { metadataVersion: replica.appliedIndex };
   };
 

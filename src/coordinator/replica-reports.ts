@@ -9,13 +9,38 @@ import { ReplicaRole, type ReplicaStatus } from '../gen/rheos/v1/coordinator.js'
 export class ReplicaReports {
   private readonly byBroker = new Map<
     number,
-    { readonly heardMs: number; readonly replicas: readonly ReplicaStatus[] }
+    {
+      readonly heardMs: number;
+      readonly session: string;
+      readonly sequence: number;
+      readonly replicas: readonly ReplicaStatus[];
+    }
   >();
 
   constructor(private readonly freshForMs: number) {}
 
-  record(brokerId: number, replicas: readonly ReplicaStatus[], nowMs: number): void {
-    this.byBroker.set(brokerId, { heardMs: nowMs, replicas });
+  /**
+   * Keeps a broker's report unless it is older than the one kept (same process, lower or equal
+   * sequence: a slow copy); returns whether it was kept, so stale news does not count as a sign
+   * of life either.
+   */
+  record(
+    brokerId: number,
+    report: { readonly session: string; readonly sequence: number },
+    replicas: readonly ReplicaStatus[],
+    nowMs: number,
+  ): boolean {
+    const kept = this.byBroker.get(brokerId);
+    if (kept !== undefined && kept.session === report.session && report.sequence <= kept.sequence) {
+      return false;
+    }
+    this.byBroker.set(brokerId, {
+      heardMs: nowMs,
+      session: report.session,
+      sequence: report.sequence,
+      replicas,
+    });
+    return true;
   }
 
   clear(): void {

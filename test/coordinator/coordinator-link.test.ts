@@ -107,6 +107,8 @@ function heartbeat(
     brokerId: 1,
     metadataVersion: 0,
     replicas: [],
+    session: 'test',
+    sequence: 1,
   };
   return l.call(Coordinator.heartbeat, request, idempotent, options);
 }

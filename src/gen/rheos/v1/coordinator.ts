@@ -124,6 +124,12 @@ export interface HeartbeatRequest {
   /** The metadata version the broker runs on. */
   metadataVersion: number;
   replicas: ReplicaStatus[];
+  /**
+   * Random per broker process, and counting up within it: a heartbeat that arrives after a newer
+   * one of the same process (a slow forwarded copy) is ignored.
+   */
+  session: string;
+  sequence: number;
 }
 
 export interface HeartbeatResponse {
@@ -545,7 +551,7 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { clusterId: '', brokerId: 0, metadataVersion: 0, replicas: [] };
+  return { clusterId: '', brokerId: 0, metadataVersion: 0, replicas: [], session: '', sequence: 0 };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -561,6 +567,12 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     for (const v of message.replicas) {
       ReplicaStatus.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.session !== '') {
+      writer.uint32(42).string(message.session);
+    }
+    if (message.sequence !== 0) {
+      writer.uint32(48).uint64(message.sequence);
     }
     return writer;
   },
@@ -610,6 +622,22 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.replicas.push(ReplicaStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.session = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -631,6 +659,8 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     message.brokerId = object.brokerId ?? 0;
     message.metadataVersion = object.metadataVersion ?? 0;
     message.replicas = object.replicas?.map((e) => ReplicaStatus.fromPartial(e)) || [];
+    message.session = object.session ?? '';
+    message.sequence = object.sequence ?? 0;
     return message;
   },
 };
