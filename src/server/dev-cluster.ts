@@ -71,9 +71,8 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
     coordinator = await startCoordinator({
       clusterId: CLUSTER_ID,
       id: 1,
-      members: new Map([
-        [1, { api: coordinatorApi, peer: `${config.host}:${config.grpcPort + 1}` }],
-      ]),
+      // A quorum of one has no peers to talk to: its peer service takes any free port.
+      members: new Map([[1, { api: coordinatorApi, peer: `${config.host}:0` }]]),
       dataDir: join(config.dataDir, 'coordinator'),
       identity: config.identity,
       logger,
