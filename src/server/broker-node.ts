@@ -172,6 +172,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
       port: apiPort,
       data: new DataPlane({ broker, keyring: metadata, clock, identity }),
       control: topology.controlPlane(),
+      ...(topology.coordinatorApi === undefined ? {} : { coordinator: topology.coordinatorApi() }),
       shardMap: shardMap({ broker, identity, selfId: topology.id, endpointOf: apiOf }),
       logger,
     },

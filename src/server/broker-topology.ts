@@ -16,7 +16,10 @@ import type { SigningKeyring } from '../common/iterator-token.js';
 import { DEFAULT_SHARD_LIMITS } from '../common/limits.js';
 import type { Logger } from '../common/logger.js';
 import { ControlPlane } from '../coordinator/control-plane.js';
+import { InvalidArgumentError } from '../common/errors.js';
 import { CoordinatorLink } from '../coordinator/coordinator-link.js';
+import { CoordinatorServiceService as Coordinator } from '../gen/rheos/v1/coordinator.js';
+import type { CoordinatorApi } from './grpc-server.js';
 import { DEFAULT_ACCOUNT_LIMITS } from '../coordinator/model.js';
 import type { CoordinatedCluster } from './broker-node.js';
 import { controlApiOf, type ControlApi } from './native-api.js';
@@ -38,6 +41,8 @@ export interface BrokerTopology {
   readonly deletesUnplaced: boolean;
   addressOf(brokerId: number): string | undefined;
   controlPlane(): ControlApi;
+  /** Coordinator calls a broker answers for its clients (DescribeCluster), if any. */
+  coordinatorApi?(): CoordinatorApi;
   /** The broker's parts are up: start talking to the coordinators, follow peer addresses. */
   attach(parts: { readonly transport: GrpcPeerTransport; readonly host: RaftHost }): void;
   close(): void;
@@ -174,6 +179,7 @@ export async function coordinatedTopology(
       deletesUnplaced: true,
       addressOf: (brokerId) => mirror.state.brokers.get(brokerId)?.api,
       controlPlane: () => remoteControlPlane(link),
+      coordinatorApi: () => brokerCoordinatorApi(link),
       attach: ({ transport, host }) => {
         unsubscribe = mirror.onChange((changes) => {
           for (const change of changes) {
@@ -200,6 +206,23 @@ export async function coordinatedTopology(
     link.close();
     throw error;
   }
+}
+
+/**
+ * A coordinated broker passes `rheos admin cluster` on to the coordinators, so any address of
+ * the cluster answers it; the calls meant for coordinators alone are refused.
+ */
+function brokerCoordinatorApi(link: CoordinatorLink): CoordinatorApi {
+  const refuse = () =>
+    Promise.reject(
+      new InvalidArgumentError('This is a broker; send broker registrations to a coordinator.'),
+    );
+  return {
+    registerBroker: refuse,
+    heartbeat: refuse,
+    getMetadata: refuse,
+    describeCluster: (request) => link.call(Coordinator.describeCluster, request, true),
+  };
 }
 
 async function waitForSigningKey(

@@ -12,6 +12,8 @@ import { createClient, type RheosClient } from '../../src/client/client.js';
 import { systemClock } from '../../src/common/clock.js';
 import { UNLIMITED_SHARD_LIMITS } from '../../src/common/limits.js';
 import { ShardIteratorType } from '../../src/gen/rheos/v1/data.js';
+import { CoordinatorLink } from '../../src/coordinator/coordinator-link.js';
+import { CoordinatorServiceService } from '../../src/gen/rheos/v1/coordinator.js';
 import { startBroker, type RunningBroker } from '../../src/server/broker-node.js';
 import { startCoordinator, type RunningCoordinator } from '../../src/server/coordinator-node.js';
 import { openKvStore } from '../../src/storage/kv-store.js';
@@ -154,6 +156,16 @@ describe('brokers placed by a coordinator (in one process)', () => {
         ? true
         : undefined,
     );
+
+    // Any broker answers `rheos admin cluster` (passing it to the coordinators).
+    const viaBroker = new CoordinatorLink({ endpoints: [(c.addresses[2] as { api: string }).api] });
+    cleanups.push(async () => viaBroker.close());
+    const cluster = await viaBroker.call(CoordinatorServiceService.describeCluster, {}, true);
+    expect(cluster.brokers.map((b) => [b.brokerId, b.replicas.length])).toEqual([
+      [1, 5],
+      [2, 5],
+      [3, 5],
+    ]);
 
     // A restarted broker comes back under the same id with its replicas.
     const restartedId = ids[1];

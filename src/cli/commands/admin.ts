@@ -17,7 +17,7 @@ export function registerAdmin(program: Command): void {
   admin
     .command('cluster')
     .description(
-      'brokers with their zones, state, replicas and the shard leaders they report; --endpoint names coordinators (in rheos dev, the default)',
+      'brokers with their zones, state, replicas and the shard leaders they report (--endpoint: coordinators or brokers of the cluster)',
     )
     .option('--json', 'print the coordinator answer as JSON')
     .action(async (options: { json?: boolean }) => {
