@@ -42,6 +42,8 @@ export async function registerBroker(
   request: RegistrationRequest,
   timeoutMs: number,
   logger: Logger,
+  /** Stops retrying (the broker is closing). */
+  cancelled: () => boolean = () => false,
 ): Promise<RegisterBrokerResponse> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
@@ -62,8 +64,10 @@ export async function registerBroker(
       );
     } catch (error) {
       const retriable = error instanceof Error && 'retriable' in error && error.retriable === true;
-      if (!retriable || Date.now() > deadline) throw error;
-      logger.warn({ err: error }, 'no coordinator took the registration yet; retrying');
+      if (!retriable || Date.now() > deadline || cancelled()) throw error;
+      // Said once, not once per attempt.
+      if (attempt === 0)
+        logger.warn({ err: error }, 'no coordinator took the registration yet; retrying');
       await sleep(backoffDelayMs(attempt, { initialMs: 100, maxMs: 1_000 }));
     }
   }
@@ -77,6 +81,8 @@ export interface CoordinatorSessionOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly heartbeatIntervalMs: number;
+  /** Keeps each newer metadata version (the broker's copy for starting without coordinators). */
+  readonly persist?: (version: number, recordsJson: Uint8Array) => Promise<void>;
 }
 
 export class CoordinatorSession {
@@ -189,10 +195,10 @@ export class CoordinatorSession {
       string,
       unknown
     >;
-    this.options.mirror.update(
-      response.version,
-      stateFromRecords(new Map(Object.entries(records))),
-    );
+    const state = stateFromRecords(new Map(Object.entries(records)));
+    if (this.options.mirror.update(response.version, state)) {
+      await this.options.persist?.(response.version, response.recordsJson);
+    }
   }
 
   private statuses(): ReplicaStatus[] {

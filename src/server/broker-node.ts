@@ -39,6 +39,11 @@ export interface CoordinatedCluster {
   readonly advertisePeer?: string;
   /** How long to wait at start for the coordinators to take the registration. */
   readonly registerTimeoutMs?: number;
+  /**
+   * A returning broker with a stored copy of the metadata starts from it when no coordinator has
+   * answered after this long (and registers once they are back).
+   */
+  readonly offlineStartAfterMs?: number;
 }
 
 export interface BrokerNodeConfig {
@@ -99,7 +104,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
   try {
     topology =
       'coordinators' in config.cluster
-        ? await coordinatedTopology(config.cluster, inputs, await storedGroups(opened))
+        ? await coordinatedTopology(config.cluster, inputs, opened)
         : staticTopology(config.cluster, inputs);
   } catch (error) {
     await opened.close();

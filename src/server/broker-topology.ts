@@ -16,9 +16,16 @@ import type { SigningKeyring } from '../common/iterator-token.js';
 import { DEFAULT_SHARD_LIMITS } from '../common/limits.js';
 import type { Logger } from '../common/logger.js';
 import { ControlPlane } from '../coordinator/control-plane.js';
-import { InvalidArgumentError } from '../common/errors.js';
+import { InvalidArgumentError, RheosError } from '../common/errors.js';
 import { CoordinatorLink } from '../coordinator/coordinator-link.js';
-import { CoordinatorServiceService as Coordinator } from '../gen/rheos/v1/coordinator.js';
+import { stateFromRecords } from '../coordinator/metadata-records.js';
+import {
+  CoordinatorServiceService as Coordinator,
+  type RegisterBrokerResponse,
+} from '../gen/rheos/v1/coordinator.js';
+import type { KvStore } from '../storage/kv-store.js';
+import { loadMirroredMetadata, saveMirroredMetadata } from '../storage/metadata-store.js';
+import { storedGroups as storedGroupsOf } from '../storage/shard-log.js';
 import type { CoordinatorApi } from './grpc-server.js';
 import { DEFAULT_ACCOUNT_LIMITS } from '../coordinator/model.js';
 import type { CoordinatedCluster } from './broker-node.js';
@@ -99,6 +106,8 @@ export function staticTopology(cluster: ClusterConfig, inputs: TopologyInputs): 
 }
 
 const ID_FILE = 'broker-id.json';
+/** Until a coordinator says otherwise (its answer to the registration). */
+const DEFAULT_HEARTBEAT_MS = 500;
 
 /**
  * Registers with the coordinators (with the id the data folder holds, or for a new one, stored
@@ -108,9 +117,10 @@ const ID_FILE = 'broker-id.json';
 export async function coordinatedTopology(
   cluster: CoordinatedCluster,
   inputs: TopologyInputs,
-  /** The replica groups already in the data folder. */
-  storedGroups: readonly number[],
+  /** The broker's database: its replica groups, and its copy of the metadata. */
+  kv: KvStore,
 ): Promise<BrokerTopology> {
+  const storedGroups = await storedGroupsOf(kv);
   const { apiListen, peerListen, logger } = inputs;
   if (apiListen === undefined || peerListen === undefined) {
     throw new Error('a broker with coordinators needs --api-listen and --peer-listen');
@@ -134,23 +144,41 @@ export async function coordinatedTopology(
   }
   const link = new CoordinatorLink({ endpoints: cluster.coordinators });
   let session: CoordinatorSession | undefined;
+  let closed = false;
   const mirror = new MetadataMirror(() => session?.refresh() ?? Promise.resolve());
   try {
-    const registered = await registerBroker(
-      link,
-      {
-        clusterId: cluster.clusterId,
-        brokerId: stored ?? inputs.brokerId,
-        zone: cluster.zone ?? '',
-        apiEndpoint: cluster.advertiseApi ?? apiListen,
-        peerEndpoint: cluster.advertisePeer ?? peerListen,
-        token: identity.token,
-        returning: stored !== undefined,
-      },
-      cluster.registerTimeoutMs ?? 60_000,
-      logger,
-    );
-    const id = registered.brokerId;
+    const request = {
+      clusterId: cluster.clusterId,
+      brokerId: stored ?? inputs.brokerId,
+      zone: cluster.zone ?? '',
+      apiEndpoint: cluster.advertiseApi ?? apiListen,
+      peerEndpoint: cluster.advertisePeer ?? peerListen,
+      token: identity.token,
+      returning: stored !== undefined,
+    };
+    const registerTimeoutMs = cluster.registerTimeoutMs ?? 60_000;
+    // A broker that registered before and kept a copy of the metadata starts from that copy when
+    // no coordinator answers soon: its replicas serve on (Raft needs no coordinator), and it
+    // registers once the coordinators are back.
+    const copy = stored === undefined ? undefined : await loadMirroredMetadata(kv);
+    let registered: RegisterBrokerResponse | undefined;
+    try {
+      registered = await registerBroker(
+        link,
+        request,
+        copy === undefined ? registerTimeoutMs : (cluster.offlineStartAfterMs ?? 5_000),
+        logger,
+      );
+    } catch (error) {
+      const retriable = error instanceof RheosError && error.retriable;
+      if (copy === undefined || !retriable) throw error;
+      logger.warn(
+        { err: error, version: copy.version },
+        'no coordinator answers: starting from the stored copy of the metadata',
+      );
+      mirror.update(copy.version, stateFromRecords(new Map(Object.entries(copy.records))));
+    }
+    const id = registered?.brokerId ?? (stored as number);
     if (stored === undefined) await writeIdentity(inputs.dataDir, { ...identity, brokerId: id });
     const fetchOnce = new CoordinatorSession({
       link,
@@ -159,10 +187,21 @@ export async function coordinatedTopology(
       mirror,
       clock: inputs.clock,
       logger,
-      heartbeatIntervalMs: registered.heartbeatIntervalMs,
+      heartbeatIntervalMs: registered?.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS,
+      persist: (version, recordsJson) => saveMirroredMetadata(kv, version, recordsJson),
     });
     session = fetchOnce;
-    await waitForSigningKey(fetchOnce, mirror, cluster.registerTimeoutMs ?? 60_000);
+    if (registered !== undefined) {
+      await waitForSigningKey(fetchOnce, mirror, registerTimeoutMs);
+    } else {
+      // Keep trying in the background: the coordinators learn this broker's addresses again.
+      void registerBroker(link, request, Number.MAX_SAFE_INTEGER, logger, () => closed).then(
+        () => logger.info('registered with the coordinators again'),
+        (error: unknown) => {
+          if (!closed) logger.error({ err: error }, 'registration with the coordinators failed');
+        },
+      );
+    }
     const peers = new Map<number, string>();
     for (const b of mirror.state.brokers.values()) {
       if (b.id !== id) peers.set(b.id, inputs.peerAddresses?.get(b.id) ?? b.peer);
@@ -195,6 +234,7 @@ export async function coordinatedTopology(
         rebalance.unref();
       },
       close: () => {
+        closed = true;
         if (rebalance !== undefined) clearInterval(rebalance);
         unsubscribe?.();
         session?.stop();
@@ -202,6 +242,7 @@ export async function coordinatedTopology(
       },
     };
   } catch (error) {
+    closed = true;
     session?.stop();
     link.close();
     throw error;

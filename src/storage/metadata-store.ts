@@ -41,3 +41,42 @@ export async function loadMetadataRecords(kv: KvStore): Promise<Map<string, unkn
   }
   return records;
 }
+
+/**
+ * A coordinated broker's copy of the coordinators' metadata, kept so that it can start (and
+ * serve its replicas) while no coordinator answers. It may be older than the coordinators'
+ * metadata, never newer; it is written without fsync, since an older copy is as safe.
+ */
+const MIRROR_KEY = metadataKey('coordinator-metadata');
+
+export interface MirroredMetadata {
+  readonly version: number;
+  readonly records: Readonly<Record<string, unknown>>;
+}
+
+export async function saveMirroredMetadata(
+  kv: KvStore,
+  version: number,
+  recordsJson: Uint8Array,
+): Promise<void> {
+  const value = Buffer.concat([
+    Buffer.from(`{"version":${version},"records":`, 'utf8'),
+    recordsJson,
+    Buffer.from('}', 'utf8'),
+  ]);
+  await kv.write([{ type: 'put', key: MIRROR_KEY, value }], { sync: false });
+}
+
+export async function loadMirroredMetadata(kv: KvStore): Promise<MirroredMetadata | undefined> {
+  const raw = await kv.get(MIRROR_KEY);
+  if (raw === undefined) return undefined;
+  const parsed = JSON.parse(raw.toString('utf8')) as { version?: unknown; records?: unknown };
+  if (
+    typeof parsed.version !== 'number' ||
+    typeof parsed.records !== 'object' ||
+    parsed.records === null
+  ) {
+    throw new Error('the stored copy of the coordinators’ metadata is unreadable');
+  }
+  return { version: parsed.version, records: parsed.records as Record<string, unknown> };
+}

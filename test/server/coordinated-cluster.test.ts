@@ -38,13 +38,21 @@ afterEach(async () => {
 
 interface Cluster {
   coordinator: RunningCoordinator;
+  /** Stops the coordinator, or starts it again on its data (same addresses). */
+  stopCoordinator(): Promise<void>;
+  restartCoordinator(): Promise<void>;
   coordinatorApi: string;
   dirs: string[];
   brokers: Array<RunningBroker | undefined>;
   addresses: Array<{ api: string; peer: string }>;
   start(
     n: number,
-    overrides?: { clusterId?: string; brokerId?: number; httpListen?: string },
+    overrides?: {
+      clusterId?: string;
+      brokerId?: number;
+      httpListen?: string;
+      offlineStartAfterMs?: number;
+    },
   ): Promise<RunningBroker>;
   client(): RheosClient;
 }
@@ -52,17 +60,20 @@ interface Cluster {
 async function startCluster(): Promise<Cluster> {
   const coordinatorDir = await tempDir('rheos-coord-');
   const coordinatorApi = `127.0.0.1:${await freePort()}`;
-  const coordinator = await startCoordinator({
-    clusterId: CLUSTER,
-    id: 1,
-    members: new Map([[1, { api: coordinatorApi, peer: `127.0.0.1:${await freePort()}` }]]),
-    dataDir: coordinatorDir,
-    clock: systemClock,
-    tickMs: 20,
-    heartbeatIntervalMs: 100,
-  });
+  const coordinatorPeer = `127.0.0.1:${await freePort()}`;
+  const launch = () =>
+    startCoordinator({
+      clusterId: CLUSTER,
+      id: 1,
+      members: new Map([[1, { api: coordinatorApi, peer: coordinatorPeer }]]),
+      dataDir: coordinatorDir,
+      clock: systemClock,
+      tickMs: 20,
+      heartbeatIntervalMs: 100,
+    });
+  const coordinator = await launch();
   cleanups.push(async () => {
-    await coordinator.close();
+    await cluster.coordinator.close();
     await rm(coordinatorDir, { recursive: true, force: true });
   });
   const dirs: string[] = [];
@@ -75,6 +86,10 @@ async function startCluster(): Promise<Cluster> {
   }
   const cluster: Cluster = {
     coordinator,
+    stopCoordinator: () => cluster.coordinator.close(),
+    restartCoordinator: async () => {
+      cluster.coordinator = await launch();
+    },
     coordinatorApi,
     dirs,
     brokers: [undefined, undefined, undefined],
@@ -85,6 +100,9 @@ async function startCluster(): Promise<Cluster> {
           clusterId: overrides.clusterId ?? CLUSTER,
           coordinators: [coordinatorApi],
           registerTimeoutMs: 10_000,
+          ...(overrides.offlineStartAfterMs === undefined
+            ? {}
+            : { offlineStartAfterMs: overrides.offlineStartAfterMs }),
         },
         ...(overrides.brokerId === undefined ? {} : { brokerId: overrides.brokerId }),
         dataDir: dirs[n] as string,
@@ -277,5 +295,69 @@ describe('brokers placed by a coordinator (in one process)', () => {
       read.push(...(Records ?? []).map((r) => Buffer.from(r.Data ?? []).toString()));
     }
     expect(read.sort()).toEqual(['r0', 'r1', 'r2']);
+  }, 60_000);
+
+  it('a broker restarted while no coordinator answers starts from its copy of the metadata, serves its replicas, and registers once they are back', async () => {
+    const c = await startCluster();
+    for (let n = 0; n < 3; n++) await c.start(n);
+    const client = c.client();
+    await client.createStream({
+      streamName: 'calm',
+      shardCount: 2,
+      shardLimits: UNLIMITED_SHARD_LIMITS,
+    });
+    await client.waitForStreamActive('calm', 20_000);
+    const write = async (from: number, count: number) => {
+      const put = await client.putRecords({
+        streamName: 'calm',
+        records: Array.from({ length: count }, (_, i) => ({
+          partitionKey: `k${from + i}`,
+          data: Buffer.from(`v${from + i}`),
+        })),
+      });
+      expect(put.failedRecordCount).toBe(0);
+    };
+    await write(0, 20);
+    // Broker 1's copy is as new as its last heartbeat: let it hear of ACTIVE first (a copy that
+    // still says CREATING would, rightly, refuse writes until the coordinators are back).
+    await waitUntil('broker 1 to hold the stream as ACTIVE', () =>
+      c.brokers[0]?.broker.directory().stream('calm')?.status === 'ACTIVE' ? true : undefined,
+    );
+    await c.stopCoordinator();
+    // Restarted with the coordinators gone, broker 1 comes up from its copy.
+    await c.brokers[0]?.close();
+    const back = await c.start(0, { offlineStartAfterMs: 300 });
+    await waitUntil('its replicas to open', async () =>
+      [...back.host.groups()].length === 2 ? true : undefined,
+    );
+    // Writes and reads go on: Raft needs no coordinator.
+    await write(20, 20);
+    const direct = createClient({
+      endpoint: (c.addresses[0] as { api: string }).api,
+      deadlineMs: 5_000,
+    });
+    cleanups.push(async () => direct.close());
+    let total = 0;
+    for (const shardId of ['shardId-000000000000', 'shardId-000000000001']) {
+      const { shardIterator } = await direct.getShardIterator({
+        streamName: 'calm',
+        shardId,
+        shardIteratorType: ShardIteratorType.SHARD_ITERATOR_TYPE_TRIM_HORIZON,
+      });
+      total += (await direct.getRecords({ shardIterator, limit: 1000 })).records.length;
+    }
+    expect(total).toBe(40);
+    // The coordinator returns: the broker is registered and heard from again.
+    await c.restartCoordinator();
+    const link = new CoordinatorLink({ endpoints: [c.coordinatorApi] });
+    cleanups.push(async () => link.close());
+    await waitUntil('the broker to report to the coordinator', async () => {
+      // (The coordinator may still be electing itself: then ask again.)
+      const cluster = await link
+        .call(CoordinatorServiceService.describeCluster, {}, true)
+        .catch(() => undefined);
+      const b = cluster?.brokers.find((x) => x.brokerId === back.id);
+      return b?.lastHeartbeatAgeMs !== undefined && b.state === 'up' ? true : undefined;
+    });
   }, 60_000);
 });
