@@ -47,6 +47,7 @@ export class Broker {
   private retentionTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private sweeping: Promise<void> = Promise.resolve();
+  private cutOff = false;
 
   constructor(private readonly options: BrokerOptions) {
     this.directoryCache = new StreamDirectory(options.metadata.state);
@@ -82,11 +83,21 @@ export class Broker {
     if (this.options.metadata.refresh === undefined) return false;
     try {
       await this.options.metadata.refresh();
+      this.cutOff = false;
       return true;
     } catch (error) {
-      this.options.logger.warn({ err: error }, 'metadata refresh failed');
+      if (!this.cutOff) this.options.logger.warn({ err: error }, 'metadata refresh failed');
+      this.cutOff = true;
       return false;
     }
+  }
+
+  /**
+   * The last look at the newest metadata failed: this broker's copy may be behind (a stream it
+   * holds as CREATING may be ACTIVE), and it cannot know.
+   */
+  get metadataUnreachable(): boolean {
+    return this.cutOff;
   }
 
   quota(shard: number, limits: ShardThroughputLimits): ShardQuota {

@@ -287,7 +287,7 @@ export class DataPlane {
     const serving = (at: ShardLocation | undefined) =>
       at !== undefined &&
       at.stream.incarnation === claims.streamIncarnation &&
-      isServing(at.stream);
+      this.serves(at.stream);
     let location = broker.directory().shardByIncarnation(claims.shardIncarnation);
     if (!serving(location) && (await broker.refreshMetadata())) {
       location = broker.directory().shardByIncarnation(claims.shardIncarnation);
@@ -297,7 +297,7 @@ export class DataPlane {
       location === undefined ||
       stream === undefined ||
       stream.incarnation !== claims.streamIncarnation ||
-      !isServing(stream)
+      !this.serves(stream)
     ) {
       throw new ResourceNotFoundError(
         `The stream or shard of this shard iterator no longer exists under account ${identity.accountId}.`,
@@ -374,9 +374,21 @@ export class DataPlane {
   }): Promise<StreamRecord> {
     const name = resolveStreamName(ref, this.options.identity);
     const stream = await this.options.broker.findStream(name, isServing);
-    if (stream === undefined || !isServing(stream))
+    if (stream === undefined || !this.serves(stream)) {
       throw streamNotFound(name, this.options.identity);
+    }
     return stream;
+  }
+
+  /**
+   * Whether records of the stream are served: ACTIVE or UPDATING; or CREATING while the
+   * coordinators cannot be asked, since this broker's copy may be behind (they decide when it is
+   * ACTIVE), its replicas here are open, and Raft needs no coordinator.
+   */
+  private serves(stream: StreamRecord): boolean {
+    return (
+      isServing(stream) || (stream.status === 'CREATING' && this.options.broker.metadataUnreachable)
+    );
   }
 
   private route(

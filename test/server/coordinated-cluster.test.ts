@@ -318,11 +318,8 @@ describe('brokers placed by a coordinator (in one process)', () => {
       expect(put.failedRecordCount).toBe(0);
     };
     await write(0, 20);
-    // Broker 1's copy is as new as its last heartbeat: let it hear of ACTIVE first (a copy that
-    // still says CREATING would, rightly, refuse writes until the coordinators are back).
-    await waitUntil('broker 1 to hold the stream as ACTIVE', () =>
-      c.brokers[0]?.broker.directory().stream('calm')?.status === 'ACTIVE' ? true : undefined,
-    );
+    // (A broker's copy is as new as its last heartbeat, so some may still hold the stream as
+    // CREATING when the coordinator goes: they serve it all the same, since they cannot ask.)
     await c.stopCoordinator();
     // Restarted with the coordinators gone, broker 1 comes up from its copy.
     await c.brokers[0]?.close();
