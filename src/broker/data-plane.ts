@@ -279,11 +279,19 @@ export class DataPlane {
     v.throwIfInvalid();
     const { clock, identity } = this.options;
     const { broker } = this.options;
-    // Signed with a key newer than any this broker knows (another broker heard of the rotation
-    // first)? Look at the newest metadata once before judging the token.
-    const keyId = iteratorKeyId(request.shardIterator);
-    if (keyId !== undefined && keyId > this.newestKeyId()) await broker.refreshMetadata();
-    const claims = decodeIterator(request.shardIterator, this.options.keyring, clock.nowMs());
+    const decode = () => decodeIterator(request.shardIterator, this.options.keyring, clock.nowMs());
+    let claims: ReturnType<typeof decodeIterator>;
+    try {
+      claims = decode();
+    } catch (error) {
+      // Signed with a key newer than any this broker knows (another broker heard of the
+      // rotation first)? Look at the newest metadata once before judging the token. Only a
+      // refused token pays for the look.
+      const keyId = iteratorKeyId(request.shardIterator);
+      if (keyId === undefined || keyId <= this.newestKeyId()) throw error;
+      await broker.refreshMetadata();
+      claims = decode();
+    }
     const serving = (at: ShardLocation | undefined) =>
       at !== undefined &&
       at.stream.incarnation === claims.streamIncarnation &&

@@ -30,7 +30,6 @@ export interface DevClusterConfig {
   readonly logger: Logger;
   /** The `rheos` script the brokers run. */
   readonly bin: string;
-  readonly brokerLogLevel?: string;
 }
 
 export interface RunningDevCluster {
@@ -106,7 +105,8 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
           '--region',
           config.identity.region,
           '--log-level',
-          config.brokerLogLevel ?? 'warn',
+          // Brokers speak up only for trouble; the dev process logs for them.
+          'warn',
           '--exit-with-parent',
         ],
         // stdin stays open while this process lives: brokers exit when it closes.

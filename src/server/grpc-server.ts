@@ -255,8 +255,12 @@ function handler<Req, Res>(
             `The ${method} request could not be decoded: ${why instanceof Error ? why.message : String(why)}.`,
           );
         }
-        const forwarded = call.metadata.get(FORWARDED_HEADER).length > 0;
-        return fn(call.request, { forwarded });
+        // Read only by the calls that care (control plane, coordinator), not on the data path.
+        return fn(call.request, {
+          get forwarded() {
+            return call.metadata.get(FORWARDED_HEADER).length > 0;
+          },
+        });
       })
       .then(
         (response) => answer(undefined, response),

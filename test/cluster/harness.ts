@@ -279,11 +279,6 @@ export class ClusterHarness {
     return [...this.coordinators.keys()];
   }
 
-  coordinatorInfo(id: number): CoordinatorInfo {
-    const c = this.coordinator(id);
-    return { id: c.id, api: c.api, peer: c.peer, dataDir: c.dataDir, logFile: c.logFile };
-  }
-
   coordinatorEndpoints(): string[] {
     return [...this.coordinators.values()].map((c) => c.api);
   }
