@@ -46,6 +46,8 @@ export class Broker {
   private unsubscribe: (() => void) | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Shard incarnations of each stream as last reconciled, to notice shards that left it. */
+  private readonly reconciledShards = new Map<string, ReadonlySet<number>>();
   private sweeping: Promise<void> = Promise.resolve();
   private cutOff = false;
 
@@ -206,6 +208,7 @@ export class Broker {
       case 'ACTIVE':
       case 'UPDATING':
         await this.openShards(stream);
+        await this.dropRetiredShards(stream);
         return;
       case 'DELETING':
         for (const shard of stream.shards) {
@@ -218,6 +221,19 @@ export class Broker {
           incarnation: stream.incarnation,
         });
         return;
+    }
+  }
+
+  /** Closed shards past their retention left the stream: their replicas here go too. */
+  private async dropRetiredShards(stream: StreamRecord): Promise<void> {
+    const now = new Set(stream.shards.map((s) => s.incarnation));
+    const before = this.reconciledShards.get(stream.name);
+    this.reconciledShards.set(stream.name, now);
+    for (const incarnation of before ?? []) {
+      if (now.has(incarnation) || this.options.replicas.get(incarnation) === undefined) continue;
+      this.options.logger.info({ shard: incarnation }, 'deleting a retired closed shard');
+      await this.options.replicas.destroy(incarnation);
+      this.quotas.delete(incarnation);
     }
   }
 

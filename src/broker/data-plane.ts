@@ -7,7 +7,9 @@ import {
   ResourceNotFoundError,
   RheosError,
   ServiceUnavailableError,
+  ShardSealedError,
 } from '../common/errors.js';
+import { sleep } from '../common/backoff.js';
 import { MAX_HASH_KEY, partitionKeyToHashKey } from '../common/hash-key.js';
 import {
   decodeIterator,
@@ -35,7 +37,13 @@ import {
   validateStreamRef,
 } from '../common/put-records-check.js';
 import { streamNotFound } from '../coordinator/metadata-machine.js';
-import { isServing, type ShardRecord, type StreamRecord } from '../coordinator/model.js';
+import {
+  childrenOf,
+  isListed,
+  isServing,
+  type ShardRecord,
+  type StreamRecord,
+} from '../coordinator/model.js';
 import {
   ShardIteratorType,
   type GetRecordsRequest,
@@ -67,6 +75,13 @@ export interface DataPlaneOptions {
 }
 
 const SEQUENCE_NUMBER_PATTERN = /^(0|[1-9]\d{0,128})$/;
+
+const SEALED = 'ShardSealedException';
+/** How often one request follows a seal to the children before the client is told. */
+const SEALED_REROUTES = 2;
+/** Waiting for the metadata to show a sealed shard closed: about two seconds in all. */
+const SEALED_WAIT_ATTEMPTS = 40;
+const SEALED_WAIT_MS = 50;
 
 /** A record whose required fields are known to be present. */
 interface ValidEntry {
@@ -102,28 +117,76 @@ export class DataPlane {
     assert(hasData(request), 'validated: data is present');
     const sizeBytes = recordSize(request);
     checkRecordSize(sizeBytes);
-    const stream = await this.servingStream(request);
-    const shard = this.route(stream, request);
-    this.replica(shard).checkWritable();
-    // With throwOnFailure, putToShard throws unless the record was stored.
-    const [stored] = await this.putToShard(
-      stream,
-      shard,
-      [{ requestIndex: 0, entry: request, sizeBytes }],
-      true,
-    );
-    const { shardId, sequenceNumber } = stored as PutRecordsResultEntry;
-    return { shardId, sequenceNumber, encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE };
+    let stream = await this.servingStream(request);
+    for (let round = 0; ; round++) {
+      const shard = this.route(stream, request);
+      this.replica(shard).checkWritable();
+      try {
+        // With throwOnFailure, putToShard throws unless the record was stored.
+        const [stored] = await this.putToShard(
+          stream,
+          shard,
+          [{ requestIndex: 0, entry: request, sizeBytes }],
+          true,
+        );
+        const { shardId, sequenceNumber } = stored as PutRecordsResultEntry;
+        return { shardId, sequenceNumber, encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE };
+      } catch (error) {
+        if (!(error instanceof ShardSealedError) || round >= SEALED_REROUTES) throw error;
+        // The shard was sealed under this write (nothing stored): route it again once the
+        // metadata shows the children open; a client would be told the same.
+        const next = await this.afterSeal(stream, [shard]);
+        if (next === undefined) throw error;
+        stream = next;
+      }
+    }
   }
 
   async putRecords(request: PutRecordsRequest): Promise<PutRecordsResponse> {
     const { entries, sizes } = checkPutRecords(request);
-    const stream = await this.servingStream(request);
+    let stream = await this.servingStream(request);
+    const results: PutRecordsResultEntry[] = new Array(request.records.length);
+    let todo = entries.map((entry, requestIndex) => ({
+      requestIndex,
+      entry,
+      sizeBytes: sizes[requestIndex] as number,
+    }));
+    for (let round = 0; ; round++) {
+      const sealed = await this.putRouted(stream, todo, results, round === 0);
+      if (sealed.records.length === 0 || round >= SEALED_REROUTES) break;
+      // Shards sealed under this request (nothing of theirs stored): once the metadata shows
+      // their children, their records go there, in request order, if this broker leads them.
+      const next = await this.afterSeal(stream, sealed.shards);
+      if (next === undefined) break;
+      const shards = new Set(sealed.records.map((r) => this.route(next, r.entry)));
+      if (![...shards].every((s) => this.leadsHere(s))) break;
+      stream = next;
+      todo = sealed.records;
+    }
+    const failedRecordCount = results.filter((r) => r.errorCode !== '').length;
+    return {
+      failedRecordCount,
+      records: results,
+      encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
+    };
+  }
+
+  /**
+   * Writes routed records, one entry per shard, filling `results`; returns the records of shards
+   * that turned out sealed. `checkAll`: every shard must be led here or nothing is written.
+   */
+  private async putRouted(
+    stream: StreamRecord,
+    todo: readonly RoutedRecord[],
+    results: PutRecordsResultEntry[],
+    checkAll: boolean,
+  ): Promise<{ records: RoutedRecord[]; shards: ShardRecord[] }> {
     // Route everything first, so a bad hash key fails the request before anything is written.
     const byShard = new Map<ShardRecord, RoutedRecord[]>();
     // Producers often repeat partition keys within a request: hash each distinct key once.
     const shardOfKey = new Map<string, ShardRecord>();
-    entries.forEach((entry, requestIndex) => {
+    for (const routed of todo) {
+      const { entry } = routed;
       let shard =
         entry.explicitHashKey === undefined ? shardOfKey.get(entry.partitionKey) : undefined;
       if (shard === undefined) {
@@ -132,26 +195,57 @@ export class DataPlane {
       }
       let group = byShard.get(shard);
       if (group === undefined) byShard.set(shard, (group = []));
-      group.push({ requestIndex, entry, sizeBytes: sizes[requestIndex] as number });
-    });
+      group.push(routed);
+    }
     // Every shard of the request must be led here, or nothing is written: the client routes its
     // records to the leaders (a definite NOT_LEADER, so retrying elsewhere cannot duplicate).
-    for (const shard of byShard.keys()) this.replica(shard).checkWritable();
-    const results: PutRecordsResultEntry[] = new Array(request.records.length);
+    if (checkAll) for (const shard of byShard.keys()) this.replica(shard).checkWritable();
+    const sealed: { records: RoutedRecord[]; shards: ShardRecord[] } = { records: [], shards: [] };
     await Promise.all(
       [...byShard].map(async ([shard, group]) => {
         const shardResults = await this.putToShard(stream, shard, group, false);
+        if (shardResults[0]?.errorCode === SEALED) {
+          sealed.shards.push(shard);
+          sealed.records.push(...group);
+        }
         group.forEach((routed, k) => {
           results[routed.requestIndex] = shardResults[k] as PutRecordsResultEntry;
         });
       }),
     );
-    const failedRecordCount = results.filter((r) => r.errorCode !== '').length;
-    return {
-      failedRecordCount,
-      records: results,
-      encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
-    };
+    sealed.records.sort((a, b) => a.requestIndex - b.requestIndex);
+    return sealed;
+  }
+
+  /**
+   * The stream once the metadata shows every one of `shards` closed (their children then take
+   * their keys), or undefined if it does not within a few seconds (the client is told to retry).
+   */
+  private async afterSeal(
+    stream: StreamRecord,
+    shards: readonly ShardRecord[],
+  ): Promise<StreamRecord | undefined> {
+    const { broker } = this.options;
+    for (let attempt = 0; attempt < SEALED_WAIT_ATTEMPTS; attempt++) {
+      const now = broker.directory().streamByIncarnation(stream.incarnation);
+      if (now === undefined) return undefined;
+      const closed = shards.every((s) => {
+        const shard = now.shards.find((x) => x.shardId === s.shardId);
+        return shard !== undefined && shard.endingSequenceNumber !== undefined;
+      });
+      if (closed) return now;
+      if (!(await broker.refreshMetadata())) await sleep(SEALED_WAIT_MS);
+    }
+    return undefined;
+  }
+
+  private leadsHere(shard: ShardRecord): boolean {
+    try {
+      this.replica(shard).checkWritable();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -224,7 +318,7 @@ export class DataPlane {
     v.throwIfInvalid();
     checkIteratorArguments(request);
     const stream = await this.servingStream(request);
-    const shard = stream.shards.find((s) => s.shardId === request.shardId);
+    const shard = stream.shards.find((s) => s.shardId === request.shardId && isListed(s));
     if (shard === undefined) {
       throw new ResourceNotFoundError(
         `Shard ${request.shardId} in stream ${stream.name} under account ${this.options.identity.accountId} does not exist`,
@@ -348,12 +442,37 @@ export class DataPlane {
       result.caughtUp || lastArrivalMs === undefined
         ? 0
         : Math.max(0, result.tipArrivalMs - lastArrivalMs);
+    // Read to its SEAL: no next iterator, and the children to go on with, once they are open (a
+    // merge's child opens after both parents are sealed; until then the reader polls here).
+    const children = result.endOfShard ? await this.openChildren(stream, shard) : undefined;
     return {
       records,
-      nextShardIterator: this.iterator(stream, shard, result.next),
+      nextShardIterator: children === undefined ? this.iterator(stream, shard, result.next) : '',
       millisBehindLatest,
-      childShards: [],
+      childShards: (children ?? []).map((child) => ({
+        shardId: child.shardId,
+        parentShards: [child.parentShardId, child.adjacentParentShardId].filter(
+          (p): p is string => p !== undefined,
+        ),
+        hashKeyRange: { startingHashKey: child.hashKeyStart, endingHashKey: child.hashKeyEnd },
+      })),
     };
+  }
+
+  /** The children of a sealed shard once every one is open; undefined while any is pending. */
+  private async openChildren(
+    stream: StreamRecord,
+    shard: ShardRecord,
+  ): Promise<ShardRecord[] | undefined> {
+    const ready = (s: StreamRecord | undefined) => {
+      if (s === undefined) return undefined;
+      const children = childrenOf(s, shard.shardId);
+      return children.length > 0 && children.every(isListed) ? children : undefined;
+    };
+    const known = ready(stream);
+    if (known !== undefined) return known;
+    if (!(await this.options.broker.refreshMetadata())) return undefined;
+    return ready(this.options.broker.directory().streamByIncarnation(stream.incarnation));
   }
 
   private iterator(stream: StreamRecord, shard: ShardRecord, position: LogPosition): string {
@@ -480,7 +599,9 @@ function failure(error: unknown): PutRecordsResultEntry {
   // latter. Everything else is InternalFailure: the record may or may not be stored.
   if (
     error instanceof RheosError &&
-    (error.name === 'ProvisionedThroughputExceededException' || error.name === 'NotLeaderException')
+    (error.name === 'ProvisionedThroughputExceededException' ||
+      error.name === 'NotLeaderException' ||
+      error.name === SEALED)
   ) {
     return { sequenceNumber: '', shardId: '', errorCode: error.name, errorMessage: error.message };
   }

@@ -5,6 +5,7 @@ import {
   NotLeaderError,
   ProvisionedThroughputExceededError,
   ServiceUnavailableError,
+  ShardSealedError,
   type LeaderHint,
 } from '../common/errors.js';
 import type { LogPosition } from '../common/sequence-number.js';
@@ -12,7 +13,15 @@ import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
 import { EntryType, NONE, Role, type Entry, type NodeId, type Snapshot } from '../raft/types.js';
 import type { KvOp } from '../storage/kv-store.js';
-import { arrivalOf, encodeRecordsCommand } from '../storage/raft-entry.js';
+import {
+  arrivalOf,
+  encodeRecordsCommand,
+  encodeSealCommand,
+  isSealEntry,
+  sealChildren,
+  stampedPayload,
+} from '../storage/raft-entry.js';
+import type { ShardSeal } from '../storage/shard-log.js';
 import {
   decodeShardSnapshotData,
   encodeShardSnapshotData,
@@ -63,6 +72,15 @@ export interface RaftReplicaOptions {
   readonly unsafeAckBeforeCommit?: boolean;
 }
 
+interface SealWaiter {
+  readonly index: number;
+  readonly term: number;
+  readonly children: readonly string[];
+  readonly done: Promise<number>;
+  readonly resolve: (index: number) => void;
+  readonly reject: (error: Error) => void;
+}
+
 interface Waiter {
   readonly term: number;
   readonly arrivalMs: number;
@@ -90,6 +108,14 @@ export class RaftReplica implements ShardReplica {
   private newestAppliedArrivalMs = 0;
   private closed = false;
   private trimming = false;
+  /** This replica's SEAL proposal awaiting commit. */
+  private sealWaiter: SealWaiter | undefined;
+  /**
+   * Children named by a SEAL this replica has in its log but not applied yet (proposed here or
+   * received as a follower): proposals are refused from then on. Conservative: should that SEAL be
+   * overwritten, the coordinator seals again, and the refused writes were never stored.
+   */
+  private sealSeen: readonly string[] | undefined;
 
   constructor(private readonly options: RaftReplicaOptions) {
     this.shard = options.shard;
@@ -157,6 +183,8 @@ export class RaftReplica implements ShardReplica {
     if (this.host.storageFailed)
       return Promise.reject(new ServiceUnavailableError('storage has failed on this broker'));
     if (!this.isLeader) return Promise.reject(this.notLeader());
+    const sealedFor = this.store.log.seal?.children ?? this.sealSeen;
+    if (sealedFor !== undefined) return Promise.reject(ShardSealedError.forChildren(sealedFor));
     if (this.pendingBytes >= this.maxPendingBytes) {
       return Promise.reject(
         new ProvisionedThroughputExceededError(
@@ -201,6 +229,40 @@ export class RaftReplica implements ShardReplica {
     return promise;
   }
 
+  seal(children: readonly string[]): Promise<number> {
+    const applied = this.store.log.seal;
+    if (applied !== undefined) return Promise.resolve(applied.index);
+    if (this.sealWaiter !== undefined) return this.sealWaiter.done;
+    if (this.closed)
+      return Promise.reject(new ServiceUnavailableError(`shard ${this.shard} is closing`));
+    if (this.host.storageFailed)
+      return Promise.reject(new ServiceUnavailableError('storage has failed on this broker'));
+    if (!this.isLeader) return Promise.reject(this.notLeader());
+    const arrivalMs = Math.max(this.clock.nowMs(), this.lastArrivalMs);
+    let where: { index: number; term: number };
+    try {
+      where = this.node.propose(encodeSealCommand(arrivalMs, children));
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      return Promise.reject(this.notLeader());
+    }
+    this.lastArrivalMs = arrivalMs;
+    this.sealSeen = children;
+    let resolve!: (index: number) => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<number>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.sealWaiter = { index: where.index, term: where.term, children, done, resolve, reject };
+    this.host.touch(this.shard);
+    return done;
+  }
+
+  sealed(): ShardSeal | undefined {
+    return this.store.log.seal;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Called by the host, in cycle order.
 
@@ -209,6 +271,9 @@ export class RaftReplica implements ShardReplica {
     for (const entry of entries) {
       const arrival = arrivalOf(entry);
       if (arrival !== undefined && arrival > this.lastArrivalMs) this.lastArrivalMs = arrival;
+      if (this.sealSeen === undefined && isSealEntry(entry)) {
+        this.sealSeen = sealChildren(entry.index, stampedPayload(entry).subarray(4));
+      }
     }
   }
 
@@ -233,13 +298,25 @@ export class RaftReplica implements ShardReplica {
       );
       this.lastArrivalMs = Math.max(this.lastArrivalMs, this.newestAppliedArrivalMs);
     }
+    const seal = this.store.log.seal;
     for (const entry of entries) {
       this.applied = entry.index;
       this.appliedBytes += entry.data.length;
-      const arrival = arrivalOf(entry);
+      const refused = seal !== undefined && entry.index > seal.index;
+      const arrival = refused || isSealEntry(entry) ? undefined : arrivalOf(entry);
       if (arrival !== undefined) this.newestAppliedArrivalMs = arrival;
-      this.settle(entry, 'applied');
+      this.settleSeal(entry);
+      this.settle(entry, 'applied', refused ? seal : undefined);
     }
+  }
+
+  private settleSeal(entry: Entry): void {
+    const waiter = this.sealWaiter;
+    if (waiter === undefined || waiter.index !== entry.index) return;
+    this.sealWaiter = undefined;
+    const seal = this.store.log.seal;
+    if (seal !== undefined && seal.index <= entry.index) waiter.resolve(seal.index);
+    else waiter.reject(new ServiceUnavailableError('The seal did not commit; seal again.'));
   }
 
   /** Leadership changed: writes proposed here may still commit, or not; nobody can say yet. */
@@ -255,6 +332,7 @@ export class RaftReplica implements ShardReplica {
 
   /** Fails writes that waited too long (a leader that can no longer reach a majority). */
   expire(nowMs: number): void {
+    // A SEAL proposal is not timed out: it settles when its index is applied, or with leadership.
     for (const [index, waiter] of this.waiters) {
       if (waiter.deadlineMs > nowMs) continue;
       this.release(index, waiter);
@@ -266,11 +344,14 @@ export class RaftReplica implements ShardReplica {
     }
   }
 
-  private settle(entry: Entry, when: 'early' | 'applied'): void {
+  private settle(entry: Entry, when: 'early' | 'applied', refusedBy?: ShardSeal): void {
     const waiter = this.waiters.get(entry.index);
     if (waiter === undefined) return;
     this.release(entry.index, waiter);
-    if (waiter.term === entry.term && entry.type === EntryType.Normal) {
+    if (refusedBy !== undefined) {
+      // Committed after the SEAL: refused at apply, never readable, so nothing was stored.
+      waiter.reject(ShardSealedError.forChildren(refusedBy.children));
+    } else if (waiter.term === entry.term && entry.type === EntryType.Normal) {
       waiter.resolve({ index: entry.index, arrivalMs: waiter.arrivalMs });
     } else if (when === 'applied') {
       // Another entry committed at this index: ours never can. Nothing was written.
@@ -291,6 +372,11 @@ export class RaftReplica implements ShardReplica {
     for (const [index, waiter] of this.waiters) {
       this.release(index, waiter);
       waiter.reject(error());
+    }
+    const seal = this.sealWaiter;
+    if (seal !== undefined) {
+      this.sealWaiter = undefined;
+      seal.reject(error());
     }
   }
 

@@ -1,4 +1,5 @@
 import type { LogPosition } from '../common/sequence-number.js';
+import type { ShardSeal } from '../storage/shard-log.js';
 
 /**
  * A shard replica as the data plane sees it: propose -> commit -> apply, and reads of committed
@@ -39,6 +40,8 @@ export interface ReadResult {
   readonly tipArrivalMs: number;
   /** True if `next` is past the last committed entry. */
   readonly caughtUp: boolean;
+  /** The shard is sealed and every record before its SEAL has been read. */
+  readonly endOfShard: boolean;
 }
 
 export interface ShardReplica {
@@ -48,8 +51,19 @@ export interface ShardReplica {
   leaderId(): number | undefined;
   /** Throws NotLeaderError unless this replica can take writes now (it leads its group). */
   checkWritable(): void;
-  /** Appends one entry holding `records`; resolves once it is committed (durable on a quorum). */
+  /**
+   * Appends one entry holding `records`; resolves once it is committed (durable on a quorum).
+   * Refused with ShardSealedError once the shard is sealed (or a seal is under way here).
+   */
   propose(records: readonly ProposedRecord[]): Promise<AppendResult>;
+  /**
+   * Closes the shard for a split or merge: commits one SEAL entry naming `children`, after which
+   * no record is taken. Idempotent: a sealed shard answers with the seal it has. Resolves with the
+   * SEAL's log index once it is applied. Only the leader can seal.
+   */
+  seal(children: readonly string[]): Promise<number>;
+  /** The applied seal, if any. */
+  sealed(): ShardSeal | undefined;
   read(from: LogPosition, limits: ReadLimits): Promise<ReadResult>;
   /** The oldest position still stored. */
   trimHorizon(): LogPosition;

@@ -32,6 +32,8 @@ export function shardMap(options: ShardMapOptions) {
   return async (request: GetShardMapRequest): Promise<GetShardMapResponse> => {
     new Validator().streamName('streamName', request.streamName).throwIfInvalid();
     const { broker, identity } = options;
+    // A client told a shard is sealed wants the newest routes, not this broker's older copy.
+    if (request.refresh) await broker.refreshMetadata();
     const stream = await broker.findStream(request.streamName);
     if (stream === undefined) throw streamNotFound(request.streamName, identity);
     return {

@@ -43,7 +43,10 @@ async function readOnce(
 ): Promise<ReadResult> {
   const horizon = shard.trimHorizon();
   const start = from.index < horizon.index ? horizon : from;
-  const last = shard.readableIndex();
+  const seal = shard.log.seal;
+  // A sealed shard ends at its SEAL: records committed after it were refused at apply.
+  const last =
+    seal === undefined ? shard.readableIndex() : Math.min(shard.readableIndex(), seal.index);
   const tipArrivalMs = shard.tipArrivalMs();
   const records: ReadRecord[] = [];
   let bytes = 0;
@@ -74,7 +77,9 @@ async function readOnce(
       }
     }
   }
-  return { records, next, tipArrivalMs, caughtUp: next.index > last };
+  const endOfShard = seal !== undefined && next.index > seal.index;
+  if (endOfShard) next = { index: seal.index + 1, offset: 0 };
+  return { records, next, tipArrivalMs, caughtUp: next.index > last, endOfShard };
 }
 
 /**

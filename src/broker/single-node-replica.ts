@@ -4,12 +4,13 @@ import {
   InternalFailureError,
   ProvisionedThroughputExceededError,
   ServiceUnavailableError,
+  ShardSealedError,
 } from '../common/errors.js';
 import type { LogPosition } from '../common/sequence-number.js';
 import { EntryType, type LogEntry } from '../storage/entry-codec.js';
 import { WriterFailedError, type GroupCommitWriter } from '../storage/group-commit.js';
 import { encodeRecordBatch } from '../storage/record-batch.js';
-import { ShardLog, type TrimPoint } from '../storage/shard-log.js';
+import { ShardLog, type ShardSeal, type TrimPoint } from '../storage/shard-log.js';
 import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
 import type {
   AppendResult,
@@ -59,6 +60,9 @@ export class SingleNodeReplica implements ShardReplica {
   private pendingBytes = 0;
   private closed = false;
   private trimming = false;
+  /** The SEAL being written: every later proposal is refused. */
+  private sealing:
+    { readonly children: readonly string[]; readonly done: Promise<number> } | undefined;
 
   private constructor(options: SingleNodeReplicaOptions) {
     this.shard = options.shard;
@@ -118,6 +122,8 @@ export class SingleNodeReplica implements ShardReplica {
     if (this.closed) throw new ServiceUnavailableError(`shard ${this.shard} is closing`);
     assert(records.length > 0, 'a proposal holds at least one record');
     if (this.writer.failed) throw new ServiceUnavailableError('storage has failed on this broker');
+    const seal = this.log.seal ?? this.sealing;
+    if (seal !== undefined) throw ShardSealedError.forChildren(seal.children);
     if (this.pendingBytes >= this.maxPendingBytes || this.writer.isFull()) {
       throw new ProvisionedThroughputExceededError(
         'Rate exceeded for shard: too many writes are waiting for disk.',
@@ -141,11 +147,40 @@ export class SingleNodeReplica implements ShardReplica {
     } finally {
       this.pendingBytes -= size;
     }
-    assert(entry.index > this.committed, 'entries commit in log order');
-    this.committed = entry.index;
+    // Batches complete in order; a SEAL written in the same batch may have been counted first.
+    this.committed = Math.max(this.committed, entry.index);
     this.newestRecordArrivalMs = entry.arrivalMs;
     this.apply(entry);
     return { index: entry.index, arrivalMs: entry.arrivalMs };
+  }
+
+  seal(children: readonly string[]): Promise<number> {
+    const applied = this.log.seal;
+    if (applied !== undefined) return Promise.resolve(applied.index);
+    if (this.sealing !== undefined) return this.sealing.done;
+    if (this.closed)
+      return Promise.reject(new ServiceUnavailableError(`shard ${this.shard} is closing`));
+    // The index is taken now, so every record proposed before has a smaller one and every later
+    // proposal is refused: the SEAL is the last entry that counts.
+    const entry = this.nextEntry(EntryType.Seal, Buffer.from(JSON.stringify(children), 'utf8'));
+    const done = this.track(this.writer.write(this.log.appendOps([entry]))).then(
+      async () => {
+        this.committed = Math.max(this.committed, entry.index);
+        await this.track(this.writer.write(this.log.applyOps([entry])));
+        this.applied = Math.max(this.applied, entry.index);
+        return entry.index;
+      },
+      (error: unknown) => {
+        this.sealing = undefined;
+        throw new ServiceUnavailableError('sealing the shard failed', { cause: error });
+      },
+    );
+    this.sealing = { children, done };
+    return done;
+  }
+
+  sealed(): ShardSeal | undefined {
+    return this.log.seal;
   }
 
   read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {

@@ -1,6 +1,6 @@
 import { streamNameOfArn } from '../common/arn.js';
 import { backoffDelayMs, sleep, type BackoffOptions } from '../common/backoff.js';
-import { NotLeaderError, RheosError } from '../common/errors.js';
+import { NotLeaderError, RheosError, ShardSealedError } from '../common/errors.js';
 import { ChannelPool, unaryCall, type UnaryMethod } from '../common/grpc-call.js';
 import { checkPutRecords } from '../common/put-records-check.js';
 import {
@@ -21,8 +21,12 @@ import {
   ListShardsRequest,
   ListStreamsRequest,
   ListTagsForStreamRequest,
+  MergeShardsRequest,
   RemoveTagsFromStreamRequest,
+  SplitShardRequest,
+  UpdateShardCountRequest,
   UpdateStreamModeRequest,
+  type UpdateShardCountResponse,
   type DescribeLimitsResponse,
   type DescribeStreamResponse,
   type DescribeStreamSummaryResponse,
@@ -75,6 +79,8 @@ export interface RheosClientOptions {
   readonly backoff?: BackoffOptions;
 }
 
+const SEALED = 'ShardSealedException';
+
 /** Iterators remembered with the broker that issued them, so the chain stays on one replica. */
 const MAX_ITERATOR_HOMES = 10_000;
 
@@ -100,7 +106,9 @@ export class RheosClient {
     // every 250 ms so writes resume soon after, for about two to three seconds in all.
     this.maxRouteAttempts = options.maxRouteAttempts ?? 16;
     this.backoff = options.backoff ?? { initialMs: 20, maxMs: 250 };
-    this.routes = new ShardRoutes((streamName) => this.getShardMap({ streamName }));
+    this.routes = new ShardRoutes((streamName, refresh) =>
+      this.getShardMap({ streamName, refresh }),
+    );
   }
 
   /** Where a stream's shards live and who leads them (as any broker sees it). */
@@ -111,23 +119,63 @@ export class RheosClient {
   async putRecord(request: DeepPartial<PutRecordRequest>): Promise<PutRecordResponse> {
     const full = PutRecordRequest.fromPartial(request);
     const name = streamNameOf(full);
-    const routes = await this.routesOf(name);
-    const route = routes === undefined ? undefined : routeRecord(routes, full);
-    if (name === undefined || route === undefined) return this.anyNode(Data.putRecord, full, false);
-    // The stream exists and the record routes: the server validates the rest.
-    return this.toShard(name, route, false, (endpoint) =>
-      this.call(Data.putRecord, full, endpoint),
-    );
+    for (let round = 0; ; round++) {
+      const routes = await this.routesOf(name);
+      const route = routes === undefined ? undefined : routeRecord(routes, full);
+      if (name === undefined || route === undefined)
+        return this.anyNode(Data.putRecord, full, false);
+      try {
+        // The stream exists and the record routes: the server validates the rest.
+        return await this.toShard(name, route, false, (endpoint) =>
+          this.call(Data.putRecord, full, endpoint),
+        );
+      } catch (error) {
+        if (!(error instanceof ShardSealedError) || round + 1 >= this.maxRouteAttempts) throw error;
+        await this.afterSeal(name, round);
+      }
+    }
   }
 
   /**
    * PutRecords, one call per shard to its leader, in parallel; the results come back in request
    * order. A shard whose call fails as a whole gets that failure on each of its records
    * ('InternalFailure' when the outcome is unknown), unless the request has only one shard: then
-   * the error is thrown, as the server would.
+   * the error is thrown, as the server would. Records refused because their shard was sealed by a
+   * split or merge (nothing stored) are routed again to its children, in request order.
    */
   async putRecords(request: DeepPartial<PutRecordsRequest>): Promise<PutRecordsResponse> {
     const full = PutRecordsRequest.fromPartial(request);
+    const name = streamNameOf(full);
+    let response = await this.putRecordsOnce(full);
+    for (let round = 0; name !== undefined && round + 1 < this.maxRouteAttempts; round++) {
+      const sealed: number[] = [];
+      response.records.forEach((r, i) => {
+        if (r.errorCode === SEALED) sealed.push(i);
+      });
+      if (sealed.length === 0) break;
+      await this.afterSeal(name, round);
+      const retry = await this.putRecordsOnce({
+        ...full,
+        records: sealed.map((i) => full.records[i] as PutRecordsRequestEntry),
+      });
+      const records = [...response.records];
+      sealed.forEach((i, k) => (records[i] = retry.records[k] as PutRecordsResultEntry));
+      response = {
+        ...retry,
+        records,
+        failedRecordCount: records.filter((r) => r.errorCode !== '').length,
+      };
+    }
+    return response;
+  }
+
+  /** The routes were stale: a shard was sealed. Look again at the newest metadata, after a pause. */
+  private async afterSeal(streamName: string, round: number): Promise<void> {
+    this.routes.invalidate(streamName, true);
+    await sleep(backoffDelayMs(round, this.backoff));
+  }
+
+  private async putRecordsOnce(full: PutRecordsRequest): Promise<PutRecordsResponse> {
     const name = streamNameOf(full);
     // A request that fails validation goes out whole, so it is refused whole (never split).
     const routes = isValidPutRecords(full) ? await this.routesOf(name) : undefined;
@@ -296,6 +344,20 @@ export class RheosClient {
 
   async updateStreamMode(request: DeepPartial<UpdateStreamModeRequest>): Promise<void> {
     await this.call(Control.updateStreamMode, UpdateStreamModeRequest.fromPartial(request));
+  }
+
+  async splitShard(request: DeepPartial<SplitShardRequest>): Promise<void> {
+    await this.call(Control.splitShard, SplitShardRequest.fromPartial(request));
+  }
+
+  async mergeShards(request: DeepPartial<MergeShardsRequest>): Promise<void> {
+    await this.call(Control.mergeShards, MergeShardsRequest.fromPartial(request));
+  }
+
+  updateShardCount(
+    request: DeepPartial<UpdateShardCountRequest>,
+  ): Promise<UpdateShardCountResponse> {
+    return this.call(Control.updateShardCount, UpdateShardCountRequest.fromPartial(request));
   }
 
   describeLimits(): Promise<DescribeLimitsResponse> {

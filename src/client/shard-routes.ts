@@ -26,16 +26,18 @@ export interface StreamRoutes {
 
 export class ShardRoutes {
   private readonly streams = new Map<string, Promise<StreamRoutes>>();
+  /** Streams whose next fetch must see the newest metadata (a shard was found sealed). */
+  private readonly stale = new Set<string>();
 
   constructor(
-    private readonly fetch: (streamName: string) => Promise<GetShardMapResponse>,
+    private readonly fetch: (streamName: string, refresh: boolean) => Promise<GetShardMapResponse>,
     private readonly maxStreams = 1000,
   ) {}
 
   get(streamName: string): Promise<StreamRoutes> {
     let routes = this.streams.get(streamName);
     if (routes === undefined) {
-      routes = this.fetch(streamName).then(build);
+      routes = this.fetch(streamName, this.stale.delete(streamName)).then(build);
       // A failed fetch is not cached.
       routes.catch(() => {
         if (this.streams.get(streamName) === routes) this.streams.delete(streamName);
@@ -49,9 +51,13 @@ export class ShardRoutes {
     return routes;
   }
 
-  /** Forget a stream's routes: the next call fetches them again. */
-  invalidate(streamName: string): void {
+  /**
+   * Forget a stream's routes: the next call fetches them again (`stale`: from the newest
+   * metadata, because the answering broker's copy may be older than what the client saw).
+   */
+  invalidate(streamName: string, stale = false): void {
     this.streams.delete(streamName);
+    if (stale) this.stale.add(streamName);
   }
 
   /** A NOT_LEADER answer named the leader. */

@@ -26,7 +26,9 @@ export type KinesisErrorName =
   | 'InternalFailureException'
   | 'ServiceUnavailableException'
   // Rheos' own: never shown to Kinesis clients (the gateway routes to the leader instead).
-  | 'NotLeaderException';
+  | 'NotLeaderException'
+  // Rheos' own: the shard was sealed by a split or merge; write to its children.
+  | 'ShardSealedException';
 
 export class RheosError extends Error {
   override readonly name: KinesisErrorName;
@@ -144,6 +146,22 @@ export class NotLeaderError extends RheosError {
   }
 }
 
+/**
+ * The shard was closed by a split or merge: nothing was written (definite), and the same records
+ * sent to the children (after a fresh look at the shard map) will be taken.
+ */
+export class ShardSealedError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ShardSealedException', message, { retriable: true, ...options });
+  }
+
+  static forChildren(children: readonly string[]): ShardSealedError {
+    return new ShardSealedError(
+      `The shard was closed by a split or merge; write to its children (${children.join(', ')}).`,
+    );
+  }
+}
+
 const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptions) => RheosError> =
   {
     ResourceNotFoundException: ResourceNotFoundError,
@@ -158,6 +176,7 @@ const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptio
     InternalFailureException: InternalFailureError,
     ServiceUnavailableException: ServiceUnavailableError,
     NotLeaderException: NotLeaderError,
+    ShardSealedException: ShardSealedError,
   };
 
 export function isKinesisErrorName(name: string): name is KinesisErrorName {

@@ -32,6 +32,7 @@ const STATUS_BY_NAME: Record<KinesisErrorName, status> = {
   InternalFailureException: status.INTERNAL,
   ServiceUnavailableException: status.UNAVAILABLE,
   NotLeaderException: status.UNAVAILABLE,
+  ShardSealedException: status.FAILED_PRECONDITION,
 };
 
 const LEADER_ID_KEY = 'rheos-leader-id';

@@ -1,6 +1,7 @@
 import { resolveStreamName, streamArn, type ServiceIdentity } from '../common/arn.js';
 import type { Clock } from '../common/clock.js';
-import { InvalidArgumentError, ResourceInUseError } from '../common/errors.js';
+import { InvalidArgumentError, ResourceInUseError, ValidationError } from '../common/errors.js';
+import { MAX_HASH_KEY } from '../common/hash-key.js';
 import {
   DESCRIBE_STREAM_MAX_SHARDS,
   LIST_SHARDS_MAX_RESULTS,
@@ -38,6 +39,11 @@ import {
   type ListTagsForStreamResponse,
   type RemoveTagsFromStreamRequest,
   type UpdateStreamModeRequest,
+  ScalingType,
+  type MergeShardsRequest,
+  type SplitShardRequest,
+  type UpdateShardCountRequest,
+  type UpdateShardCountResponse,
 } from '../gen/rheos/v1/control.js';
 import {
   EncryptionType,
@@ -49,6 +55,7 @@ import {
 import { startingSequenceNumber, streamNotFound } from './metadata-machine.js';
 import type { MetadataService } from './metadata-service.js';
 import {
+  isListed,
   isOpen,
   openShardCount,
   type ShardRecord,
@@ -74,6 +81,8 @@ export interface ControlPlaneOptions {
   /** Replicas per shard cannot exceed the number of brokers. */
   readonly maxReplicationFactor: number;
 }
+
+const HASH_KEY_PATTERN = /^(0|[1-9]\d{0,38})$/;
 
 const TAG_PATTERN = /^[\p{L}\p{Z}\p{N}_.:/=+\-@%]*$/u;
 
@@ -152,7 +161,9 @@ export class ControlPlane {
     const stream = this.requireStream(name);
     const limit = Math.min(request.limit ?? DESCRIBE_STREAM_MAX_SHARDS, DESCRIBE_STREAM_MAX_SHARDS);
     const after = stream.shards.filter(
-      (s) => request.exclusiveStartShardId === '' || s.shardId > request.exclusiveStartShardId,
+      (s) =>
+        isListed(s) &&
+        (request.exclusiveStartShardId === '' || s.shardId > request.exclusiveStartShardId),
     );
     return {
       streamDescription: {
@@ -301,8 +312,10 @@ export class ControlPlane {
         `Stream ${stream.name} under account ${this.options.identity.accountId} is still being created.`,
       );
     }
+    const listed = new Set(stream.shards.filter(isListed).map((s) => s.shardId));
     const matching = stream.shards.filter(
-      (s) => s.shardId > token.after && shardMatches(s, token.filter),
+      (s) =>
+        listed.has(s.shardId) && s.shardId > token.after && shardMatches(s, token.filter, listed),
     );
     const limit = Math.min(request.maxResults ?? LIST_SHARDS_MAX_RESULTS, LIST_SHARDS_MAX_RESULTS);
     const page = matching.slice(0, limit);
@@ -411,6 +424,96 @@ export class ControlPlane {
     await this.metadata.propose({ type: 'setStreamMode', name, mode });
   }
 
+  async splitShard(request: SplitShardRequest): Promise<void> {
+    const name = this.streamName(request, (v) => {
+      if (request.shardToSplit === '') v.required('shardToSplit', request.shardToSplit);
+      else v.shardId('shardToSplit', request.shardToSplit);
+      if (request.newStartingHashKey === '')
+        v.required('newStartingHashKey', request.newStartingHashKey);
+      else
+        v.pattern(
+          'newStartingHashKey',
+          request.newStartingHashKey,
+          HASH_KEY_PATTERN,
+          '0|([1-9]\\d{0,38})',
+        );
+    });
+    if (BigInt(request.newStartingHashKey) > MAX_HASH_KEY) {
+      throw new InvalidArgumentError(
+        `NewStartingHashKey ${request.newStartingHashKey} is outside the hash key range [0, ${MAX_HASH_KEY}].`,
+      );
+    }
+    await this.metadata.propose({
+      type: 'startReshard',
+      name,
+      operation: 'SplitShard',
+      request: {
+        kind: 'split',
+        shardId: request.shardToSplit,
+        hashKey: request.newStartingHashKey,
+      },
+      nowMs: this.options.clock.nowMs(),
+    });
+  }
+
+  async mergeShards(request: MergeShardsRequest): Promise<void> {
+    const name = this.streamName(request, (v) => {
+      if (request.shardToMerge === '') v.required('shardToMerge', request.shardToMerge);
+      else v.shardId('shardToMerge', request.shardToMerge);
+      if (request.adjacentShardToMerge === '')
+        v.required('adjacentShardToMerge', request.adjacentShardToMerge);
+      else v.shardId('adjacentShardToMerge', request.adjacentShardToMerge);
+    });
+    await this.metadata.propose({
+      type: 'startReshard',
+      name,
+      operation: 'MergeShards',
+      request: {
+        kind: 'merge',
+        shardId: request.shardToMerge,
+        adjacentShardId: request.adjacentShardToMerge,
+      },
+      nowMs: this.options.clock.nowMs(),
+    });
+  }
+
+  async updateShardCount(request: UpdateShardCountRequest): Promise<UpdateShardCountResponse> {
+    const name = this.streamName(request, (v) => {
+      if (request.targetShardCount === undefined)
+        v.required('targetShardCount', request.targetShardCount);
+      else v.range('targetShardCount', request.targetShardCount, 1, 1_000_000);
+      if (request.scalingType === ScalingType.SCALING_TYPE_UNSPECIFIED)
+        v.required('scalingType', undefined);
+      else if (request.scalingType === ScalingType.UNRECOGNIZED)
+        v.fail(
+          'scalingType',
+          request.scalingType,
+          'Member must satisfy enum value set: [UNIFORM_SCALING]',
+        );
+    });
+    const target = request.targetShardCount as number;
+    const stream = this.requireStream(name);
+    if (stream.mode === 'ON_DEMAND') {
+      throw new ValidationError(
+        `UpdateShardCount is not supported for stream ${name} under account ${this.options.identity.accountId} in ON_DEMAND mode.`,
+      );
+    }
+    const current = openShardCount(stream);
+    await this.metadata.propose({
+      type: 'startReshard',
+      name,
+      operation: 'UpdateShardCount',
+      request: { kind: 'scale', targetShardCount: target },
+      nowMs: this.options.clock.nowMs(),
+    });
+    return {
+      streamName: name,
+      streamArn: streamArn(this.options.identity, name),
+      currentShardCount: current,
+      targetShardCount: target,
+    };
+  }
+
   describeLimits(): DescribeLimitsResponse {
     const streams = [...this.metadata.state.streams.values()];
     const limits = this.metadata.context.limits;
@@ -501,9 +604,18 @@ function checkShardFilter(
 }
 
 /** Which shards a ListShards filter selects (shards are open from createdMs until closedMs). */
-function shardMatches(shard: ShardRecord, filter: ListShardsToken['filter']): boolean {
+function shardMatches(
+  shard: ShardRecord,
+  filter: ListShardsToken['filter'],
+  listed: ReadonlySet<string>,
+): boolean {
   if (filter === undefined) return true;
   switch (filter.type) {
+    case ShardFilterType.SHARD_FILTER_TYPE_AT_TRIM_HORIZON:
+      // The oldest generation still held: shards none of whose parents is still listed.
+      return ![shard.parentShardId, shard.adjacentParentShardId].some(
+        (p) => p !== undefined && listed.has(p),
+      );
     case ShardFilterType.SHARD_FILTER_TYPE_AT_LATEST:
       return isOpen(shard);
     case ShardFilterType.SHARD_FILTER_TYPE_AT_TIMESTAMP: {
@@ -515,8 +627,8 @@ function shardMatches(shard: ShardRecord, filter: ListShardsToken['filter']): bo
       return shard.closedMs === undefined || shard.closedMs > t;
     }
     default:
-      // AFTER_SHARD_ID (handled by the `after` bound), AT_TRIM_HORIZON, FROM_TRIM_HORIZON: every
-      // shard still holding data.
+      // AFTER_SHARD_ID (handled by the `after` bound), FROM_TRIM_HORIZON: every shard still
+      // holding data.
       return true;
   }
 }

@@ -233,6 +233,12 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
       cp.decreaseStreamRetentionPeriod(r),
     ),
     updateStreamMode: change(Control.updateStreamMode, (r) => cp.updateStreamMode(r)),
+    splitShard: change(Control.splitShard, (r) => cp.splitShard(r)),
+    mergeShards: change(Control.mergeShards, (r) => cp.mergeShards(r)),
+    updateShardCount: (request, context) =>
+      onLeader(Control.updateShardCount, request, context, false, () =>
+        cp.updateShardCount(request),
+      ),
     describeStream: (r) => linearizable(() => cp.describeStream(r)),
     describeStreamSummary: (r) => linearizable(() => cp.describeStreamSummary(r)),
     listStreams: (r) => linearizable(() => cp.listStreams(r)),

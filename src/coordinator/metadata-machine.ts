@@ -15,7 +15,20 @@ import { formatSequenceNumber } from '../common/sequence-number.js';
 import { formatShardId } from '../common/shard-id.js';
 import { PlacementError, placeShards } from './placement.js';
 import {
-  openShardCount,
+  checkCanReshard,
+  expiredClosedShards,
+  finishReshard,
+  peakExtraShards,
+  planMerge,
+  planScale,
+  planSplit,
+  recordSeal,
+  StaleStepError,
+  startStep,
+} from './reshard.js';
+import {
+  type ReshardIntent,
+  type ReshardStep,
   type AccountLimits,
   type BrokerRecord,
   type BrokerState,
@@ -91,6 +104,37 @@ export type MetadataCommand =
       readonly nowMs: number;
     }
   | {
+      /** SplitShard, MergeShards or UpdateShardCount: the steps were planned by the control plane. */
+      readonly type: 'startReshard';
+      readonly name: string;
+      readonly operation: ReshardIntent['operation'];
+      /**
+       * SplitShard/MergeShards: the shard ids the request named (checked again here, against the
+       * state the command applies to). UpdateShardCount: the target.
+       */
+      readonly request:
+        | { readonly kind: 'split'; readonly shardId: string; readonly hashKey: string }
+        | { readonly kind: 'merge'; readonly shardId: string; readonly adjacentShardId: string }
+        | { readonly kind: 'scale'; readonly targetShardCount: number };
+      readonly nowMs: number;
+    }
+  | {
+      /** A parent of the reshard under way committed its SEAL entry (ending sequence number). */
+      readonly type: 'recordSeal';
+      readonly name: string;
+      readonly incarnation: number;
+      readonly shardId: string;
+      readonly endingSequenceNumber: string;
+      readonly nowMs: number;
+    }
+  | {
+      /** Closed shards past their retention leave the stream. */
+      readonly type: 'expireClosedShards';
+      readonly name: string;
+      readonly incarnation: number;
+      readonly nowMs: number;
+    }
+  | {
       readonly type: 'rotateIteratorKey';
       readonly secretBase64: string;
       readonly nowMs: number;
@@ -157,6 +201,19 @@ export function applyCommand(
       if (stream.mode === command.mode) return [];
       if (command.mode === 'ON_DEMAND') checkOnDemandRoom(state, context);
       return [streamChange({ ...stream, mode: command.mode })];
+    }
+    case 'startReshard':
+      return startReshard(state, command, context);
+    case 'recordSeal':
+      return recordSealCommand(state, command);
+    case 'expireClosedShards': {
+      const stream = state.streams.get(command.name);
+      if (stream === undefined || stream.incarnation !== command.incarnation) return [];
+      const expired = new Set(expiredClosedShards(stream, command.nowMs).map((s) => s.shardId));
+      if (expired.size === 0) return [];
+      return [
+        streamChange({ ...stream, shards: stream.shards.filter((s) => !expired.has(s.shardId)) }),
+      ];
     }
     case 'registerBroker':
       return registerBroker(state, command);
@@ -425,10 +482,117 @@ function checkOnDemandRoom(state: MetadataState, context: MachineContext): void 
   }
 }
 
+/** Shards counted against the account's limit: open ones and children not yet opened. */
 function totalOpenShards(state: MetadataState): number {
   let count = 0;
-  for (const stream of state.streams.values()) count += openShardCount(stream);
+  for (const stream of state.streams.values()) {
+    count += stream.shards.filter((s) => s.endingSequenceNumber === undefined).length;
+  }
   return count;
+}
+
+function startReshard(
+  state: MetadataState,
+  command: Extract<MetadataCommand, { type: 'startReshard' }>,
+  context: MachineContext,
+): MetadataChange[] {
+  const stream = requireStream(state, command.name, context);
+  const request = command.request;
+  let steps: ReshardStep[];
+  if (request.kind === 'split') {
+    checkCanReshard(stream, context);
+    steps = [planSplit(stream, request.shardId, request.hashKey, context)];
+  } else if (request.kind === 'merge') {
+    checkCanReshard(stream, context);
+    steps = [planMerge(stream, request.shardId, request.adjacentShardId, context)];
+  } else {
+    checkCanReshard(stream, context);
+    steps = planScale(stream, request.targetShardCount, context);
+  }
+  const first = steps[0];
+  if (first === undefined) return [];
+  const counted = totalOpenShards(state);
+  const extra = peakExtraShards(steps);
+  if (counted + extra > context.limits.shardLimit) {
+    throw new LimitExceededError(
+      `This request would exceed the shard limit for the account ${context.accountId} in this ` +
+        `region. Current shard count for the account: ${counted}. Limit: ` +
+        `${context.limits.shardLimit}. Number of additional shards that would have resulted from ` +
+        `this request: ${extra}.`,
+    );
+  }
+  const base = {
+    operation: command.operation,
+    startedMs: command.nowMs,
+    remaining: steps.slice(1),
+    ...(request.kind === 'scale' ? { targetShardCount: request.targetShardCount } : {}),
+  };
+  try {
+    return startNextStep(state, stream, first, base, command.nowMs);
+  } catch (error) {
+    if (!(error instanceof PlacementError)) throw error;
+    throw new InvalidArgumentError(error.message, { cause: error });
+  }
+}
+
+/** Creates a step's children (placed like a new stream's shards) and names them in the intent. */
+function startNextStep(
+  state: MetadataState,
+  stream: StreamRecord,
+  step: ReshardStep,
+  base: Omit<ReshardIntent, 'parents' | 'children'>,
+  nowMs: number,
+): MetadataChange[] {
+  const counters = state.counters;
+  let otherStreams: StreamRecord[] = [];
+  const next = startStep(stream, step, base, nowMs, counters.nextShardIncarnation, (count) => {
+    const placement = placeReplicas(state, count, stream.replicationFactor);
+    if (placement === undefined) return undefined;
+    otherStreams = placement.otherStreams;
+    return placement.shards;
+  });
+  const childCount = next.shards.length - stream.shards.length;
+  // Preferred-leader moves the placement made on this stream's other shards are kept.
+  const moved = otherStreams.find((s) => s.name === stream.name);
+  const merged =
+    moved === undefined
+      ? next
+      : {
+          ...next,
+          shards: next.shards.map((s) => moved.shards.find((m) => m.shardId === s.shardId) ?? s),
+        };
+  return [
+    ...otherStreams.filter((s) => s.name !== stream.name).map(streamChange),
+    streamChange(merged),
+    {
+      kind: 'counters',
+      value: { ...counters, nextShardIncarnation: counters.nextShardIncarnation + childCount },
+    },
+  ];
+}
+
+function recordSealCommand(
+  state: MetadataState,
+  command: Extract<MetadataCommand, { type: 'recordSeal' }>,
+): MetadataChange[] {
+  const stream = state.streams.get(command.name);
+  if (stream === undefined || stream.incarnation !== command.incarnation) return [];
+  const sealed = recordSeal(stream, command.shardId, command.endingSequenceNumber, command.nowMs);
+  if (sealed === undefined) return [];
+  const intent = stream.reshard;
+  if (!sealed.stepDone || intent === undefined) return [streamChange(sealed.stream)];
+  const [next, ...rest] = intent.remaining;
+  if (next !== undefined) {
+    const { parents: _p, children: _c, ...base } = intent;
+    try {
+      return startNextStep(state, sealed.stream, next, { ...base, remaining: rest }, command.nowMs);
+    } catch (error) {
+      // The plan cannot go on (too few brokers up to place the next children, or a step that no
+      // longer fits): what is done stays done, and the stream is ACTIVE again.
+      if (!(error instanceof PlacementError) && !(error instanceof StaleStepError)) throw error;
+    }
+  }
+  return [streamChange(finishReshard(sealed.stream))];
 }
 
 function streamChange(stream: StreamRecord): MetadataChange {

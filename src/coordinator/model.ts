@@ -25,6 +25,39 @@ export interface ShardRecord {
    * the single node (`rheos dev`).
    */
   readonly replicas?: readonly number[];
+  /**
+   * A child of a split or merge in progress: its replicas exist but it takes no writes and is not
+   * listed until every parent is sealed (then the flag goes and `createdMs` is the opening time).
+   */
+  readonly pending?: true;
+}
+
+/**
+ * One split or merge of a planned reshard, in hash keys rather than shard ids (the shards it acts
+ * on may not exist yet when it is planned): split the open shard holding `hashKey` so that a child
+ * starts there, or merge the open shard starting at `hashKey` into the one ending just below it.
+ */
+export interface ReshardStep {
+  readonly kind: 'split' | 'merge';
+  readonly hashKey: string;
+  /** A merge whose ShardToMerge is the upper shard (it becomes the child's ParentShardId). */
+  readonly upperIsParent?: true;
+}
+
+/**
+ * A reshard in progress: a resumable intent. The current step's children exist (pending); each
+ * parent is sealed through its Raft log and then recorded closed; once all are, the children open
+ * and the next step starts. A coordinator that takes over mid-way carries on from here.
+ */
+export interface ReshardIntent {
+  readonly operation: 'SplitShard' | 'MergeShards' | 'UpdateShardCount';
+  readonly startedMs: number;
+  readonly parents: readonly string[];
+  readonly children: readonly string[];
+  /** Steps still to start after the current one (UpdateShardCount). */
+  readonly remaining: readonly ReshardStep[];
+  /** UpdateShardCount's target. */
+  readonly targetShardCount?: number;
 }
 
 export interface StreamRecord {
@@ -40,6 +73,10 @@ export interface StreamRecord {
   readonly tags: Readonly<Record<string, string>>;
   /** In shard-id order. */
   readonly shards: readonly ShardRecord[];
+  /** The ordinal of the next shard id; absent in streams never resharded: shards.length. */
+  readonly nextShardOrdinal?: number;
+  /** Set while a split, merge or shard-count update is carried out (status UPDATING). */
+  readonly reshard?: ReshardIntent;
 }
 
 export interface IteratorKeyRecord {
@@ -105,12 +142,25 @@ export const DEFAULT_ACCOUNT_LIMITS: AccountLimits = {
   onDemandStreamCountLimit: 50,
 };
 
+/** Takes writes: not closed by a split or merge, and not a child still waiting for its parents. */
 export function isOpen(shard: ShardRecord): boolean {
-  return shard.endingSequenceNumber === undefined;
+  return shard.endingSequenceNumber === undefined && shard.pending !== true;
+}
+
+/** Shown to users (ListShards, DescribeStream): every shard but pending children. */
+export function isListed(shard: ShardRecord): boolean {
+  return shard.pending !== true;
 }
 
 export function openShardCount(stream: StreamRecord): number {
   return stream.shards.filter(isOpen).length;
+}
+
+/** The shards that took over a closed shard's hash range (its children), in shard-id order. */
+export function childrenOf(stream: StreamRecord, shardId: string): ShardRecord[] {
+  return stream.shards.filter(
+    (s) => s.parentShardId === shardId || s.adjacentParentShardId === shardId,
+  );
 }
 
 /** Streams whose data plane is up: reads and writes are served. */

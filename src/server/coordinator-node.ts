@@ -11,7 +11,9 @@ import { ControlPlane } from '../coordinator/control-plane.js';
 import { coordinatorServices } from '../coordinator/coordinator-api.js';
 import { CoordinatorLink } from '../coordinator/coordinator-link.js';
 import { FailureDetector } from '../coordinator/failure-detector.js';
+import { BrokerSealer } from '../coordinator/broker-sealer.js';
 import { LeaderLoop } from '../coordinator/leader-loop.js';
+import { ReshardDriver } from '../coordinator/reshard-driver.js';
 import { openMetadataReplica, type MetadataReplica } from '../coordinator/metadata-replica.js';
 import { DEFAULT_ACCOUNT_LIMITS } from '../coordinator/model.js';
 import { ReplicaReports } from '../coordinator/replica-reports.js';
@@ -134,6 +136,25 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     intervalMs: Math.max(50, Math.floor(heartbeatIntervalMs / 2)),
     ...(config.keyRotationMs === undefined ? {} : { keyRotationMs: config.keyRotationMs }),
   });
+  const sealer = new BrokerSealer({
+    clusterId: config.clusterId,
+    state: () => replica.state,
+    reports,
+    monotonicMs: () => clock.monotonicMs(),
+  });
+  const resharding = new ReshardDriver({
+    state: () => replica.state,
+    propose: (command) => replica.propose(command),
+    isLeader: () => replica.isLeader,
+    childrenReady: (children) => {
+      const led = reports.ledShards(clock.monotonicMs());
+      return children.every((c) => led.has(c.incarnation));
+    },
+    seal: (parent, children) => sealer.seal(parent, children),
+    clock,
+    logger,
+    intervalMs: Math.max(50, Math.floor(heartbeatIntervalMs / 2)),
+  });
   const link = new CoordinatorLink({
     endpoints: [...config.members.values()].map((m) => m.api),
     maxAttempts: 12,
@@ -166,6 +187,8 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
   const peerService = peerServer(transport);
   const stopBelowApi = async (): Promise<void> => {
     await leaderLoop.stop();
+    await resharding.stop();
+    sealer.close();
     link.close();
     await host.stop();
     await transport.close();
@@ -178,6 +201,7 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     host.start();
     transport.start();
     leaderLoop.start();
+    resharding.start();
   } catch (error) {
     await stopBelowApi();
     throw error;

@@ -12,7 +12,7 @@ import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import { toServiceError } from '../common/grpc-errors.js';
 import { FORWARDED_HEADER } from '../common/grpc-call.js';
 import type { Logger } from '../common/logger.js';
-import { RheosError, ValidationError } from '../common/errors.js';
+import { RheosError, ServiceUnavailableError, ValidationError } from '../common/errors.js';
 import {
   ControlPlaneServiceService,
   type ControlPlaneServiceServer,
@@ -22,6 +22,8 @@ import {
   type ClusterServiceServer,
   type GetShardMapRequest,
   type GetShardMapResponse,
+  type SealShardRequest,
+  type SealShardResponse,
 } from '../gen/rheos/v1/cluster.js';
 import {
   CoordinatorServiceService,
@@ -60,6 +62,8 @@ export interface GrpcServerOptions {
   readonly control?: ControlApi;
   /** Cluster routing (GetShardMap); every broker serves it. */
   readonly shardMap?: (request: GetShardMapRequest) => Promise<GetShardMapResponse>;
+  /** SEAL of a shard this broker leads (the coordinator's resharding); brokers serve it. */
+  readonly sealShard?: (request: SealShardRequest) => Promise<SealShardResponse>;
   readonly coordinator?: CoordinatorApi;
   readonly logger: Logger;
 }
@@ -96,6 +100,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   if (shardMap !== undefined) {
     const clusterService: ClusterServiceServer = {
       getShardMap: unary('GetShardMap', (r: GetShardMapRequest) => shardMap(r)),
+      sealShard: unary('SealShard', (r: SealShardRequest) => {
+        if (options.sealShard === undefined) {
+          throw new ServiceUnavailableError('This node does not host shard replicas.');
+        }
+        return options.sealShard(r);
+      }),
     };
     server.addService(safeDecoding(ClusterServiceService), clusterService);
   }
@@ -132,6 +142,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         async (r, c) => (await api.updateStreamMode(r, c), empty),
       ),
       describeLimits: unary('DescribeLimits', (r, c) => api.describeLimits(r, c)),
+      splitShard: unary('SplitShard', async (r, c) => (await api.splitShard(r, c), empty)),
+      mergeShards: unary('MergeShards', async (r, c) => (await api.mergeShards(r, c), empty)),
+      updateShardCount: unary('UpdateShardCount', (r, c) => api.updateShardCount(r, c)),
     };
     server.addService(safeDecoding(ControlPlaneServiceService), controlService);
   }

@@ -17,7 +17,11 @@ import type {
   ListStreamsResponse,
   ListTagsForStreamRequest,
   ListTagsForStreamResponse,
+  MergeShardsRequest,
   RemoveTagsFromStreamRequest,
+  SplitShardRequest,
+  UpdateShardCountRequest,
+  UpdateShardCountResponse,
   UpdateStreamModeRequest,
 } from '../gen/rheos/v1/control.js';
 import type {
@@ -78,6 +82,12 @@ export interface ControlApi {
   ): Promise<void>;
   updateStreamMode(request: UpdateStreamModeRequest, context?: CallContext): Promise<void>;
   describeLimits(request?: object, context?: CallContext): Promise<DescribeLimitsResponse>;
+  splitShard(request: SplitShardRequest, context?: CallContext): Promise<void>;
+  mergeShards(request: MergeShardsRequest, context?: CallContext): Promise<void>;
+  updateShardCount(
+    request: UpdateShardCountRequest,
+    context?: CallContext,
+  ): Promise<UpdateShardCountResponse>;
 }
 
 export interface CallContext {
@@ -112,5 +122,8 @@ export function controlApiOf(control: ControlPlane): ControlApi {
     decreaseStreamRetentionPeriod: (r) => control.decreaseStreamRetentionPeriod(r),
     updateStreamMode: (r) => control.updateStreamMode(r),
     describeLimits: async () => control.describeLimits(),
+    splitShard: (r) => control.splitShard(r),
+    mergeShards: (r) => control.mergeShards(r),
+    updateShardCount: (r) => control.updateShardCount(r),
   };
 }

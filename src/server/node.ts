@@ -4,7 +4,9 @@ import { Broker } from '../broker/broker.js';
 import { DataPlane } from '../broker/data-plane.js';
 import { ReplicaManager } from '../broker/replica-manager.js';
 import { shardMap } from '../broker/shard-map.js';
+import { sealLocalReplica } from '../broker/seal-shard.js';
 import { singleNodeReplicas } from '../broker/single-node-factory.js';
+import { ReshardDriver } from '../coordinator/reshard-driver.js';
 import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { DEFAULT_SHARD_LIMITS, type ShardThroughputLimits } from '../common/limits.js';
@@ -92,6 +94,21 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       : { retentionCheckIntervalMs: config.retentionCheckIntervalMs }),
   });
   await broker.start();
+  // The single node carries out its reshards itself: children open here, parents seal here.
+  const resharding = new ReshardDriver({
+    state: () => metadata.state,
+    propose: (command) => metadata.propose(command),
+    isLeader: () => true,
+    childrenReady: (children) => children.every((c) => replicas.get(c.incarnation) !== undefined),
+    seal: async (parent, children) =>
+      (await sealLocalReplica(replicas, parent.incarnation, children)).endingSequenceNumber,
+    clock,
+    logger,
+    intervalMs: 100,
+  });
+  const stopPoking = metadata.onChange(() => resharding.poke());
+  resharding.start();
+  resharding.poke();
   const dataPlane = new DataPlane({ broker, keyring: metadata, clock, identity });
   const controlPlane = new ControlPlane({
     metadata,
@@ -136,6 +153,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   } catch (error) {
     await gateway?.close();
     await grpc?.close(0);
+    stopPoking();
+    await resharding.stop();
     await broker.stop();
     await metadata.close();
     await writer.drain();
@@ -158,6 +177,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
         await gatewayServer?.close();
         await grpcServer.close();
         await adminServer?.close();
+        stopPoking();
+        await resharding.stop();
         await broker.stop();
         await metadata.close();
         await writer.drain();

@@ -21,6 +21,11 @@ export enum EntryType {
   Records = 1,
   /** A Raft membership change (payload: the encoded change). */
   ConfChange = 2,
+  /**
+   * Closes the shard for a split or merge (payload: the children's shard ids, JSON). Records
+   * entries after it are never applied: their writers are told to write to the children.
+   */
+  Seal = 3,
 }
 
 export interface LogEntry {
@@ -65,7 +70,12 @@ export function decodeEntry(index: number, value: Buffer): LogEntry {
     );
   }
   const type = value[13] as number;
-  if (type !== EntryType.Empty && type !== EntryType.Records && type !== EntryType.ConfChange) {
+  if (
+    type !== EntryType.Empty &&
+    type !== EntryType.Records &&
+    type !== EntryType.ConfChange &&
+    type !== EntryType.Seal
+  ) {
     throw new StorageCorruptionError(`log entry ${index}: unknown entry type ${type}`);
   }
   return {

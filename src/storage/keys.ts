@@ -24,6 +24,8 @@ export const SPACE_MARKER = 0x45; // 'E'
 export const STATE_HARD = 0x68; // 'h'
 export const STATE_TRIM = 0x74; // 't'
 export const STATE_APPLIED = 0x61; // 'a'
+/** The applied SEAL entry of a shard closed by a split or merge: index u64 | children (JSON). */
+export const STATE_SEAL = 0x7a; // 'z'
 export const STATE_SNAPSHOT = 0x73; // 's'
 /** A snapshot's state-machine payload (the coordinator's metadata; shards have none). */
 export const STATE_SNAPSHOT_PAYLOAD = 0x70; // 'p'

@@ -10,10 +10,49 @@ import { encodeRecordBatch, type BatchRecord } from './record-batch.js';
  *
  *   arrivalMs u64 | record batch (record-batch.ts)
  *
+ * A SEAL is a Normal entry too, told apart by a record count no batch can have:
+ *
+ *   arrivalMs u64 | 0xFFFFFFFF u32 | children's shard ids (JSON)
+ *
  * A new leader's Empty entries and membership changes carry no arrival time (stored as 0).
  */
 
 const ARRIVAL_BYTES = 8;
+const SEAL_MARK = 0xffffffff;
+const SEAL_HEADER_BYTES = ARRIVAL_BYTES + 4;
+
+/** The data of a Raft Normal entry that seals the shard for `children`. */
+export function encodeSealCommand(arrivalMs: number, children: readonly string[]): Buffer {
+  const json = Buffer.from(JSON.stringify(children), 'utf8');
+  const out = Buffer.allocUnsafe(SEAL_HEADER_BYTES + json.length);
+  writeU64(out, arrivalMs, 0);
+  out.writeUInt32BE(SEAL_MARK, ARRIVAL_BYTES);
+  json.copy(out, SEAL_HEADER_BYTES);
+  return out;
+}
+
+/** Whether a Raft entry is a SEAL. */
+export function isSealEntry(entry: Entry): boolean {
+  return (
+    entry.type === RaftEntryType.Normal &&
+    entry.data.length >= SEAL_HEADER_BYTES &&
+    asBuffer(entry.data).readUInt32BE(ARRIVAL_BYTES) === SEAL_MARK
+  );
+}
+
+/** The children a SEAL entry's payload names. */
+export function sealChildren(index: number, payload: Buffer): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(payload.toString('utf8'));
+  } catch (error) {
+    throw new StorageCorruptionError(`seal entry ${index}: bad payload`, { cause: error });
+  }
+  if (!Array.isArray(parsed) || !parsed.every((c) => typeof c === 'string')) {
+    throw new StorageCorruptionError(`seal entry ${index}: bad payload`);
+  }
+  return parsed as string[];
+}
 
 /** The data of a Raft Normal entry holding `records`, stamped `arrivalMs`; one allocation. */
 export function encodeRecordsCommand(arrivalMs: number, records: readonly BatchRecord[]): Buffer {
@@ -54,6 +93,15 @@ export function toLogEntry(entry: Entry): LogEntry {
       if (data.length < ARRIVAL_BYTES) {
         throw new StorageCorruptionError(`raft entry ${entry.index}: no arrival time`);
       }
+      if (isSealEntry(entry)) {
+        return {
+          index: entry.index,
+          term: entry.term,
+          type: EntryType.Seal,
+          arrivalMs: readU64(data, 0),
+          payload: data.subarray(SEAL_HEADER_BYTES),
+        };
+      }
       return {
         index: entry.index,
         term: entry.term,
@@ -87,6 +135,13 @@ export function fromLogEntry(entry: LogEntry): Entry {
       const data = Buffer.allocUnsafe(ARRIVAL_BYTES + entry.payload.length);
       writeU64(data, entry.arrivalMs, 0);
       entry.payload.copy(data, ARRIVAL_BYTES);
+      return { index: entry.index, term: entry.term, type: RaftEntryType.Normal, data };
+    }
+    case EntryType.Seal: {
+      const data = Buffer.allocUnsafe(SEAL_HEADER_BYTES + entry.payload.length);
+      writeU64(data, entry.arrivalMs, 0);
+      data.writeUInt32BE(SEAL_MARK, ARRIVAL_BYTES);
+      entry.payload.copy(data, SEAL_HEADER_BYTES);
       return { index: entry.index, term: entry.term, type: RaftEntryType.Normal, data };
     }
     case EntryType.Empty:

@@ -6,6 +6,7 @@ import {
   type LogEntry,
 } from './entry-codec.js';
 import type { KvOp, KvStore } from './kv-store.js';
+import { sealChildren } from './raft-entry.js';
 import {
   arrivalKey,
   arrivalKeyParts,
@@ -22,6 +23,7 @@ import {
   SPACE_SHARD_STATE,
   STATE_APPLIED,
   STATE_HARD,
+  STATE_SEAL,
   STATE_TRIM,
   writeU64,
 } from './keys.js';
@@ -55,6 +57,13 @@ export interface RecoveredShardState {
   readonly appliedIndex: number;
   /** The last entry on disk, or the trim point if the log is empty. */
   readonly lastIndex: number;
+  readonly seal: ShardSeal | undefined;
+}
+
+/** Where a split or merge closed the shard: its applied SEAL entry. */
+export interface ShardSeal {
+  readonly index: number;
+  readonly children: readonly string[];
 }
 
 export interface RecoveredShardLog extends RecoveredShardState {
@@ -68,10 +77,20 @@ const EMPTY_HARD_STATE: HardState = { term: 0, vote: 0, commit: 0 };
 const COMPACT_AFTER_TRIMMED_ENTRIES = 10_000;
 
 export class ShardLog {
+  private sealed: ShardSeal | undefined;
+
   constructor(
     private readonly kv: KvStore,
     readonly shard: number,
   ) {}
+
+  /**
+   * The applied (so committed, so final) SEAL, if any: reads end there, and Records entries after
+   * it are never applied. Known from the moment its apply ops are made.
+   */
+  get seal(): ShardSeal | undefined {
+    return this.sealed;
+  }
 
   /** The shard's state records and last index, finishing a trim a crash interrupted. */
   async recoverState(): Promise<RecoveredShardState> {
@@ -92,11 +111,14 @@ export class ShardLog {
       await this.removeTrimmed(trimPoint, trimPoint.index);
     }
     const [last] = await this.kv.keys({ ...logRange, reverse: true, limit: 1 });
+    const sealRaw = await this.kv.get(shardStateKey(this.shard, STATE_SEAL));
+    this.sealed = sealRaw === undefined ? undefined : decodeSeal(this.shard, sealRaw);
     return {
       hardState,
       trimPoint,
       appliedIndex,
       lastIndex: last === undefined ? trimPoint.index : logKeyIndex(last),
+      seal: this.sealed,
     };
   }
 
@@ -131,7 +153,17 @@ export class ShardLog {
     const ops: KvOp[] = [];
     let applied = -1;
     for (const entry of entries) {
-      if (entry.type === EntryType.Records) {
+      if (entry.type === EntryType.Seal && this.sealed === undefined) {
+        this.sealed = { index: entry.index, children: sealChildren(entry.index, entry.payload) };
+        ops.push({
+          type: 'put',
+          key: shardStateKey(this.shard, STATE_SEAL),
+          value: encodeSeal(this.sealed),
+        });
+      }
+      // Records committed after the seal are refused at apply: never indexed, never read.
+      const refused = this.sealed !== undefined && entry.index > this.sealed.index;
+      if (entry.type === EntryType.Records && !refused) {
         ops.push({
           type: 'put',
           key: arrivalKey(this.shard, entry.arrivalMs, entry.index),
@@ -262,6 +294,19 @@ export class ShardLog {
       shardSpaceEnd(SPACE_LOG, this.shard),
     );
   }
+}
+
+function encodeSeal(seal: ShardSeal): Buffer {
+  const json = Buffer.from(JSON.stringify(seal.children), 'utf8');
+  const value = Buffer.allocUnsafe(8 + json.length);
+  writeU64(value, seal.index, 0);
+  json.copy(value, 8);
+  return value;
+}
+
+function decodeSeal(shard: number, value: Buffer): ShardSeal {
+  if (value.length < 8) throw new StorageCorruptionError(`shard ${shard}: truncated seal record`);
+  return { index: readU64(value, 0), children: sealChildren(readU64(value, 0), value.subarray(8)) };
 }
 
 export class LogGapError extends StorageCorruptionError {

@@ -705,7 +705,7 @@ function shardMapOf(endpoint: string, streamName: string): Promise<GetShardMapRe
   const client = new ClusterServiceClient(endpoint, credentials.createInsecure());
   return new Promise<GetShardMapResponse>((resolve, reject) => {
     client.getShardMap(
-      { streamName },
+      { streamName, refresh: false },
       new Metadata(),
       { deadline: Date.now() + 1_000 },
       (error, response) => {

@@ -17,6 +17,7 @@ import {
   ValidationError,
   type KinesisErrorName,
   type RheosErrorOptions,
+  ShardSealedError,
 } from '../../src/common/errors.js';
 
 type ErrorClass = new (message: string, options?: RheosErrorOptions) => RheosError;
@@ -42,6 +43,7 @@ const EXPECTED: Record<
     indeterminate: false,
   },
   LimitExceededException: { cls: LimitExceededError, retriable: false, indeterminate: false },
+  ShardSealedException: { cls: ShardSealedError, retriable: true, indeterminate: false },
   AccessDeniedException: { cls: AccessDeniedError, retriable: false, indeterminate: false },
   InternalFailureException: { cls: InternalFailureError, retriable: true, indeterminate: true },
   ServiceUnavailableException: {

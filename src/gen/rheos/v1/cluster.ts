@@ -25,6 +25,8 @@ export const protobufFileName = 'rheos/v1/cluster.proto';
 
 export interface GetShardMapRequest {
   streamName: string;
+  /** Look at the newest metadata first (the caller was told a shard it wrote to is sealed). */
+  refresh: boolean;
 }
 
 export interface BrokerAddress {
@@ -50,14 +52,31 @@ export interface GetShardMapResponse {
   shards: ShardRoute[];
 }
 
+export interface SealShardRequest {
+  clusterId: string;
+  shardIncarnation: number;
+  /** The children that take over the shard's hash range. */
+  childShardIds: string[];
+}
+
+export interface SealShardResponse {
+  /** Every record of the shard has a smaller sequence number. */
+  endingSequenceNumber: string;
+  /** Log index of the SEAL entry. */
+  sealIndex: number;
+}
+
 function createBaseGetShardMapRequest(): GetShardMapRequest {
-  return { streamName: '' };
+  return { streamName: '', refresh: false };
 }
 
 export const GetShardMapRequest: MessageFns<GetShardMapRequest> = {
   encode(message: GetShardMapRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.streamName !== '') {
       writer.uint32(10).string(message.streamName);
+    }
+    if (message.refresh !== false) {
+      writer.uint32(16).bool(message.refresh);
     }
     return writer;
   },
@@ -83,6 +102,14 @@ export const GetShardMapRequest: MessageFns<GetShardMapRequest> = {
             message.streamName = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.refresh = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -101,6 +128,7 @@ export const GetShardMapRequest: MessageFns<GetShardMapRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetShardMapRequest>, I>>(object: I): GetShardMapRequest {
     const message = createBaseGetShardMapRequest();
     message.streamName = object.streamName ?? '';
+    message.refresh = object.refresh ?? false;
     return message;
   },
 };
@@ -366,6 +394,152 @@ export const GetShardMapResponse: MessageFns<GetShardMapResponse> = {
   },
 };
 
+function createBaseSealShardRequest(): SealShardRequest {
+  return { clusterId: '', shardIncarnation: 0, childShardIds: [] };
+}
+
+export const SealShardRequest: MessageFns<SealShardRequest> = {
+  encode(message: SealShardRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== '') {
+      writer.uint32(10).string(message.clusterId);
+    }
+    if (message.shardIncarnation !== 0) {
+      writer.uint32(16).uint64(message.shardIncarnation);
+    }
+    for (const v of message.childShardIds) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SealShardRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSealShardRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.shardIncarnation = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.childShardIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SealShardRequest>, I>>(base?: I): SealShardRequest {
+    return SealShardRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SealShardRequest>, I>>(object: I): SealShardRequest {
+    const message = createBaseSealShardRequest();
+    message.clusterId = object.clusterId ?? '';
+    message.shardIncarnation = object.shardIncarnation ?? 0;
+    message.childShardIds = object.childShardIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSealShardResponse(): SealShardResponse {
+  return { endingSequenceNumber: '', sealIndex: 0 };
+}
+
+export const SealShardResponse: MessageFns<SealShardResponse> = {
+  encode(message: SealShardResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.endingSequenceNumber !== '') {
+      writer.uint32(10).string(message.endingSequenceNumber);
+    }
+    if (message.sealIndex !== 0) {
+      writer.uint32(16).uint64(message.sealIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SealShardResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSealShardResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.endingSequenceNumber = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sealIndex = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SealShardResponse>, I>>(base?: I): SealShardResponse {
+    return SealShardResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SealShardResponse>, I>>(object: I): SealShardResponse {
+    const message = createBaseSealShardResponse();
+    message.endingSequenceNumber = object.endingSequenceNumber ?? '';
+    message.sealIndex = object.sealIndex ?? 0;
+    return message;
+  },
+};
+
 export type ClusterServiceService = typeof ClusterServiceService;
 export const ClusterServiceService = {
   getShardMap: {
@@ -379,10 +553,32 @@ export const ClusterServiceService = {
       Buffer.from(GetShardMapResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetShardMapResponse => GetShardMapResponse.decode(value),
   },
+  /**
+   * Internal (coordinator -> the broker leading a parent shard during a split or merge): commits a
+   * SEAL entry in the shard's log, after which its writes are refused naming the children.
+   * Idempotent: a sealed shard answers with the seal it has.
+   */
+  sealShard: {
+    path: '/rheos.v1.ClusterService/SealShard' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SealShardRequest): Buffer =>
+      Buffer.from(SealShardRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SealShardRequest => SealShardRequest.decode(value),
+    responseSerialize: (value: SealShardResponse): Buffer =>
+      Buffer.from(SealShardResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SealShardResponse => SealShardResponse.decode(value),
+  },
 } as const;
 
 export interface ClusterServiceServer extends UntypedServiceImplementation {
   getShardMap: handleUnaryCall<GetShardMapRequest, GetShardMapResponse>;
+  /**
+   * Internal (coordinator -> the broker leading a parent shard during a split or merge): commits a
+   * SEAL entry in the shard's log, after which its writes are refused naming the children.
+   * Idempotent: a sealed shard answers with the seal it has.
+   */
+  sealShard: handleUnaryCall<SealShardRequest, SealShardResponse>;
 }
 
 export interface ClusterServiceClient extends Client {
@@ -400,6 +596,26 @@ export interface ClusterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetShardMapResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Internal (coordinator -> the broker leading a parent shard during a split or merge): commits a
+   * SEAL entry in the shard's log, after which its writes are refused naming the children.
+   * Idempotent: a sealed shard answers with the seal it has.
+   */
+  sealShard(
+    request: SealShardRequest,
+    callback: (error: ServiceError | null, response: SealShardResponse) => void,
+  ): ClientUnaryCall;
+  sealShard(
+    request: SealShardRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SealShardResponse) => void,
+  ): ClientUnaryCall;
+  sealShard(
+    request: SealShardRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SealShardResponse) => void,
   ): ClientUnaryCall;
 }
 

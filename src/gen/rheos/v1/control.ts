@@ -97,6 +97,39 @@ export function shardFilterTypeToNumber(object: ShardFilterType): number {
   }
 }
 
+export enum ScalingType {
+  SCALING_TYPE_UNSPECIFIED = 'SCALING_TYPE_UNSPECIFIED',
+  SCALING_TYPE_UNIFORM_SCALING = 'SCALING_TYPE_UNIFORM_SCALING',
+  UNRECOGNIZED = 'UNRECOGNIZED',
+}
+
+export function scalingTypeFromJSON(object: any): ScalingType {
+  switch (object) {
+    case 0:
+    case 'SCALING_TYPE_UNSPECIFIED':
+      return ScalingType.SCALING_TYPE_UNSPECIFIED;
+    case 1:
+    case 'SCALING_TYPE_UNIFORM_SCALING':
+      return ScalingType.SCALING_TYPE_UNIFORM_SCALING;
+    case -1:
+    case 'UNRECOGNIZED':
+    default:
+      return ScalingType.UNRECOGNIZED;
+  }
+}
+
+export function scalingTypeToNumber(object: ScalingType): number {
+  switch (object) {
+    case ScalingType.SCALING_TYPE_UNSPECIFIED:
+      return 0;
+    case ScalingType.SCALING_TYPE_UNIFORM_SCALING:
+      return 1;
+    case ScalingType.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
 export interface CreateStreamRequest {
   streamName: string;
   /** Required in PROVISIONED mode; ON_DEMAND streams start with the server's default shard count. */
@@ -243,6 +276,39 @@ export interface DescribeLimitsResponse {
   openShardCount: number;
   onDemandStreamCount: number;
   onDemandStreamCountLimit: number;
+}
+
+export interface SplitShardRequest {
+  streamName: string;
+  streamArn: string;
+  shardToSplit: string;
+  /** Decimal 128-bit hash key: the first key of the second child. */
+  newStartingHashKey: string;
+}
+
+export interface SplitShardResponse {}
+
+export interface MergeShardsRequest {
+  streamName: string;
+  streamArn: string;
+  shardToMerge: string;
+  adjacentShardToMerge: string;
+}
+
+export interface MergeShardsResponse {}
+
+export interface UpdateShardCountRequest {
+  streamName: string;
+  streamArn: string;
+  targetShardCount?: number | undefined;
+  scalingType: ScalingType;
+}
+
+export interface UpdateShardCountResponse {
+  streamName: string;
+  streamArn: string;
+  currentShardCount: number;
+  targetShardCount: number;
 }
 
 function createBaseCreateStreamRequest(): CreateStreamRequest {
@@ -2470,6 +2536,475 @@ export const DescribeLimitsResponse: MessageFns<DescribeLimitsResponse> = {
   },
 };
 
+function createBaseSplitShardRequest(): SplitShardRequest {
+  return { streamName: '', streamArn: '', shardToSplit: '', newStartingHashKey: '' };
+}
+
+export const SplitShardRequest: MessageFns<SplitShardRequest> = {
+  encode(message: SplitShardRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamName !== '') {
+      writer.uint32(10).string(message.streamName);
+    }
+    if (message.streamArn !== '') {
+      writer.uint32(18).string(message.streamArn);
+    }
+    if (message.shardToSplit !== '') {
+      writer.uint32(26).string(message.shardToSplit);
+    }
+    if (message.newStartingHashKey !== '') {
+      writer.uint32(34).string(message.newStartingHashKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SplitShardRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSplitShardRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.shardToSplit = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.newStartingHashKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SplitShardRequest>, I>>(base?: I): SplitShardRequest {
+    return SplitShardRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SplitShardRequest>, I>>(object: I): SplitShardRequest {
+    const message = createBaseSplitShardRequest();
+    message.streamName = object.streamName ?? '';
+    message.streamArn = object.streamArn ?? '';
+    message.shardToSplit = object.shardToSplit ?? '';
+    message.newStartingHashKey = object.newStartingHashKey ?? '';
+    return message;
+  },
+};
+
+function createBaseSplitShardResponse(): SplitShardResponse {
+  return {};
+}
+
+export const SplitShardResponse: MessageFns<SplitShardResponse> = {
+  encode(_: SplitShardResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SplitShardResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSplitShardResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SplitShardResponse>, I>>(base?: I): SplitShardResponse {
+    return SplitShardResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SplitShardResponse>, I>>(_: I): SplitShardResponse {
+    const message = createBaseSplitShardResponse();
+    return message;
+  },
+};
+
+function createBaseMergeShardsRequest(): MergeShardsRequest {
+  return { streamName: '', streamArn: '', shardToMerge: '', adjacentShardToMerge: '' };
+}
+
+export const MergeShardsRequest: MessageFns<MergeShardsRequest> = {
+  encode(message: MergeShardsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamName !== '') {
+      writer.uint32(10).string(message.streamName);
+    }
+    if (message.streamArn !== '') {
+      writer.uint32(18).string(message.streamArn);
+    }
+    if (message.shardToMerge !== '') {
+      writer.uint32(26).string(message.shardToMerge);
+    }
+    if (message.adjacentShardToMerge !== '') {
+      writer.uint32(34).string(message.adjacentShardToMerge);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MergeShardsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMergeShardsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.shardToMerge = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.adjacentShardToMerge = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MergeShardsRequest>, I>>(base?: I): MergeShardsRequest {
+    return MergeShardsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MergeShardsRequest>, I>>(object: I): MergeShardsRequest {
+    const message = createBaseMergeShardsRequest();
+    message.streamName = object.streamName ?? '';
+    message.streamArn = object.streamArn ?? '';
+    message.shardToMerge = object.shardToMerge ?? '';
+    message.adjacentShardToMerge = object.adjacentShardToMerge ?? '';
+    return message;
+  },
+};
+
+function createBaseMergeShardsResponse(): MergeShardsResponse {
+  return {};
+}
+
+export const MergeShardsResponse: MessageFns<MergeShardsResponse> = {
+  encode(_: MergeShardsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MergeShardsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMergeShardsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MergeShardsResponse>, I>>(base?: I): MergeShardsResponse {
+    return MergeShardsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MergeShardsResponse>, I>>(_: I): MergeShardsResponse {
+    const message = createBaseMergeShardsResponse();
+    return message;
+  },
+};
+
+function createBaseUpdateShardCountRequest(): UpdateShardCountRequest {
+  return {
+    streamName: '',
+    streamArn: '',
+    targetShardCount: undefined,
+    scalingType: ScalingType.SCALING_TYPE_UNSPECIFIED,
+  };
+}
+
+export const UpdateShardCountRequest: MessageFns<UpdateShardCountRequest> = {
+  encode(
+    message: UpdateShardCountRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.streamName !== '') {
+      writer.uint32(10).string(message.streamName);
+    }
+    if (message.streamArn !== '') {
+      writer.uint32(18).string(message.streamArn);
+    }
+    if (message.targetShardCount !== undefined) {
+      writer.uint32(24).uint32(message.targetShardCount);
+    }
+    if (message.scalingType !== ScalingType.SCALING_TYPE_UNSPECIFIED) {
+      writer.uint32(32).int32(scalingTypeToNumber(message.scalingType));
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateShardCountRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateShardCountRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.targetShardCount = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.scalingType = scalingTypeFromJSON(reader.int32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UpdateShardCountRequest>, I>>(
+    base?: I,
+  ): UpdateShardCountRequest {
+    return UpdateShardCountRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateShardCountRequest>, I>>(
+    object: I,
+  ): UpdateShardCountRequest {
+    const message = createBaseUpdateShardCountRequest();
+    message.streamName = object.streamName ?? '';
+    message.streamArn = object.streamArn ?? '';
+    message.targetShardCount = object.targetShardCount ?? undefined;
+    message.scalingType = object.scalingType ?? ScalingType.SCALING_TYPE_UNSPECIFIED;
+    return message;
+  },
+};
+
+function createBaseUpdateShardCountResponse(): UpdateShardCountResponse {
+  return { streamName: '', streamArn: '', currentShardCount: 0, targetShardCount: 0 };
+}
+
+export const UpdateShardCountResponse: MessageFns<UpdateShardCountResponse> = {
+  encode(
+    message: UpdateShardCountResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.streamName !== '') {
+      writer.uint32(10).string(message.streamName);
+    }
+    if (message.streamArn !== '') {
+      writer.uint32(18).string(message.streamArn);
+    }
+    if (message.currentShardCount !== 0) {
+      writer.uint32(24).uint32(message.currentShardCount);
+    }
+    if (message.targetShardCount !== 0) {
+      writer.uint32(32).uint32(message.targetShardCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateShardCountResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateShardCountResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.currentShardCount = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.targetShardCount = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UpdateShardCountResponse>, I>>(
+    base?: I,
+  ): UpdateShardCountResponse {
+    return UpdateShardCountResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateShardCountResponse>, I>>(
+    object: I,
+  ): UpdateShardCountResponse {
+    const message = createBaseUpdateShardCountResponse();
+    message.streamName = object.streamName ?? '';
+    message.streamArn = object.streamArn ?? '';
+    message.currentShardCount = object.currentShardCount ?? 0;
+    message.targetShardCount = object.targetShardCount ?? 0;
+    return message;
+  },
+};
+
 export type ControlPlaneServiceService = typeof ControlPlaneServiceService;
 export const ControlPlaneServiceService = {
   createStream: {
@@ -2635,6 +3170,42 @@ export const ControlPlaneServiceService = {
     responseDeserialize: (value: Buffer): DescribeLimitsResponse =>
       DescribeLimitsResponse.decode(value),
   },
+  /** Resharding: each call starts an intent the coordinator carries out (stream UPDATING meanwhile). */
+  splitShard: {
+    path: '/rheos.v1.ControlPlaneService/SplitShard' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SplitShardRequest): Buffer =>
+      Buffer.from(SplitShardRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SplitShardRequest => SplitShardRequest.decode(value),
+    responseSerialize: (value: SplitShardResponse): Buffer =>
+      Buffer.from(SplitShardResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SplitShardResponse => SplitShardResponse.decode(value),
+  },
+  mergeShards: {
+    path: '/rheos.v1.ControlPlaneService/MergeShards' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MergeShardsRequest): Buffer =>
+      Buffer.from(MergeShardsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MergeShardsRequest => MergeShardsRequest.decode(value),
+    responseSerialize: (value: MergeShardsResponse): Buffer =>
+      Buffer.from(MergeShardsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MergeShardsResponse => MergeShardsResponse.decode(value),
+  },
+  updateShardCount: {
+    path: '/rheos.v1.ControlPlaneService/UpdateShardCount' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateShardCountRequest): Buffer =>
+      Buffer.from(UpdateShardCountRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateShardCountRequest =>
+      UpdateShardCountRequest.decode(value),
+    responseSerialize: (value: UpdateShardCountResponse): Buffer =>
+      Buffer.from(UpdateShardCountResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateShardCountResponse =>
+      UpdateShardCountResponse.decode(value),
+  },
 } as const;
 
 export interface ControlPlaneServiceServer extends UntypedServiceImplementation {
@@ -2660,6 +3231,10 @@ export interface ControlPlaneServiceServer extends UntypedServiceImplementation 
   >;
   updateStreamMode: handleUnaryCall<UpdateStreamModeRequest, UpdateStreamModeResponse>;
   describeLimits: handleUnaryCall<DescribeLimitsRequest, DescribeLimitsResponse>;
+  /** Resharding: each call starts an intent the coordinator carries out (stream UPDATING meanwhile). */
+  splitShard: handleUnaryCall<SplitShardRequest, SplitShardResponse>;
+  mergeShards: handleUnaryCall<MergeShardsRequest, MergeShardsResponse>;
+  updateShardCount: handleUnaryCall<UpdateShardCountRequest, UpdateShardCountResponse>;
 }
 
 export interface ControlPlaneServiceClient extends Client {
@@ -2857,6 +3432,52 @@ export interface ControlPlaneServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DescribeLimitsResponse) => void,
+  ): ClientUnaryCall;
+  /** Resharding: each call starts an intent the coordinator carries out (stream UPDATING meanwhile). */
+  splitShard(
+    request: SplitShardRequest,
+    callback: (error: ServiceError | null, response: SplitShardResponse) => void,
+  ): ClientUnaryCall;
+  splitShard(
+    request: SplitShardRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SplitShardResponse) => void,
+  ): ClientUnaryCall;
+  splitShard(
+    request: SplitShardRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SplitShardResponse) => void,
+  ): ClientUnaryCall;
+  mergeShards(
+    request: MergeShardsRequest,
+    callback: (error: ServiceError | null, response: MergeShardsResponse) => void,
+  ): ClientUnaryCall;
+  mergeShards(
+    request: MergeShardsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MergeShardsResponse) => void,
+  ): ClientUnaryCall;
+  mergeShards(
+    request: MergeShardsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MergeShardsResponse) => void,
+  ): ClientUnaryCall;
+  updateShardCount(
+    request: UpdateShardCountRequest,
+    callback: (error: ServiceError | null, response: UpdateShardCountResponse) => void,
+  ): ClientUnaryCall;
+  updateShardCount(
+    request: UpdateShardCountRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateShardCountResponse) => void,
+  ): ClientUnaryCall;
+  updateShardCount(
+    request: UpdateShardCountRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateShardCountResponse) => void,
   ): ClientUnaryCall;
 }
 
