@@ -552,14 +552,18 @@ function startNextStep(
     return placement.shards;
   });
   const childCount = next.shards.length - stream.shards.length;
-  // Preferred-leader moves the placement made on this stream's other shards are kept.
+  // Preferred-leader moves the placement made on this stream's other shards are kept: only
+  // their replica order, since `moved` was derived from the state before this command.
   const moved = otherStreams.find((s) => s.name === stream.name);
   const merged =
     moved === undefined
       ? next
       : {
           ...next,
-          shards: next.shards.map((s) => moved.shards.find((m) => m.shardId === s.shardId) ?? s),
+          shards: next.shards.map((s) => {
+            const replicas = moved.shards.find((m) => m.shardId === s.shardId)?.replicas;
+            return replicas === undefined ? s : { ...s, replicas };
+          }),
         };
   return [
     ...otherStreams.filter((s) => s.name !== stream.name).map(streamChange),

@@ -662,15 +662,19 @@ class Workload {
 
 // ---------------------------------------------------------------------------------------------
 
-function perRecordResult(code: string, message: string): PutOp['result'] {
+export function perRecordResult(code: string, message: string): PutOp['result'] {
   // Per-record errors that promise nothing was stored; anything else may have been.
-  if (code === 'NotLeaderException' || code === 'ProvisionedThroughputExceededException') {
+  if (
+    code === 'NotLeaderException' ||
+    code === 'ProvisionedThroughputExceededException' ||
+    code === 'ShardSealedException'
+  ) {
     return { type: 'fail', error: `${code}: ${message}` };
   }
   return { type: 'info', error: `${code}: ${message}` };
 }
 
-function callResult(error: unknown): PutOp['result'] {
+export function callResult(error: unknown): PutOp['result'] {
   if (error instanceof RheosError && !error.indeterminate)
     return { type: 'fail', error: `${error.name}: ${error.message}` };
   return {
