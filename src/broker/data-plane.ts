@@ -6,6 +6,7 @@ import {
   ProvisionedThroughputExceededError,
   ResourceNotFoundError,
   RheosError,
+  NotLeaderError,
   ServiceUnavailableError,
   ShardSealedError,
 } from '../common/errors.js';
@@ -120,7 +121,7 @@ export class DataPlane {
     let stream = await this.servingStream(request);
     for (let round = 0; ; round++) {
       const shard = this.route(stream, request);
-      this.replica(shard).checkWritable();
+      this.checkWritable(stream, shard, [request]);
       try {
         // With throwOnFailure, putToShard throws unless the record was stored.
         const [stored] = await this.putToShard(
@@ -199,7 +200,14 @@ export class DataPlane {
     }
     // Every shard of the request must be led here, or nothing is written: the client routes its
     // records to the leaders (a definite NOT_LEADER, so retrying elsewhere cannot duplicate).
-    if (checkAll) for (const shard of byShard.keys()) this.replica(shard).checkWritable();
+    if (checkAll) {
+      for (const shard of byShard.keys())
+        this.checkWritable(
+          stream,
+          shard,
+          todo.map((r) => r.entry),
+        );
+    }
     const sealed: { records: RoutedRecord[]; shards: ShardRecord[] } = { records: [], shards: [] };
     await Promise.all(
       [...byShard].map(async ([shard, group]) => {
@@ -237,6 +245,44 @@ export class DataPlane {
       if (!(await broker.refreshMetadata())) await sleep(SEALED_WAIT_MS);
     }
     return undefined;
+  }
+
+  /**
+   * Throws unless this broker leads `shard`. A client whose shard map predates a split or merge
+   * sends a closed shard's keys to the broker leading it; refused with NOT_LEADER, it would take
+   * the hint (the child's leader) for the closed shard and bounce between brokers. So when one of
+   * the records falls in a closed shard led here, the answer is ShardSealedException: look at the
+   * newest shard map, then route again.
+   */
+  private checkWritable(
+    stream: StreamRecord,
+    shard: ShardRecord,
+    entries: readonly { partitionKey: string; explicitHashKey?: string | undefined }[],
+  ): void {
+    try {
+      this.replica(shard).checkWritable();
+    } catch (error) {
+      if (!(error instanceof NotLeaderError)) throw error;
+      const closedHere = stream.shards.filter(
+        (s) => s.endingSequenceNumber !== undefined && this.leadsHere(s),
+      );
+      if (closedHere.length === 0) throw error;
+      for (const entry of entries) {
+        const key =
+          entry.explicitHashKey === undefined
+            ? partitionKeyToHashKey(entry.partitionKey)
+            : BigInt(entry.explicitHashKey);
+        const stale = closedHere.find(
+          (s) => BigInt(s.hashKeyStart) <= key && key <= BigInt(s.hashKeyEnd),
+        );
+        if (stale !== undefined) {
+          throw ShardSealedError.forChildren(
+            childrenOf(stream, stale.shardId).map((c) => c.shardId),
+          );
+        }
+      }
+      throw error;
+    }
   }
 
   private leadsHere(shard: ShardRecord): boolean {

@@ -146,7 +146,7 @@ export class RheosClient {
   async putRecords(request: DeepPartial<PutRecordsRequest>): Promise<PutRecordsResponse> {
     const full = PutRecordsRequest.fromPartial(request);
     const name = streamNameOf(full);
-    let response = await this.putRecordsOnce(full);
+    let response = await this.putRecordsRouted(full, name);
     for (let round = 0; name !== undefined && round + 1 < this.maxRouteAttempts; round++) {
       const sealed: number[] = [];
       response.records.forEach((r, i) => {
@@ -154,10 +154,10 @@ export class RheosClient {
       });
       if (sealed.length === 0) break;
       await this.afterSeal(name, round);
-      const retry = await this.putRecordsOnce({
-        ...full,
-        records: sealed.map((i) => full.records[i] as PutRecordsRequestEntry),
-      });
+      const retry = await this.putRecordsRouted(
+        { ...full, records: sealed.map((i) => full.records[i] as PutRecordsRequestEntry) },
+        name,
+      );
       const records = [...response.records];
       sealed.forEach((i, k) => (records[i] = retry.records[k] as PutRecordsResultEntry));
       response = {
@@ -167,6 +167,23 @@ export class RheosClient {
       };
     }
     return response;
+  }
+
+  /** putRecordsOnce, again with fresh routes while one shard's call is refused as sealed. */
+  private async putRecordsRouted(
+    full: PutRecordsRequest,
+    name: string | undefined,
+  ): Promise<PutRecordsResponse> {
+    for (let round = 0; ; round++) {
+      try {
+        return await this.putRecordsOnce(full);
+      } catch (error) {
+        // Refused as a whole: the routes predate a split or merge.
+        const sealed = error instanceof ShardSealedError && name !== undefined;
+        if (!sealed || round + 1 >= this.maxRouteAttempts) throw error;
+        await this.afterSeal(name, round);
+      }
+    }
   }
 
   /** The routes were stale: a shard was sealed. Look again at the newest metadata, after a pause. */

@@ -544,30 +544,20 @@ function startNextStep(
   nowMs: number,
 ): MetadataChange[] {
   const counters = state.counters;
-  let otherStreams: StreamRecord[] = [];
-  const next = startStep(stream, step, base, nowMs, counters.nextShardIncarnation, (count) => {
-    const placement = placeReplicas(state, count, stream.replicationFactor);
-    if (placement === undefined) return undefined;
-    otherStreams = placement.otherStreams;
-    return placement.shards;
-  });
+  // The children are placed like a new stream's shards, but the preferred leaders of shards
+  // already serving are left alone: moving them would hand over leaderships (and pause writes)
+  // at every step of a reshard.
+  const next = startStep(
+    stream,
+    step,
+    base,
+    nowMs,
+    counters.nextShardIncarnation,
+    (count) => placeReplicas(state, count, stream.replicationFactor)?.shards,
+  );
   const childCount = next.shards.length - stream.shards.length;
-  // Preferred-leader moves the placement made on this stream's other shards are kept: only
-  // their replica order, since `moved` was derived from the state before this command.
-  const moved = otherStreams.find((s) => s.name === stream.name);
-  const merged =
-    moved === undefined
-      ? next
-      : {
-          ...next,
-          shards: next.shards.map((s) => {
-            const replicas = moved.shards.find((m) => m.shardId === s.shardId)?.replicas;
-            return replicas === undefined ? s : { ...s, replicas };
-          }),
-        };
   return [
-    ...otherStreams.filter((s) => s.name !== stream.name).map(streamChange),
-    streamChange(merged),
+    streamChange(next),
     {
       kind: 'counters',
       value: { ...counters, nextShardIncarnation: counters.nextShardIncarnation + childCount },

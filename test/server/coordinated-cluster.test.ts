@@ -9,6 +9,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type RheosClient } from '../../src/client/client.js';
+import { MAX_HASH_KEY } from '../../src/common/hash-key.js';
 import { systemClock } from '../../src/common/clock.js';
 import { UNLIMITED_SHARD_LIMITS } from '../../src/common/limits.js';
 import { ShardIteratorType } from '../../src/gen/rheos/v1/data.js';
@@ -221,6 +222,47 @@ describe('brokers placed by a coordinator (in one process)', () => {
     }
     expect(total).toBe(50);
   }, 60_000);
+
+  it('a client whose shard map predates a split still writes every key (told ShardSealed, not bounced between leaders)', async () => {
+    const c = await startCluster();
+    for (let n = 0; n < 3; n++) await c.start(n);
+    const control = c.client();
+    await control.createStream({
+      streamName: 'split',
+      shardCount: 1,
+      shardLimits: UNLIMITED_SHARD_LIMITS,
+    });
+    await control.waitForStreamActive('split', 20_000);
+    // `stale` learns the one-shard map, and keeps it through the split.
+    const stale = c.client();
+    const keys = Array.from({ length: 64 }, (_, i) => `key-${i}`);
+    const put = (client: RheosClient, tag: string) =>
+      client.putRecords({
+        streamName: 'split',
+        records: keys.map((k) => ({ partitionKey: k, data: Buffer.from(`${tag}-${k}`) })),
+      });
+    expect((await put(stale, 'before')).failedRecordCount).toBe(0);
+    // A fresh client writes through the cutover too, so the broker leading the parent has
+    // re-routed records itself (its own client never told of the seal).
+    await control.splitShard({
+      streamName: 'split',
+      shardToSplit: 'shardId-000000000000',
+      newStartingHashKey: ((MAX_HASH_KEY + 1n) / 2n).toString(),
+    });
+    await control.waitForStreamActive('split', 20_000);
+    for (let round = 0; round < 5; round++) {
+      const answer = await put(stale, `after-${round}`);
+      expect(answer.records.filter((r) => r.errorCode !== '')).toEqual([]);
+      for (const r of answer.records)
+        expect(['shardId-000000000001', 'shardId-000000000002']).toContain(r.shardId);
+    }
+    const one = await stale.putRecord({
+      streamName: 'split',
+      partitionKey: 'single',
+      data: Buffer.from('x'),
+    });
+    expect(one.shardId).not.toBe('shardId-000000000000');
+  });
 
   it('a broker refuses a data folder of another cluster, and a second id for its folder', async () => {
     const c = await startCluster();
