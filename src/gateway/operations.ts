@@ -1,7 +1,7 @@
 import { Validator } from '../common/validation.js';
 import type { NativeApi } from '../server/native-api.js';
 
-import { ShardFilterType } from '../gen/rheos/v1/control.js';
+import { ScalingType, ShardFilterType } from '../gen/rheos/v1/control.js';
 import { ShardIteratorType } from '../gen/rheos/v1/data.js';
 import {
   EncryptionType,
@@ -51,10 +51,8 @@ export const NOT_YET_SUPPORTED: ReadonlySet<string> = new Set([
   'ListChannels',
   'ListStreamConsumers',
   'ListTagsForResource',
-  'MergeShards',
   'PutResourcePolicy',
   'RegisterStreamConsumer',
-  'SplitShard',
   'StartStreamEncryption',
   'StopStreamEncryption',
   'SubscribeToShard',
@@ -63,7 +61,6 @@ export const NOT_YET_SUPPORTED: ReadonlySet<string> = new Set([
   'UpdateAccountSettings',
   'UpdateChannel',
   'UpdateMaxRecordSize',
-  'UpdateShardCount',
   'UpdateStreamRecordDistributionStrategy',
   'UpdateStreamWarmThroughput',
 ]);
@@ -300,6 +297,44 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     return {};
   },
 
+  async SplitShard(api, input) {
+    await api.splitShard({
+      ...streamRef(input),
+      shardToSplit: string(input, 'ShardToSplit'),
+      newStartingHashKey: string(input, 'NewStartingHashKey'),
+    });
+    return {};
+  },
+
+  async MergeShards(api, input) {
+    await api.mergeShards({
+      ...streamRef(input),
+      shardToMerge: string(input, 'ShardToMerge'),
+      adjacentShardToMerge: string(input, 'AdjacentShardToMerge'),
+    });
+    return {};
+  },
+
+  async UpdateShardCount(api, input) {
+    const targetShardCount = optionalInteger(input, 'TargetShardCount');
+    const r = await api.updateShardCount({
+      ...streamRef(input),
+      ...(targetShardCount === undefined ? {} : { targetShardCount }),
+      scalingType: toEnum(
+        ScalingType,
+        'SCALING_TYPE_',
+        optionalString(input, 'ScalingType'),
+        'scalingType',
+      ),
+    });
+    return {
+      StreamName: r.streamName,
+      CurrentShardCount: r.currentShardCount,
+      TargetShardCount: r.targetShardCount,
+      StreamARN: r.streamArn,
+    };
+  },
+
   async DescribeLimits(api) {
     const r = await api.describeLimits();
     return {
@@ -384,7 +419,9 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
         Data: record.data.toString('base64'),
         PartitionKey: record.partitionKey,
       })),
-      NextShardIterator: r.nextShardIterator,
+      // '' once a closed shard is read to its end: Kinesis then sends no NextShardIterator (the
+      // SDKs and the KCL take its absence as the end of the shard), only ChildShards.
+      NextShardIterator: r.nextShardIterator === '' ? undefined : r.nextShardIterator,
       MillisBehindLatest: r.millisBehindLatest,
       ChildShards: r.childShards.length > 0 ? r.childShards.map(childShardJson) : undefined,
     });

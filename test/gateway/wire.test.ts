@@ -678,6 +678,31 @@ describe.each(PROTOCOLS)('malformed requests over %s', (protocol) => {
       '{"StreamName": "junk", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_TIMESTAMP", "Timestamp": "yesterday"}',
     ],
     [
+      'NewStartingHashKey 5',
+      'SplitShard',
+      '{"StreamName": "junk", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": 5}',
+    ],
+    [
+      'AdjacentShardToMerge as a list',
+      'MergeShards',
+      '{"StreamName": "junk", "ShardToMerge": "a", "AdjacentShardToMerge": ["b"]}',
+    ],
+    [
+      'TargetShardCount "4"',
+      'UpdateShardCount',
+      '{"StreamName": "junk", "TargetShardCount": "4", "ScalingType": "UNIFORM_SCALING"}',
+    ],
+    [
+      'TargetShardCount 2.5',
+      'UpdateShardCount',
+      '{"StreamName": "junk", "TargetShardCount": 2.5, "ScalingType": "UNIFORM_SCALING"}',
+    ],
+    [
+      'ScalingType 1',
+      'UpdateShardCount',
+      '{"StreamName": "junk", "TargetShardCount": 4, "ScalingType": 1}',
+    ],
+    [
       'EnforceConsumerDeletion "yes"',
       'DeleteStream',
       '{"StreamName": "nope", "EnforceConsumerDeletion": "yes"}',
@@ -751,16 +776,13 @@ describe.each(PROTOCOLS)('malformed requests over %s', (protocol) => {
     expect(reply.headers['x-amzn-errortype']).toBe('UnknownOperationException');
   });
 
-  it.each([
-    'SplitShard',
-    'MergeShards',
-    'UpdateShardCount',
-    'SubscribeToShard',
-    'RegisterStreamConsumer',
-  ])('known but unsupported %s -> 400 UnsupportedOperationException', async (operation) => {
-    const reply = await call(protocol, main, PREFIX + operation, '{"StreamName": "junk"}');
-    expectAwsError(reply, 400, 'UnsupportedOperationException');
-  });
+  it.each(['SubscribeToShard', 'RegisterStreamConsumer', 'StartStreamEncryption'])(
+    'known but unsupported %s -> 400 UnsupportedOperationException',
+    async (operation) => {
+      const reply = await call(protocol, main, PREFIX + operation, '{"StreamName": "junk"}');
+      expectAwsError(reply, 400, 'UnsupportedOperationException');
+    },
+  );
 });
 
 describe('HTTP/1.1 connections survive refused requests', () => {
@@ -773,7 +795,7 @@ describe('HTTP/1.1 connections survive refused requests', () => {
           rawRequest(`${PREFIX}DescribeLimits`, '{"broken'),
           // Refused before its body is read: the unread body must not become the next request.
           rawRequest(`${PREFIX}Frobnicate`, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
-          rawRequest(`${PREFIX}SplitShard`, '{"StreamName": "junk"}'),
+          rawRequest(`${PREFIX}RegisterStreamConsumer`, '{"StreamARN": "junk"}'),
           rawRequest(`${PREFIX}DescribeLimits`, '{}'),
         ]),
       );
