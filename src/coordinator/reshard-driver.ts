@@ -85,26 +85,39 @@ export class ReshardDriver {
       .filter((s): s is ShardRecord => s !== undefined);
     // Sealing before the children can lead would leave the keys without a writable shard.
     if (children.length !== intent.children.length || !this.options.childrenReady(children)) return;
-    for (const id of intent.parents) {
-      const parent = byId.get(id);
-      if (parent === undefined || parent.endingSequenceNumber !== undefined) continue;
+    // A merge's parents are sealed together: keys of the first one sealed wait for the child,
+    // which opens only once the other is sealed too.
+    const unsealed = intent.parents
+      .map((id) => byId.get(id))
+      .filter((p): p is ShardRecord => p !== undefined && p.endingSequenceNumber === undefined);
+    const seals = await Promise.allSettled(
+      unsealed.map((parent) => this.options.seal(parent, intent.children)),
+    );
+    for (const [i, parent] of unsealed.entries()) {
+      const outcome = seals[i] as PromiseSettledResult<string>;
       try {
-        const endingSequenceNumber = await this.options.seal(parent, intent.children);
+        if (outcome.status === 'rejected') throw outcome.reason;
+        const endingSequenceNumber = outcome.value;
         await this.options.propose({
           type: 'recordSeal',
           name: stream.name,
           incarnation: stream.incarnation,
-          shardId: id,
+          shardId: parent.shardId,
           endingSequenceNumber,
           nowMs: this.options.clock.nowMs(),
         });
         this.options.logger.info(
-          { stream: stream.name, shard: id, children: intent.children, endingSequenceNumber },
+          {
+            stream: stream.name,
+            shard: parent.shardId,
+            children: intent.children,
+            endingSequenceNumber,
+          },
           'shard sealed',
         );
       } catch (error) {
         this.options.logger.warn(
-          { err: error, stream: stream.name, shard: id },
+          { err: error, stream: stream.name, shard: parent.shardId },
           'sealing a shard failed; retrying on the next turn',
         );
         return;
