@@ -498,15 +498,14 @@ function startReshard(
 ): MetadataChange[] {
   const stream = requireStream(state, command.name, context);
   const request = command.request;
+  const resharding = [...state.streams.values()].filter((s) => s.reshard !== undefined).length;
+  checkCanReshard(stream, resharding, command.operation, context);
   let steps: ReshardStep[];
   if (request.kind === 'split') {
-    checkCanReshard(stream, context);
     steps = [planSplit(stream, request.shardId, request.hashKey, context)];
   } else if (request.kind === 'merge') {
-    checkCanReshard(stream, context);
     steps = [planMerge(stream, request.shardId, request.adjacentShardId, context)];
   } else {
-    checkCanReshard(stream, context);
     steps = planScale(stream, request.targetShardCount, context);
   }
   const first = steps[0];

@@ -4,6 +4,7 @@ import {
   LimitExceededError,
   ResourceInUseError,
   ResourceNotFoundError,
+  ValidationError,
 } from '../common/errors.js';
 import { evenHashRanges, MAX_HASH_KEY } from '../common/hash-key.js';
 import { formatShardId } from '../common/shard-id.js';
@@ -259,17 +260,37 @@ export function expiredClosedShards(stream: StreamRecord, nowMs: number): ShardR
   );
 }
 
-/** A split or merge request may start: the stream is ACTIVE, not already resharding. */
-export function checkCanReshard(stream: StreamRecord, context: ReshardContext): void {
-  if (stream.status === 'UPDATING') {
-    throw new LimitExceededError(
-      `Stream ${stream.name} under account ${context.accountId} is already being resharded ` +
-        `(status UPDATING); retry once it is ACTIVE.`,
-    );
-  }
+/**
+ * How many streams of an account may be resharding at once; one more gets LimitExceededException
+ * (Kinesis limits simultaneous SplitShard/MergeShards/UpdateShardCount operations likewise).
+ */
+export const CONCURRENT_RESHARDS_MAX = 5;
+
+/**
+ * A reshard may start: the stream is ACTIVE (UPDATING, CREATING and DELETING answer
+ * ResourceInUseException, as Kinesis does), in PROVISIONED mode, and fewer than
+ * CONCURRENT_RESHARDS_MAX streams are resharding.
+ */
+export function checkCanReshard(
+  stream: StreamRecord,
+  reshardingStreams: number,
+  operation: string,
+  context: ReshardContext,
+): void {
   if (stream.status !== 'ACTIVE') {
     throw new ResourceInUseError(
-      `Stream ${stream.name} under account ${context.accountId} is in use (status ${stream.status}).`,
+      `Stream ${stream.name} under account ${context.accountId} not ACTIVE, instead in state ${stream.status}`,
+    );
+  }
+  if (stream.mode === 'ON_DEMAND') {
+    throw new ValidationError(
+      `${operation} is not supported for stream ${stream.name} under account ${context.accountId} in ON_DEMAND mode.`,
+    );
+  }
+  if (reshardingStreams >= CONCURRENT_RESHARDS_MAX) {
+    throw new LimitExceededError(
+      `Account ${context.accountId} already has ${reshardingStreams} streams being resharded; ` +
+        `at most ${CONCURRENT_RESHARDS_MAX} can be at once. Retry once one of them is ACTIVE.`,
     );
   }
 }

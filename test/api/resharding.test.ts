@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { RheosClient } from '../../src/client/client.js';
 import { ManualClock } from '../../src/common/clock.js';
 import { ScalingType, ShardFilterType } from '../../src/gen/rheos/v1/control.js';
-import { StreamStatus } from '../../src/gen/rheos/v1/stream.js';
+import { StreamMode, StreamStatus } from '../../src/gen/rheos/v1/stream.js';
 import { listAll, readLineage, readShardToEnd, waitActive } from '../helpers/lineage.js';
 import {
   createActive,
@@ -164,18 +164,41 @@ describe('SplitShard', () => {
       c.splitShard({ streamName: 'nope', shardToSplit: shardId(0), newStartingHashKey: '5' }),
       'ResourceNotFoundException',
     );
-    // One reshard at a time: a second request while UPDATING is refused.
+    // One reshard at a time: a second request while UPDATING is refused, as Kinesis does.
     await c.splitShard({ streamName: 's', shardToSplit: shardId(0), newStartingHashKey: '5000' });
     await expectError(
       c.splitShard({ streamName: 's', shardToSplit: shardId(1), newStartingHashKey: '5000' }),
-      'LimitExceededException',
-      /already being resharded/,
+      'ResourceInUseException',
+      /not ACTIVE, instead in state UPDATING/,
     );
     await waitActive(c, 's');
     await expectError(
       c.splitShard({ streamName: 's', shardToSplit: shardId(0), newStartingHashKey: '6000' }),
       'ResourceInUseException',
       /has already been merged or split/,
+    );
+  });
+});
+
+describe('ON_DEMAND streams', () => {
+  it('refuse SplitShard and MergeShards (provisioned mode only, as Kinesis)', async () => {
+    const t = await start(1);
+    const c = t.client;
+    await c.createStream({ streamName: 'od', streamMode: StreamMode.STREAM_MODE_ON_DEMAND });
+    await c.waitForStreamActive('od', 30_000, 5);
+    await expectError(
+      c.splitShard({ streamName: 'od', shardToSplit: shardId(0), newStartingHashKey: '5000' }),
+      'ValidationException',
+      /SplitShard is not supported for stream od .* in ON_DEMAND mode/,
+    );
+    await expectError(
+      c.mergeShards({
+        streamName: 'od',
+        shardToMerge: shardId(0),
+        adjacentShardToMerge: shardId(1),
+      }),
+      'ValidationException',
+      /MergeShards is not supported for stream od .* in ON_DEMAND mode/,
     );
   });
 });

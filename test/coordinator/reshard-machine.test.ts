@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { LimitExceededError } from '../../src/common/errors.js';
 import { MAX_HASH_KEY } from '../../src/common/hash-key.js';
 import type { MetadataCommand } from '../../src/coordinator/metadata-machine.js';
 import { isOpen, type MetadataState, type StreamRecord } from '../../src/coordinator/model.js';
@@ -247,9 +248,45 @@ describe('resharding in the metadata machine', () => {
         request: { kind: 'split', shardId: 'shardId-000000000000', hashKey: '1000' },
         nowMs: 6_000,
       }),
-    ).toThrow(/already being resharded/);
+    ).toThrow(/not ACTIVE, instead in state UPDATING/);
     state = finish(state, true);
     expect(streamOf(state).shards.filter(isOpen)).toHaveLength(4);
+  });
+
+  it('at most 5 streams reshard at once: the sixth gets LimitExceededException until one is done', () => {
+    let state = cluster(3, 1);
+    for (let i = 0; i < 6; i++) {
+      state = run(state, createStream(`busy-${i}`, 1, 3));
+      state = run(state, {
+        type: 'setStreamStatus',
+        name: `busy-${i}`,
+        incarnation: (state.streams.get(`busy-${i}`) as StreamRecord).incarnation,
+        status: 'ACTIVE',
+      });
+    }
+    const split = (name: string): MetadataCommand => ({
+      type: 'startReshard',
+      name,
+      operation: 'SplitShard',
+      request: { kind: 'split', shardId: 'shardId-000000000000', hashKey: '1000' },
+      nowMs: 5_000,
+    });
+    for (let i = 0; i < 5; i++) state = run(state, split(`busy-${i}`));
+    expect(() => run(state, split('busy-5'))).toThrow(LimitExceededError);
+    expect(() => run(state, split('busy-5'))).toThrow(/at most 5 can be at once/);
+    // One of them finishes: the sixth may start.
+    const first = state.streams.get('busy-0') as StreamRecord;
+    state = run(state, {
+      type: 'recordSeal',
+      name: 'busy-0',
+      incarnation: first.incarnation,
+      shardId: 'shardId-000000000000',
+      endingSequenceNumber: '40000000000010000000000000000000000000',
+      nowMs: 6_000,
+    });
+    expect(state.streams.get('busy-0')?.status).toBe('ACTIVE');
+    state = run(state, split('busy-5'));
+    expect(state.streams.get('busy-5')?.status).toBe('UPDATING');
   });
 
   it('a seal for a shard that is not a parent of the step under way changes nothing', () => {
