@@ -285,15 +285,7 @@ function createStream(
       `Stream ${command.name} under account ${context.accountId} already exists.`,
     );
   }
-  const openShards = totalOpenShards(state);
-  if (openShards + command.shardCount > context.limits.shardLimit) {
-    throw new LimitExceededError(
-      `This request would exceed the shard limit for the account ${context.accountId} in ` +
-        `this region. Current shard count for the account: ${openShards}. Limit: ` +
-        `${context.limits.shardLimit}. Number of additional shards that would have resulted from ` +
-        `this request: ${command.shardCount}.`,
-    );
-  }
+  checkShardLimit(state, command.shardCount, context);
   if (command.mode === 'ON_DEMAND') checkOnDemandRoom(state, context);
   const counters = state.counters;
   const placement = placeReplicas(state, command.shardCount, command.replicationFactor);
@@ -482,6 +474,19 @@ function checkOnDemandRoom(state: MetadataState, context: MachineContext): void 
   }
 }
 
+/** `extra` more shards must fit the account's shard limit. */
+function checkShardLimit(state: MetadataState, extra: number, context: MachineContext): void {
+  const counted = totalOpenShards(state);
+  if (counted + extra > context.limits.shardLimit) {
+    throw new LimitExceededError(
+      `This request would exceed the shard limit for the account ${context.accountId} in ` +
+        `this region. Current shard count for the account: ${counted}. Limit: ` +
+        `${context.limits.shardLimit}. Number of additional shards that would have resulted from ` +
+        `this request: ${extra}.`,
+    );
+  }
+}
+
 /** Shards counted against the account's limit: open ones and children not yet opened. */
 function totalOpenShards(state: MetadataState): number {
   let count = 0;
@@ -510,16 +515,7 @@ function startReshard(
   }
   const first = steps[0];
   if (first === undefined) return [];
-  const counted = totalOpenShards(state);
-  const extra = peakExtraShards(steps);
-  if (counted + extra > context.limits.shardLimit) {
-    throw new LimitExceededError(
-      `This request would exceed the shard limit for the account ${context.accountId} in this ` +
-        `region. Current shard count for the account: ${counted}. Limit: ` +
-        `${context.limits.shardLimit}. Number of additional shards that would have resulted from ` +
-        `this request: ${extra}.`,
-    );
-  }
+  checkShardLimit(state, peakExtraShards(steps), context);
   const base = {
     operation: command.operation,
     startedMs: command.nowMs,
