@@ -1,4 +1,4 @@
-import { StreamMode, StreamStatus } from '../gen/rheos/v1/stream.js';
+import { StreamMode, StreamStatus, type Shard } from '../gen/rheos/v1/stream.js';
 
 /** Human-facing names: the API's enum spellings without their protobuf prefixes. */
 export function statusName(status: StreamStatus): string {
@@ -11,4 +11,15 @@ export function modeName(mode: StreamMode): string {
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** One shard as a tab-separated line: id, first and last hash key, parents ('-' when none). */
+export function shardLine(shard: Shard): string {
+  const parents = [shard.parentShardId, shard.adjacentParentShardId].filter((p) => p !== '');
+  return [
+    shard.shardId,
+    shard.hashKeyRange?.startingHashKey ?? '',
+    shard.hashKeyRange?.endingHashKey ?? '',
+    parents.length === 0 ? '-' : parents.join(','),
+  ].join('\t');
 }

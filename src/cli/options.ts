@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { MAX_HASH_KEY } from '../common/hash-key.js';
 
 /** Parsers for commander options: reject bad values with a clear message before anything runs. */
 
@@ -15,6 +16,14 @@ export function parsePositiveInt(value: string): number {
   if (!Number.isSafeInteger(n) || n < 1)
     throw new InvalidArgumentError('must be a positive integer.');
   return n;
+}
+
+/** A 128-bit hash key in decimal, as Kinesis writes them. */
+export function parseHashKey(value: string): string {
+  if (!/^\d{1,39}$/.test(value) || BigInt(value) > MAX_HASH_KEY) {
+    throw new InvalidArgumentError('must be a decimal hash key from 0 to 2^128 - 1.');
+  }
+  return BigInt(value).toString();
 }
 
 export const DEFAULT_ENDPOINT = '127.0.0.1:7400';

@@ -1,13 +1,14 @@
 import { RheosError } from '../common/errors.js';
 import { ShardIteratorType } from '../gen/rheos/v1/data.js';
-import type { Record as StreamRecord } from '../gen/rheos/v1/stream.js';
+import type { ChildShard, Record as StreamRecord } from '../gen/rheos/v1/stream.js';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import type { RheosClient } from './client.js';
 
 /**
  * Reads one shard in order with GetShardIterator/GetRecords, as an async iterator of records.
  * Throttling backs off; an expired iterator is replaced from the last record seen; when caught up
- * it polls at `idlePollMs` (or stops, with `follow: false`).
+ * it polls at `idlePollMs` (or stops, with `follow: false`). A closed shard read to its end (an
+ * empty next iterator) ends the iterator and calls `onEnd` with the shard's children.
  */
 
 export type StartPosition =
@@ -17,8 +18,11 @@ export type StartPosition =
   | { readonly type: 'AFTER_SEQUENCE_NUMBER'; readonly sequenceNumber: string }
   | { readonly type: 'AT_SEQUENCE_NUMBER'; readonly sequenceNumber: string };
 
+/** The calls the poller makes: a RheosClient, or a stand-in for one in tests. */
+export type ShardReadClient = Pick<RheosClient, 'getShardIterator' | 'getRecords'>;
+
 export interface ShardPollerOptions {
-  readonly client: RheosClient;
+  readonly client: ShardReadClient;
   readonly streamName: string;
   readonly shardId: string;
   readonly from: StartPosition;
@@ -27,6 +31,12 @@ export interface ShardPollerOptions {
   readonly idlePollMs?: number;
   readonly limit?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Called once when the shard is closed and has been read to its end (the iterator then ends),
+   * with the children the last response named. Not called when the iterator stops for any other
+   * reason (caught up with `follow: false`, aborted, an error).
+   */
+  readonly onEnd?: (childShards: readonly ChildShard[]) => void;
 }
 
 export async function* pollShard(options: ShardPollerOptions): AsyncGenerator<StreamRecord> {
@@ -63,7 +73,10 @@ export async function* pollShard(options: ShardPollerOptions): AsyncGenerator<St
       lastSequence = record.sequenceNumber;
       yield record;
     }
-    if (response.nextShardIterator === '') return;
+    if (response.nextShardIterator === '') {
+      options.onEnd?.(response.childShards);
+      return;
+    }
     iterator = response.nextShardIterator;
     // The server reads up to the last committed record, so an empty answer means caught up.
     if (response.records.length === 0) {
@@ -74,7 +87,7 @@ export async function* pollShard(options: ShardPollerOptions): AsyncGenerator<St
 }
 
 async function iteratorFor(
-  client: RheosClient,
+  client: ShardReadClient,
   streamName: string,
   shardId: string,
   from: StartPosition,

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { createClient } from '../../client/client.js';
+import { createClient, type RheosClient } from '../../client/client.js';
+import { listAllShards } from '../../client/lineage-reader.js';
 import { UNLIMITED_SHARD_LIMITS } from '../../common/limits.js';
-import { StreamMode } from '../../gen/rheos/v1/stream.js';
-import { modeName, printJson, statusName } from '../format.js';
-import { endpointsFrom, parsePositiveInt } from '../options.js';
+import { ScalingType } from '../../gen/rheos/v1/control.js';
+import { StreamMode, type Shard } from '../../gen/rheos/v1/stream.js';
+import { modeName, printJson, shardLine, statusName } from '../format.js';
+import { endpointsFrom, parseHashKey, parsePositiveInt } from '../options.js';
 
 interface GlobalOptions {
   endpoint?: string;
@@ -17,8 +19,30 @@ interface CreateOptions {
   replicationFactor?: number;
 }
 
+interface SplitOptions {
+  shard: string;
+  hashKey?: string;
+  wait: boolean;
+}
+
+interface MergeOptions {
+  shard: string;
+  adjacent: string;
+  wait: boolean;
+}
+
+interface ScaleOptions {
+  count: number;
+  wait: boolean;
+}
+
+/** How long a split, merge or rescale may take before the command gives up waiting. */
+const RESHARD_WAIT_MS = 300_000;
+
 export function registerStream(program: Command): void {
-  const stream = program.command('stream').description('create, list, describe and delete streams');
+  const stream = program
+    .command('stream')
+    .description('create, list, describe, delete and reshard streams');
   const client = () => createClient({ endpoints: endpointsFrom(program.opts<GlobalOptions>()) });
 
   stream
@@ -118,6 +142,89 @@ export function registerStream(program: Command): void {
     });
 
   stream
+    .command('split')
+    .description('split a shard in two, wait until the stream is ACTIVE, print the open shards')
+    .argument('<name>', 'stream name')
+    .requiredOption('--shard <shard-id>', 'the open shard to split')
+    .option(
+      '--hash-key <key>',
+      "first hash key of the second child (default: the middle of the shard's range)",
+      parseHashKey,
+    )
+    .option('--no-wait', 'return as soon as the split has started')
+    .action(async (name: string, options: SplitOptions) => {
+      const c = client();
+      try {
+        const newStartingHashKey =
+          options.hashKey ?? middleHashKey(await shardOf(c, name, options.shard));
+        await c.splitShard({ streamName: name, shardToSplit: options.shard, newStartingHashKey });
+        await afterReshard(
+          c,
+          name,
+          options.wait,
+          `split of ${options.shard} at ${newStartingHashKey}`,
+        );
+      } finally {
+        c.close();
+      }
+    });
+
+  stream
+    .command('merge')
+    .description(
+      'merge two adjacent shards, wait until the stream is ACTIVE, print the open shards',
+    )
+    .argument('<name>', 'stream name')
+    .requiredOption('--shard <shard-id>', 'one open shard')
+    .requiredOption('--adjacent <shard-id>', 'the open shard whose hash range adjoins it')
+    .option('--no-wait', 'return as soon as the merge has started')
+    .action(async (name: string, options: MergeOptions) => {
+      const c = client();
+      try {
+        await c.mergeShards({
+          streamName: name,
+          shardToMerge: options.shard,
+          adjacentShardToMerge: options.adjacent,
+        });
+        await afterReshard(
+          c,
+          name,
+          options.wait,
+          `merge of ${options.shard} and ${options.adjacent}`,
+        );
+      } finally {
+        c.close();
+      }
+    });
+
+  stream
+    .command('scale')
+    .description(
+      'change the number of open shards to N with even hash ranges (uniform scaling), wait until ACTIVE',
+    )
+    .argument('<name>', 'stream name')
+    .requiredOption('--count <n>', 'target number of open shards', parsePositiveInt)
+    .option('--no-wait', 'return as soon as the rescale has started')
+    .action(async (name: string, options: ScaleOptions) => {
+      const c = client();
+      try {
+        const answer = await c.updateShardCount({
+          streamName: name,
+          targetShardCount: options.count,
+          scalingType: ScalingType.SCALING_TYPE_UNIFORM_SCALING,
+        });
+        await afterReshard(
+          c,
+          name,
+          options.wait,
+          `rescale from ${answer.currentShardCount} to ${answer.targetShardCount} shards`,
+        );
+      } finally {
+        c.close();
+      }
+    });
+
+  stream
     .command('delete')
     .description('delete a stream and all its data')
     .argument('<name>', 'stream name')
@@ -130,4 +237,49 @@ export function registerStream(program: Command): void {
         c.close();
       }
     });
+}
+
+/** The shard's listing, refused if it is not an open shard of the stream. */
+async function shardOf(c: RheosClient, streamName: string, shardId: string): Promise<Shard> {
+  const shard = (await listAllShards(c, streamName)).find((s) => s.shardId === shardId);
+  if (shard === undefined) throw new Error(`stream ${streamName} has no shard ${shardId}`);
+  if (!isOpen(shard)) throw new Error(`shard ${shardId} is closed (it was split or merged)`);
+  return shard;
+}
+
+/** The hash key that halves the shard's range: the first key of the upper half. */
+function middleHashKey(shard: Shard): string {
+  const start = BigInt(shard.hashKeyRange?.startingHashKey ?? '0');
+  const end = BigInt(shard.hashKeyRange?.endingHashKey ?? '0');
+  if (end <= start)
+    throw new Error(`shard ${shard.shardId} holds one hash key: it cannot be split`);
+  return ((start + end + 1n) / 2n).toString();
+}
+
+function isOpen(shard: Shard): boolean {
+  return (shard.sequenceNumberRange?.endingSequenceNumber ?? '') === '';
+}
+
+/** Waits for ACTIVE (unless told not to), then prints the open shards, lowest hash keys first. */
+async function afterReshard(
+  c: RheosClient,
+  streamName: string,
+  wait: boolean,
+  what: string,
+): Promise<void> {
+  if (!wait) {
+    process.stderr.write(`stream ${streamName}: ${what} started (UPDATING)\n`);
+    return;
+  }
+  await c.waitForStreamActive(streamName, RESHARD_WAIT_MS, 100);
+  const open = (await listAllShards(c, streamName)).filter(isOpen);
+  open.sort((a, b) => {
+    const x = BigInt(a.hashKeyRange?.startingHashKey ?? '0');
+    const y = BigInt(b.hashKeyRange?.startingHashKey ?? '0');
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  for (const shard of open) process.stdout.write(shardLine(shard) + '\n');
+  process.stderr.write(
+    `stream ${streamName}: ${what} done, ACTIVE with ${open.length} open shards\n`,
+  );
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createClient } from '../../client/client.js';
-import { pollShard, type StartPosition } from '../../client/shard-poller.js';
+import { readLineage, type LineageStart } from '../../client/lineage-reader.js';
 import { endpointsFrom, parsePositiveInt } from '../options.js';
 
 interface TailOptions {
@@ -13,11 +13,17 @@ interface TailOptions {
 export function registerTail(program: Command): void {
   program
     .command('tail')
-    .description('print the records of every shard of a stream, one JSON object per line')
+    .description(
+      'print the records of a stream, one JSON object per line: every shard, parents before their children (splits and merges are followed)',
+    )
     .argument('<stream>', 'stream name')
-    .option('--from <position>', 'trim-horizon (oldest) or latest (only new records)', 'latest')
+    .option(
+      '--from <position>',
+      'trim-horizon (every record kept, every generation of shards) or latest (only new records)',
+      'latest',
+    )
     .option('--base64', 'print data as base64 instead of UTF-8 text')
-    .option('--no-follow', 'stop once every shard has been read to its end')
+    .option('--no-follow', 'stop once every open shard has been read to its end')
     .option('--limit <count>', 'stop after this many records', parsePositiveInt)
     .action(async (stream: string, options: TailOptions) => {
       const from = startPosition(options.from);
@@ -30,44 +36,27 @@ export function registerTail(program: Command): void {
       process.once('SIGTERM', onSignal);
       let printed = 0;
       try {
-        const shardIds: string[] = [];
-        let nextToken = '';
-        do {
-          const page = await client.listShards(
-            nextToken === '' ? { streamName: stream } : { nextToken },
-          );
-          shardIds.push(...page.shards.map((s) => s.shardId));
-          nextToken = page.nextToken;
-        } while (nextToken !== '');
-        await Promise.all(
-          shardIds.map(async (shardId) => {
-            const records = pollShard({
-              client,
-              streamName: stream,
-              shardId,
-              from,
-              follow: options.follow,
-              signal: stop.signal,
-            });
-            for await (const record of records) {
-              if (options.limit !== undefined && printed >= options.limit) break;
-              const line = JSON.stringify({
-                shardId,
-                sequenceNumber: record.sequenceNumber,
-                partitionKey: record.partitionKey,
-                arrivalTime: new Date(record.approximateArrivalTimestampMs).toISOString(),
-                data: options.base64
-                  ? record.data.toString('base64')
-                  : record.data.toString('utf8'),
-              });
-              printed++;
-              if (!process.stdout.write(line + '\n')) {
-                await new Promise((resolve) => process.stdout.once('drain', resolve));
-              }
-              if (options.limit !== undefined && printed >= options.limit) stop.abort();
-            }
-          }),
-        );
+        const records = readLineage({
+          client,
+          streamName: stream,
+          from,
+          follow: options.follow,
+          signal: stop.signal,
+        });
+        for await (const { shardId, record } of records) {
+          const line = JSON.stringify({
+            shardId,
+            sequenceNumber: record.sequenceNumber,
+            partitionKey: record.partitionKey,
+            arrivalTime: new Date(record.approximateArrivalTimestampMs).toISOString(),
+            data: options.base64 ? record.data.toString('base64') : record.data.toString('utf8'),
+          });
+          printed++;
+          if (!process.stdout.write(line + '\n')) {
+            await new Promise((resolve) => process.stdout.once('drain', resolve));
+          }
+          if (options.limit !== undefined && printed >= options.limit) break;
+        }
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
@@ -76,7 +65,7 @@ export function registerTail(program: Command): void {
     });
 }
 
-function startPosition(text: string): StartPosition {
+function startPosition(text: string): LineageStart {
   switch (text) {
     case 'trim-horizon':
       return { type: 'TRIM_HORIZON' };
