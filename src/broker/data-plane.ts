@@ -53,6 +53,7 @@ import {
   type GetShardIteratorResponse,
   type PutRecordRequest,
   type PutRecordResponse,
+  type ProducerBatch,
   type PutRecordsRequest,
   type PutRecordsResponse,
   type PutRecordsResultEntry,
@@ -145,6 +146,9 @@ export class DataPlane {
 
   async putRecords(request: PutRecordsRequest): Promise<PutRecordsResponse> {
     const { entries, sizes } = checkPutRecords(request);
+    if (request.producer !== undefined) {
+      return this.putProducerBatch(request, request.producer, entries, sizes);
+    }
     let stream = await this.servingStream(request);
     const results: PutRecordsResultEntry[] = new Array(request.records.length);
     let todo = entries.map((entry, requestIndex) => ({
@@ -167,6 +171,92 @@ export class DataPlane {
     const failedRecordCount = results.filter((r) => r.errorCode !== '').length;
     return {
       failedRecordCount,
+      records: results,
+      encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
+    };
+  }
+
+  /**
+   * An idempotent producer's batch, written as one entry to the shard the producer names: a
+   * retry after a split must reach the parent that may hold the original, not the child its keys
+   * route to now. The shard's producer table catches duplicates at apply; a sealed shard answers
+   * retries of what it stored and refuses the rest as sealed. Failures of the whole batch are
+   * thrown (the producer acts on the error); only a throttled suffix fails record by record.
+   */
+  private async putProducerBatch(
+    request: PutRecordsRequest,
+    producer: ProducerBatch,
+    entries: readonly ValidEntry[],
+    sizes: readonly number[],
+  ): Promise<PutRecordsResponse> {
+    const v = new Validator();
+    v.shardId('producer.shardId', producer.shardId);
+    v.throwIfInvalid();
+    if (
+      !Number.isSafeInteger(producer.producerId) ||
+      !Number.isSafeInteger(producer.firstSequence + entries.length)
+    ) {
+      throw new InvalidArgumentError('Producer ids and sequence numbers must be below 2^53.');
+    }
+    const stream = await this.servingStream(request);
+    const shard = stream.shards.find((s) => s.shardId === producer.shardId && isListed(s));
+    if (shard === undefined) {
+      throw new ResourceNotFoundError(
+        `Shard ${producer.shardId} in stream ${stream.name} under account ${this.options.identity.accountId} does not exist`,
+      );
+    }
+    const start = BigInt(shard.hashKeyStart);
+    const end = BigInt(shard.hashKeyEnd);
+    entries.forEach((entry, i) => {
+      const key =
+        entry.explicitHashKey === undefined
+          ? partitionKeyToHashKey(entry.partitionKey)
+          : BigInt(entry.explicitHashKey);
+      if (key < start || key > end) {
+        throw new InvalidArgumentError(
+          `Record ${i} of the producer batch hashes to ${key}, outside shard ${shard.shardId} (${start}-${end}).`,
+        );
+      }
+    });
+    const replica = this.replica(shard);
+    const sealed = replica.sealed() !== undefined;
+    // A sealed shard takes nothing new, so its answers to retries cost no write quota.
+    let accepted = entries.length;
+    if (!sealed) {
+      replica.checkWritable();
+      const quota = this.options.broker.quota(shard.incarnation, stream.shardLimits);
+      accepted = 0;
+      while (accepted < entries.length && quota.tryWrite(sizes[accepted] as number)) accepted++;
+      if (accepted === 0) throw this.throttledWrite(stream, shard);
+    }
+    const results: PutRecordsResultEntry[] = new Array(entries.length);
+    if (accepted < entries.length)
+      results.fill(failure(this.throttledWrite(stream, shard)), accepted);
+    const outcome = await replica.propose(
+      entries.slice(0, accepted).map((e) => ({ partitionKey: e.partitionKey, data: e.data })),
+      {
+        producerId: producer.producerId,
+        epoch: producer.epoch,
+        firstSequence: producer.firstSequence,
+      },
+    );
+    for (let offset = 0; offset < accepted; offset++) {
+      const original = outcome.duplicateOf?.[offset];
+      const position =
+        outcome.duplicateOf === undefined ? { index: outcome.index, offset } : original;
+      results[offset] = {
+        shardId: shard.shardId,
+        sequenceNumber:
+          position === undefined
+            ? ''
+            : formatSequenceNumber({ incarnation: shard.incarnation, ...position }),
+        errorCode: '',
+        errorMessage: '',
+        duplicate: outcome.duplicateOf !== undefined,
+      };
+    }
+    return {
+      failedRecordCount: entries.length - accepted,
       records: results,
       encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
     };
@@ -328,6 +418,7 @@ export class DataPlane {
           sequenceNumber: formatSequenceNumber({ incarnation: shard.incarnation, index, offset }),
           errorCode: '',
           errorMessage: '',
+          duplicate: false,
         };
       }
     } catch (error) {
@@ -649,12 +740,19 @@ function failure(error: unknown): PutRecordsResultEntry {
       error.name === 'NotLeaderException' ||
       error.name === SEALED)
   ) {
-    return { sequenceNumber: '', shardId: '', errorCode: error.name, errorMessage: error.message };
+    return {
+      sequenceNumber: '',
+      shardId: '',
+      errorCode: error.name,
+      errorMessage: error.message,
+      duplicate: false,
+    };
   }
   return {
     sequenceNumber: '',
     shardId: '',
     errorCode: 'InternalFailure',
     errorMessage: 'Internal service failure.',
+    duplicate: false,
   };
 }

@@ -13,6 +13,7 @@ import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
 import { EntryType, NONE, Role, type Entry, type NodeId, type Snapshot } from '../raft/types.js';
 import type { KvOp } from '../storage/kv-store.js';
+import type { ProducerDecision, ProducerHeader } from '../storage/producer-table.js';
 import {
   arrivalOf,
   encodeRecordsCommand,
@@ -34,6 +35,7 @@ import type {
   ReadResult,
   ShardReplica,
 } from './replica.js';
+import { appendOutcome, sealedOutcome } from './producer-outcome.js';
 import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
 
 /**
@@ -101,6 +103,8 @@ export class RaftReplica implements ShardReplica {
   private readonly readable: ReadableLog;
   /** Proposals of this replica as leader, by log index. */
   private readonly waiters = new Map<number, Waiter>();
+  /** Producer-table decisions of waiters' entries, from applyOps until they are settled. */
+  private readonly decisions = new Map<number, ProducerDecision>();
   private pendingBytes = 0;
   private appliedBytes = 0;
   private applied: number;
@@ -176,14 +180,33 @@ export class RaftReplica implements ShardReplica {
     if (!this.isLeader) throw this.notLeader();
   }
 
-  propose(records: readonly ProposedRecord[]): Promise<AppendResult> {
+  propose(records: readonly ProposedRecord[], producer?: ProducerHeader): Promise<AppendResult> {
     assert(records.length > 0, 'a proposal holds at least one record');
     if (this.closed)
       return Promise.reject(new ServiceUnavailableError(`shard ${this.shard} is closing`));
     if (this.host.storageFailed)
       return Promise.reject(new ServiceUnavailableError('storage has failed on this broker'));
+    const seal = this.store.log.seal;
+    if (seal !== undefined && producer !== undefined) {
+      // The applied SEAL makes the producer table final: any replica can answer a retry.
+      try {
+        return Promise.resolve(
+          sealedOutcome(this.store.log, producer, records.length, seal.children),
+        );
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    }
     if (!this.isLeader) return Promise.reject(this.notLeader());
-    const sealedFor = this.store.log.seal?.children ?? this.sealSeen;
+    const sealedFor = seal?.children ?? this.sealSeen;
+    if (sealedFor !== undefined && producer !== undefined) {
+      // Whether this batch was stored before the SEAL is known once the SEAL is applied.
+      return Promise.reject(
+        new ServiceUnavailableError(
+          'The shard is being sealed by a split or merge; retry shortly.',
+        ),
+      );
+    }
     if (sealedFor !== undefined) return Promise.reject(ShardSealedError.forChildren(sealedFor));
     if (this.pendingBytes >= this.maxPendingBytes) {
       return Promise.reject(
@@ -195,7 +218,7 @@ export class RaftReplica implements ShardReplica {
     // Arrival times never go backwards within a shard, across leaders too: a new leader has every
     // committed entry and stamps no earlier than the newest arrival in its log.
     const arrivalMs = Math.max(this.clock.nowMs(), this.lastArrivalMs);
-    const data = encodeRecordsCommand(arrivalMs, records);
+    const data = encodeRecordsCommand(arrivalMs, records, producer);
     let where: { index: number; term: number };
     try {
       where = this.node.propose(data);
@@ -279,7 +302,11 @@ export class RaftReplica implements ShardReplica {
 
   /** The writes that apply committed entries (their arrival-time keys and the applied index). */
   applyOps(entries: readonly Entry[]): KvOp[] {
-    return this.store.applyOps(entries);
+    const { ops, decisions } = this.store.applyEntries(entries);
+    for (const [index, decision] of decisions) {
+      if (this.waiters.has(index)) this.decisions.set(index, decision);
+    }
+    return ops;
   }
 
   /** The batch holding `entries` (this Ready's writes) is durable. Only for the unsafe test mode. */
@@ -345,6 +372,8 @@ export class RaftReplica implements ShardReplica {
   }
 
   private settle(entry: Entry, when: 'early' | 'applied', refusedBy?: ShardSeal): void {
+    const decision = this.decisions.get(entry.index);
+    this.decisions.delete(entry.index);
     const waiter = this.waiters.get(entry.index);
     if (waiter === undefined) return;
     this.release(entry.index, waiter);
@@ -352,7 +381,13 @@ export class RaftReplica implements ShardReplica {
       // Committed after the SEAL: refused at apply, never readable, so nothing was stored.
       waiter.reject(ShardSealedError.forChildren(refusedBy.children));
     } else if (waiter.term === entry.term && entry.type === EntryType.Normal) {
-      waiter.resolve({ index: entry.index, arrivalMs: waiter.arrivalMs });
+      try {
+        waiter.resolve(
+          appendOutcome(when === 'applied' ? decision : undefined, entry.index, waiter.arrivalMs),
+        );
+      } catch (error) {
+        waiter.reject(error as Error);
+      }
     } else if (when === 'applied') {
       // Another entry committed at this index: ours never can. Nothing was written.
       waiter.reject(
@@ -414,11 +449,14 @@ export class RaftReplica implements ShardReplica {
       const last = await this.store.log.lastArrivedBefore(cutoffMs);
       const previous = this.store.trimPoint.index;
       if (last === undefined || last.index <= previous || last.index > this.applied) return 0;
+      // The snapshot at the trim point carries the producer table as of that entry, so a replica
+      // that installs it decides later retries exactly as this one did.
+      const producers = await this.store.log.producerTableAt(last.index);
       await this.host.compact(this.shard, {
         index: last.index,
         term: this.store.termAt(last.index),
         confState: this.node.confStateAt(last.index),
-        data: encodeShardSnapshotData({ arrivalMs: last.arrivalMs }),
+        data: encodeShardSnapshotData({ arrivalMs: last.arrivalMs, payload: producers }),
       });
       return this.store.trimPoint.index - previous;
     } finally {

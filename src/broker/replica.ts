@@ -1,4 +1,5 @@
 import type { LogPosition } from '../common/sequence-number.js';
+import type { ProducerHeader } from '../storage/producer-table.js';
 import type { ShardSeal } from '../storage/shard-log.js';
 
 /**
@@ -17,6 +18,11 @@ export interface AppendResult {
   /** Log index of the entry holding the records; record i has offset i. */
   readonly index: number;
   readonly arrivalMs: number;
+  /**
+   * An idempotent producer's batch that was stored before (this write is a retry, refused at
+   * apply): where each record was stored, or undefined where that is too old to say.
+   */
+  readonly duplicateOf?: readonly (LogPosition | undefined)[];
 }
 
 export interface ReadRecord {
@@ -52,10 +58,16 @@ export interface ShardReplica {
   /** Throws NotLeaderError unless this replica can take writes now (it leads its group). */
   checkWritable(): void;
   /**
-   * Appends one entry holding `records`; resolves once it is committed (durable on a quorum).
-   * Refused with ShardSealedError once the shard is sealed (or a seal is under way here).
+   * Appends one entry holding `records`; resolves once it is committed (durable on a quorum) and
+   * applied. Refused with ShardSealedError once the shard is sealed (or a seal is under way here).
+   *
+   * With `producer` (an idempotent producer's batch), applying decides: a retry of a stored batch
+   * resolves with `duplicateOf`, a zombie epoch fails with ProducerFencedError and a gap with
+   * OutOfOrderSequenceError. A sealed shard still answers retries of batches it stored (any
+   * replica that applied the SEAL can, leader or not); while a SEAL is pending the batch is
+   * refused as retriable (ServiceUnavailable), since only the applied SEAL says what was stored.
    */
-  propose(records: readonly ProposedRecord[]): Promise<AppendResult>;
+  propose(records: readonly ProposedRecord[], producer?: ProducerHeader): Promise<AppendResult>;
   /**
    * Closes the shard for a split or merge: commits one SEAL entry naming `children`, after which
    * no record is taken. Idempotent: a sealed shard answers with the seal it has. Resolves with the

@@ -54,7 +54,8 @@ async function readOnce(
   if (start.index <= last) {
     next = { index: last + 1, offset: 0 };
     scan: for await (const entry of shard.log.entries(start.index, last)) {
-      if (entry.type !== EntryType.Records) continue;
+      // Refused at apply (an idempotent producer's retry): its records were never stored.
+      if (entry.type !== EntryType.Records || shard.log.isRefused(entry.index)) continue;
       const batch = decodeRecordBatch(entry.index, entry.payload);
       const firstOffset = entry.index === start.index ? start.offset : 0;
       for (let offset = firstOffset; offset < batch.length; offset++) {
@@ -98,7 +99,11 @@ export async function positionAtTimestamp(
   const last = shard.readableIndex();
   const from = Math.max(indexedUpTo + 1, shard.trimHorizon().index);
   for await (const entry of shard.log.entries(from, last)) {
-    if (entry.type === EntryType.Records && entry.arrivalMs >= ms)
+    if (
+      entry.type === EntryType.Records &&
+      !shard.log.isRefused(entry.index) &&
+      entry.arrivalMs >= ms
+    )
       return { index: entry.index, offset: 0 };
   }
   return { index: last + 1, offset: 0 };

@@ -9,8 +9,10 @@ import {
 import type { LogPosition } from '../common/sequence-number.js';
 import { EntryType, type LogEntry } from '../storage/entry-codec.js';
 import { WriterFailedError, type GroupCommitWriter } from '../storage/group-commit.js';
+import type { ProducerDecision, ProducerHeader } from '../storage/producer-table.js';
 import { encodeRecordBatch } from '../storage/record-batch.js';
 import { ShardLog, type ShardSeal, type TrimPoint } from '../storage/shard-log.js';
+import { appendOutcome, sealedOutcome } from './producer-outcome.js';
 import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
 import type {
   AppendResult,
@@ -58,6 +60,8 @@ export class SingleNodeReplica implements ShardReplica {
   /** Writes handed to the writer and not yet settled; close() waits for them. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private pendingBytes = 0;
+  /** The last entry handed to apply() (the order check). */
+  private applyCalled = 0;
   private closed = false;
   private trimming = false;
   /** The SEAL being written: every later proposal is refused. */
@@ -105,6 +109,7 @@ export class SingleNodeReplica implements ShardReplica {
     for await (const e of this.log.entries(this.applied + 1, this.committed)) unapplied.push(e);
     await this.writer.write(this.log.applyOps(unapplied));
     this.applied = this.committed;
+    this.applyCalled = this.committed;
     const newest = await this.log.lastArrivedBefore(Number.MAX_SAFE_INTEGER);
     this.newestRecordArrivalMs = newest?.arrivalMs ?? 0;
   }
@@ -118,18 +123,31 @@ export class SingleNodeReplica implements ShardReplica {
     // The only replica always leads.
   }
 
-  async propose(records: readonly ProposedRecord[]): Promise<AppendResult> {
+  async propose(
+    records: readonly ProposedRecord[],
+    producer?: ProducerHeader,
+  ): Promise<AppendResult> {
     if (this.closed) throw new ServiceUnavailableError(`shard ${this.shard} is closing`);
     assert(records.length > 0, 'a proposal holds at least one record');
     if (this.writer.failed) throw new ServiceUnavailableError('storage has failed on this broker');
-    const seal = this.log.seal ?? this.sealing;
+    const applied = this.log.seal;
+    if (applied !== undefined && producer !== undefined) {
+      return sealedOutcome(this.log, producer, records.length, applied.children);
+    }
+    if (applied === undefined && this.sealing !== undefined && producer !== undefined) {
+      // Whether this batch was stored before the SEAL is known once the SEAL is applied.
+      throw new ServiceUnavailableError(
+        'The shard is being sealed by a split or merge; retry shortly.',
+      );
+    }
+    const seal = applied ?? this.sealing;
     if (seal !== undefined) throw ShardSealedError.forChildren(seal.children);
     if (this.pendingBytes >= this.maxPendingBytes || this.writer.isFull()) {
       throw new ProvisionedThroughputExceededError(
         'Rate exceeded for shard: too many writes are waiting for disk.',
       );
     }
-    const entry = this.nextEntry(EntryType.Records, encodeRecordBatch(records));
+    const entry = this.nextEntry(EntryType.Records, encodeRecordBatch(records, 0, producer));
     const size = entry.payload.length;
     this.pendingBytes += size;
     try {
@@ -149,9 +167,11 @@ export class SingleNodeReplica implements ShardReplica {
     }
     // Batches complete in order; a SEAL written in the same batch may have been counted first.
     this.committed = Math.max(this.committed, entry.index);
-    this.newestRecordArrivalMs = entry.arrivalMs;
-    this.apply(entry);
-    return { index: entry.index, arrivalMs: entry.arrivalMs };
+    const decision = this.apply(entry);
+    if (decision === undefined || decision.kind === 'accept') {
+      this.newestRecordArrivalMs = entry.arrivalMs;
+    }
+    return appendOutcome(decision, entry.index, entry.arrivalMs);
   }
 
   seal(children: readonly string[]): Promise<number> {
@@ -166,6 +186,8 @@ export class SingleNodeReplica implements ShardReplica {
     const done = this.track(this.writer.write(this.log.appendOps([entry]))).then(
       async () => {
         this.committed = Math.max(this.committed, entry.index);
+        assert(entry.index > this.applyCalled, 'entries are applied in log order');
+        this.applyCalled = entry.index;
         await this.track(this.writer.write(this.log.applyOps([entry])));
         this.applied = Math.max(this.applied, entry.index);
         return entry.index;
@@ -214,7 +236,9 @@ export class SingleNodeReplica implements ShardReplica {
       const point: TrimPoint = { index: last.index, term: entry.term, arrivalMs: last.arrivalMs };
       // The pointer is durable before any entry goes, so a crash never leaves a hole that
       // looks like corruption; removal is idempotent and finishes on a later pass.
-      await this.writer.write([this.log.trimPointOp(point)]);
+      const producers = await this.log.producerTableAt(point.index);
+      await this.writer.write([this.log.trimPointOp(point), this.log.producerTableOp(producers)]);
+      this.log.trimmedTo(point.index, producers);
       const previous = this.trimPoint.index;
       this.trimPoint = point;
       await this.log.removeTrimmed(point, previous);
@@ -251,13 +275,21 @@ export class SingleNodeReplica implements ShardReplica {
     return write;
   }
 
-  private apply(entry: LogEntry): void {
-    this.track(this.writer.write(this.log.applyOps([entry]))).then(
+  /**
+   * Applies one committed entry; the producer table decides at once (entries reach here in log
+   * order: the writer completes batches in order), the index keys follow in a later batch.
+   */
+  private apply(entry: LogEntry): ProducerDecision | undefined {
+    assert(entry.index > this.applyCalled, 'entries are applied in log order');
+    this.applyCalled = entry.index;
+    const { ops, decisions } = this.log.applyEntries([entry]);
+    this.track(this.writer.write(ops)).then(
       () => {
         this.applied = Math.max(this.applied, entry.index);
       },
       // A failed write is fail-stop for the whole broker (GroupCommitWriter.onFatal).
       () => undefined,
     );
+    return decisions.get(entry.index);
   }
 }

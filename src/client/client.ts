@@ -241,6 +241,7 @@ export class RheosClient {
             shardId: '',
             errorCode: error.indeterminate ? 'InternalFailure' : error.name,
             errorMessage: error.message,
+            duplicate: false,
           };
           for (const i of indexes) results[i] = failed;
         }

@@ -28,7 +28,11 @@ export type KinesisErrorName =
   // Rheos' own: never shown to Kinesis clients (the gateway routes to the leader instead).
   | 'NotLeaderException'
   // Rheos' own: the shard was sealed by a split or merge; write to its children.
-  | 'ShardSealedException';
+  | 'ShardSealedException'
+  // Rheos' own (idempotent producers): a newer epoch of the producer id has written.
+  | 'ProducerFencedException'
+  // Rheos' own (idempotent producers): a batch is not the next in the producer's sequence.
+  | 'OutOfOrderSequenceException';
 
 export class RheosError extends Error {
   override readonly name: KinesisErrorName;
@@ -162,6 +166,27 @@ export class ShardSealedError extends RheosError {
   }
 }
 
+/**
+ * An idempotent producer's batch was refused at apply because a newer epoch of the same producer
+ * id has written to the shard: this producer is a zombie. Definite (the batch is not stored) and
+ * not retriable: the application must stop this producer.
+ */
+export class ProducerFencedError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('ProducerFencedException', message, options);
+  }
+}
+
+/**
+ * An idempotent producer's batch was refused at apply because it does not continue the producer's
+ * sequence on the shard (an earlier batch is missing, or it overlaps stored ones). Definite.
+ */
+export class OutOfOrderSequenceError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('OutOfOrderSequenceException', message, options);
+  }
+}
+
 const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptions) => RheosError> =
   {
     ResourceNotFoundException: ResourceNotFoundError,
@@ -177,6 +202,8 @@ const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptio
     ServiceUnavailableException: ServiceUnavailableError,
     NotLeaderException: NotLeaderError,
     ShardSealedException: ShardSealedError,
+    ProducerFencedException: ProducerFencedError,
+    OutOfOrderSequenceException: OutOfOrderSequenceError,
   };
 
 export function isKinesisErrorName(name: string): name is KinesisErrorName {

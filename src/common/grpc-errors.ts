@@ -33,6 +33,8 @@ const STATUS_BY_NAME: Record<KinesisErrorName, status> = {
   ServiceUnavailableException: status.UNAVAILABLE,
   NotLeaderException: status.UNAVAILABLE,
   ShardSealedException: status.FAILED_PRECONDITION,
+  ProducerFencedException: status.FAILED_PRECONDITION,
+  OutOfOrderSequenceException: status.FAILED_PRECONDITION,
 };
 
 const LEADER_ID_KEY = 'rheos-leader-id';

@@ -10,6 +10,10 @@
  *   E | shard u64 | index u64                 Raft log markers: where a term starts, where a
  *                                             membership change is (few; read whole at start)
  *   M | name (UTF-8)                          metadata records
+ *   P | shard u64 | index u64                 an idempotent producer's batch accepted at apply
+ *                                             (producer-table.ts; folded into the table at trims)
+ *   R | shard u64 | index u64                 a Records entry refused at apply (a duplicate, a
+ *                                             fenced or out-of-order producer): never read
  *
  * `shard` is the shard incarnation, unique for the life of the cluster, so a deleted stream's keys
  * never collide with a new stream of the same name.
@@ -20,6 +24,8 @@ export const SPACE_ARRIVAL = 0x54; // 'T'
 export const SPACE_SHARD_STATE = 0x53; // 'S'
 export const SPACE_METADATA = 0x4d; // 'M'
 export const SPACE_MARKER = 0x45; // 'E'
+export const SPACE_PRODUCER = 0x50; // 'P'
+export const SPACE_REFUSED = 0x52; // 'R'
 
 export const STATE_HARD = 0x68; // 'h'
 export const STATE_TRIM = 0x74; // 't'
@@ -27,7 +33,10 @@ export const STATE_APPLIED = 0x61; // 'a'
 /** The applied SEAL entry of a shard closed by a split or merge: index u64 | children (JSON). */
 export const STATE_SEAL = 0x7a; // 'z'
 export const STATE_SNAPSHOT = 0x73; // 's'
-/** A snapshot's state-machine payload (the coordinator's metadata; shards have none). */
+/**
+ * A snapshot's state-machine payload: the coordinator's metadata, or a shard's producer table at
+ * its trim point.
+ */
 export const STATE_SNAPSHOT_PAYLOAD = 0x70; // 'p'
 
 const U64_SPLIT = 2 ** 32;
@@ -60,6 +69,15 @@ export function logKeyIndex(key: Buffer): number {
 export function markerKey(shard: number, index: number): Buffer {
   const key = Buffer.allocUnsafe(17);
   key[0] = SPACE_MARKER;
+  writeU64(key, shard, 1);
+  writeU64(key, index, 9);
+  return key;
+}
+
+/** A key of a space indexed by (shard, log index): the log, producers, refusals, markers. */
+export function indexKey(space: number, shard: number, index: number): Buffer {
+  const key = Buffer.allocUnsafe(17);
+  key[0] = space;
   writeU64(key, shard, 1);
   writeU64(key, index, 9);
   return key;

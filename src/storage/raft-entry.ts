@@ -1,6 +1,7 @@
 import { EntryType as RaftEntryType, type Entry } from '../raft/types.js';
 import { EntryType, StorageCorruptionError, type LogEntry } from './entry-codec.js';
 import { readU64, writeU64 } from './keys.js';
+import type { ProducerHeader } from './producer-table.js';
 import { encodeRecordBatch, type BatchRecord } from './record-batch.js';
 
 /**
@@ -55,8 +56,12 @@ export function sealChildren(index: number, payload: Buffer): string[] {
 }
 
 /** The data of a Raft Normal entry holding `records`, stamped `arrivalMs`; one allocation. */
-export function encodeRecordsCommand(arrivalMs: number, records: readonly BatchRecord[]): Buffer {
-  const out = encodeRecordBatch(records, ARRIVAL_BYTES);
+export function encodeRecordsCommand(
+  arrivalMs: number,
+  records: readonly BatchRecord[],
+  producer?: ProducerHeader,
+): Buffer {
+  const out = encodeRecordBatch(records, ARRIVAL_BYTES, producer);
   writeU64(out, arrivalMs, 0);
   return out;
 }

@@ -6,13 +6,15 @@ import {
   type LogEntry,
 } from './entry-codec.js';
 import type { KvOp, KvStore } from './kv-store.js';
+import { ProducerTable, type ProducerDecision, type ProducerHeader } from './producer-table.js';
 import { sealChildren } from './raft-entry.js';
+import { recordBatchCount, recordBatchProducer } from './record-batch.js';
 import {
   arrivalKey,
   arrivalKeyParts,
+  indexKey,
   logKey,
   logKeyIndex,
-  markerKey,
   readU64,
   shardSpaceEnd,
   shardSpaceStart,
@@ -20,10 +22,13 @@ import {
   SPACE_ARRIVAL,
   SPACE_LOG,
   SPACE_MARKER,
+  SPACE_PRODUCER,
+  SPACE_REFUSED,
   SPACE_SHARD_STATE,
   STATE_APPLIED,
   STATE_HARD,
   STATE_SEAL,
+  STATE_SNAPSHOT_PAYLOAD,
   STATE_TRIM,
   writeU64,
 } from './keys.js';
@@ -33,7 +38,14 @@ import {
  * written at apply, and three small state records (Raft hard state, trim pointer, applied index).
  * Writes are returned as KvOps for the caller to put into the broker's group-commit batch; reads
  * go straight to LevelDB and verify every entry's checksum.
+ *
+ * Applying is also where idempotent producers' retries are caught: the producer table decides
+ * each batch that carries a producer header; a refused entry stays in the log (Raft's log is not
+ * ours to edit) but gets no arrival key and is listed as refused, so readers skip it.
  */
+
+/** The group of a coordinator's metadata: its entries are not record batches. */
+const METADATA_GROUP = 0;
 
 export interface HardState {
   readonly term: number;
@@ -76,13 +88,29 @@ const EMPTY_HARD_STATE: HardState = { term: 0, vote: 0, commit: 0 };
 /** Large trims are followed by a compaction so deleted entries stop costing disk space. */
 const COMPACT_AFTER_TRIMMED_ENTRIES = 10_000;
 
+/** What applying entries writes, and the producer table's decision for each batch it decided. */
+export interface AppliedEntries {
+  readonly ops: KvOp[];
+  readonly decisions: ReadonlyMap<number, ProducerDecision>;
+}
+
 export class ShardLog {
   private sealed: ShardSeal | undefined;
+  /** The producer table as of the last applied entry. */
+  private producers = new ProducerTable();
+  /** The producer table as of the trim point (a snapshot's payload). */
+  private trimProducers = new ProducerTable();
+  private trimIndex = 0;
+  /** Entries after the trim point refused at apply. Rare: only producers' retries. */
+  private readonly refused = new Set<number>();
+  private readonly holdsRecords: boolean;
 
   constructor(
     private readonly kv: KvStore,
     readonly shard: number,
-  ) {}
+  ) {
+    this.holdsRecords = shard !== METADATA_GROUP;
+  }
 
   /**
    * The applied (so committed, so final) SEAL, if any: reads end there, and Records entries after
@@ -113,6 +141,7 @@ export class ShardLog {
     const [last] = await this.kv.keys({ ...logRange, reverse: true, limit: 1 });
     const sealRaw = await this.kv.get(shardStateKey(this.shard, STATE_SEAL));
     this.sealed = sealRaw === undefined ? undefined : decodeSeal(this.shard, sealRaw);
+    if (this.holdsRecords) await this.recoverProducers(trimPoint.index);
     return {
       hardState,
       trimPoint,
@@ -150,7 +179,13 @@ export class ShardLog {
 
   /** Applying entries adds their arrival-time index keys and moves the applied pointer. */
   applyOps(entries: readonly LogEntry[]): KvOp[] {
+    return this.applyEntries(entries).ops;
+  }
+
+  /** applyOps, with the producer table's decision for each batch that had a producer header. */
+  applyEntries(entries: readonly LogEntry[]): AppliedEntries {
     const ops: KvOp[] = [];
+    const decisions = new Map<number, ProducerDecision>();
     let applied = -1;
     for (const entry of entries) {
       if (entry.type === EntryType.Seal && this.sealed === undefined) {
@@ -162,8 +197,12 @@ export class ShardLog {
         });
       }
       // Records committed after the seal are refused at apply: never indexed, never read.
-      const refused = this.sealed !== undefined && entry.index > this.sealed.index;
-      if (entry.type === EntryType.Records && !refused) {
+      const afterSeal = this.sealed !== undefined && entry.index > this.sealed.index;
+      if (
+        entry.type === EntryType.Records &&
+        !afterSeal &&
+        this.acceptRecords(entry, ops, decisions)
+      ) {
         ops.push({
           type: 'put',
           key: arrivalKey(this.shard, entry.arrivalMs, entry.index),
@@ -177,7 +216,108 @@ export class ShardLog {
       writeU64(value, applied, 0);
       ops.push({ type: 'put', key: shardStateKey(this.shard, STATE_APPLIED), value });
     }
-    return ops;
+    return { ops, decisions };
+  }
+
+  /** Decides a Records entry of an idempotent producer; true if its records count. */
+  private acceptRecords(
+    entry: LogEntry,
+    ops: KvOp[],
+    decisions: Map<number, ProducerDecision>,
+  ): boolean {
+    const header = this.holdsRecords ? recordBatchProducer(entry.payload) : undefined;
+    if (header === undefined) return true;
+    const count = recordBatchCount(entry.payload);
+    const decision = this.producers.decide(header, count, entry.arrivalMs);
+    decisions.set(entry.index, decision);
+    if (decision.kind === 'accept') {
+      this.producers.record(header, count, entry.index, entry.arrivalMs);
+      ops.push({
+        type: 'put',
+        key: indexKey(SPACE_PRODUCER, this.shard, entry.index),
+        value: encodeAccepted(header, count, entry.arrivalMs),
+      });
+      return true;
+    }
+    this.refused.add(entry.index);
+    ops.push({ type: 'put', key: indexKey(SPACE_REFUSED, this.shard, entry.index), value: EMPTY });
+    return false;
+  }
+
+  /** Whether applying refused the Records entry at `index` (readers skip it). */
+  isRefused(index: number): boolean {
+    return this.refused.size > 0 && this.refused.has(index);
+  }
+
+  /**
+   * A sealed shard's answer to a producer's batch: a duplicate (with the original positions) or
+   * fenced; 'accept' means it was never stored here and belongs to the children.
+   */
+  decideSealed(header: ProducerHeader, count: number): ProducerDecision {
+    return this.producers.decideSealed(header, count);
+  }
+
+  /** How many producers the table holds (for tests and metrics). */
+  get producerCount(): number {
+    return this.producers.size;
+  }
+
+  /**
+   * The producer table as of applied entry `index` (at or after the trim point), encoded: the
+   * table at the trim point with the batches accepted since folded in. A snapshot at `index`
+   * carries it, so a replica that installs the snapshot decides later batches as everyone else.
+   */
+  async producerTableAt(index: number): Promise<Buffer> {
+    const table = this.trimProducers.clone();
+    for await (const [key, value] of this.kv.iterate({
+      gt: indexKey(SPACE_PRODUCER, this.shard, this.trimIndex),
+      lte: indexKey(SPACE_PRODUCER, this.shard, index),
+    })) {
+      foldAccepted(table, logKeyIndex(key), value);
+    }
+    return table.encode();
+  }
+
+  /** The write that keeps a trim point's producer table (the single node's; Raft's is the snapshot payload). */
+  producerTableOp(table: Buffer): KvOp {
+    return { type: 'put', key: shardStateKey(this.shard, STATE_SNAPSHOT_PAYLOAD), value: table };
+  }
+
+  /** The trim point moved to `index`, where the producer table was `table` (a snapshot's payload). */
+  trimmedTo(index: number, table: Uint8Array | undefined): void {
+    if (!this.holdsRecords) return;
+    this.trimProducers = decodeTable(table);
+    this.trimIndex = index;
+    for (const refused of this.refused) if (refused <= index) this.refused.delete(refused);
+  }
+
+  /** A snapshot replaced the whole log: the table is the snapshot's, nothing after it applied. */
+  installedSnapshot(index: number, table: Uint8Array | undefined): void {
+    if (!this.holdsRecords) return;
+    this.trimProducers = decodeTable(table);
+    this.producers = this.trimProducers.clone();
+    this.trimIndex = index;
+    this.refused.clear();
+  }
+
+  private async recoverProducers(trimIndex: number): Promise<void> {
+    const raw = await this.kv.get(shardStateKey(this.shard, STATE_SNAPSHOT_PAYLOAD));
+    this.trimProducers = decodeTable(raw);
+    this.trimIndex = trimIndex;
+    this.producers = this.trimProducers.clone();
+    for await (const [key, value] of this.kv.iterate({
+      gt: indexKey(SPACE_PRODUCER, this.shard, trimIndex),
+      lt: shardSpaceEnd(SPACE_PRODUCER, this.shard),
+    })) {
+      foldAccepted(this.producers, logKeyIndex(key), value);
+    }
+    this.refused.clear();
+    for (const key of await this.kv.keys({
+      gt: indexKey(SPACE_REFUSED, this.shard, trimIndex),
+      lt: shardSpaceEnd(SPACE_REFUSED, this.shard),
+    })) {
+      this.refused.add(logKeyIndex(key));
+    }
   }
 
   trimPointOp(point: TrimPoint): KvOp {
@@ -268,11 +408,14 @@ export class ShardLog {
       lte: arrivalKey(this.shard, point.arrivalMs, point.index),
     });
     // Raft markers at or below the trim point are no longer needed: the trim point's term stands
-    // for them (see ShardRaftStore.recover).
-    await this.kv.clear({
-      gte: shardSpaceStart(SPACE_MARKER, this.shard),
-      lte: markerKey(this.shard, point.index),
-    });
+    // for them (see ShardRaftStore.recover). Accepted batches and refusals there are folded into
+    // the trim point's producer table, or gone with their entries.
+    for (const space of [SPACE_MARKER, SPACE_PRODUCER, SPACE_REFUSED]) {
+      await this.kv.clear({
+        gte: shardSpaceStart(space, this.shard),
+        lte: indexKey(space, this.shard, point.index),
+      });
+    }
     if (point.index - previousTrimIndex >= COMPACT_AFTER_TRIMMED_ENTRIES) {
       await this.kv.compact(
         shardSpaceStart(SPACE_LOG, this.shard),
@@ -283,7 +426,14 @@ export class ShardLog {
 
   /** Deletes every key of the shard (its stream was deleted). */
   async destroy(): Promise<void> {
-    for (const space of [SPACE_LOG, SPACE_ARRIVAL, SPACE_SHARD_STATE, SPACE_MARKER]) {
+    for (const space of [
+      SPACE_LOG,
+      SPACE_ARRIVAL,
+      SPACE_PRODUCER,
+      SPACE_REFUSED,
+      SPACE_SHARD_STATE,
+      SPACE_MARKER,
+    ]) {
       await this.kv.clear({
         gte: shardSpaceStart(space, this.shard),
         lt: shardSpaceEnd(space, this.shard),
@@ -294,6 +444,34 @@ export class ShardLog {
       shardSpaceEnd(SPACE_LOG, this.shard),
     );
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** An accepted batch's P value: producer id u64 | epoch u32 | first sequence u64 | count u32 | arrivalMs u64. */
+function encodeAccepted(header: ProducerHeader, count: number, arrivalMs: number): Buffer {
+  const value = Buffer.allocUnsafe(32);
+  writeU64(value, header.producerId, 0);
+  value.writeUInt32BE(header.epoch, 8);
+  writeU64(value, header.firstSequence, 12);
+  value.writeUInt32BE(count, 20);
+  writeU64(value, arrivalMs, 24);
+  return value;
+}
+
+function foldAccepted(table: ProducerTable, index: number, value: Buffer): void {
+  if (value.length !== 32) throw new StorageCorruptionError(`producer batch ${index}: bad record`);
+  const header: ProducerHeader = {
+    producerId: readU64(value, 0),
+    epoch: value.readUInt32BE(8),
+    firstSequence: readU64(value, 12),
+  };
+  table.record(header, value.readUInt32BE(20), index, readU64(value, 24));
+}
+
+function decodeTable(raw: Uint8Array | undefined): ProducerTable {
+  if (raw === undefined || raw.byteLength === 0) return new ProducerTable();
+  return ProducerTable.decode(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
 }
 
 function encodeSeal(seal: ShardSeal): Buffer {

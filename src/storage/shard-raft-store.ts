@@ -25,7 +25,7 @@ import {
   writeU64,
 } from './keys.js';
 import { arrivalOf, fromLogEntry, toLogEntry } from './raft-entry.js';
-import { LogGapError, ShardLog, type TrimPoint } from './shard-log.js';
+import { LogGapError, ShardLog, type AppliedEntries, type TrimPoint } from './shard-log.js';
 
 /**
  * A shard replica's Raft storage in the broker's LevelDB: the log entries are the shard's record
@@ -63,8 +63,8 @@ export interface ShardSnapshotData {
   /** Arrival time of the last trimmed entry: arrival times continue from it. */
   readonly arrivalMs: number;
   /**
-   * The state machine at the snapshot's index, for groups whose state is not their log (the
-   * coordinator's metadata). A shard's snapshot has none: its state is its retained entries.
+   * The state machine at the snapshot's index that is not in the retained log: the coordinator's
+   * metadata, or a shard's idempotent-producer table (producer-table.ts).
    */
   readonly payload?: Uint8Array;
 }
@@ -210,6 +210,11 @@ export class ShardRaftStore {
     return this.log.applyOps(entries.map(toLogEntry));
   }
 
+  /** applyOps, with the producer table's decisions (see ShardLog.applyEntries). */
+  applyEntries(entries: readonly Entry[]): AppliedEntries {
+    return this.log.applyEntries(entries.map(toLogEntry));
+  }
+
   /** Retention: the trim pointer and the membership at it, before the entries are removed. */
   compactOps(snapshot: Snapshot): KvOp[] {
     assert(
@@ -221,6 +226,7 @@ export class ShardRaftStore {
     this.pendingRemoval = { point, previousIndex: this.trim.index };
     this.trim = point;
     this.markers = this.markers.filter((m) => m.index > point.index);
+    this.log.trimmedTo(point.index, payload);
     return [
       this.log.trimPointOp(point),
       this.confStateOp(snapshot.confState),
@@ -271,6 +277,7 @@ export class ShardRaftStore {
     this.trim = point;
     this.last = snapshot.index;
     this.markers = [];
+    this.log.installedSnapshot(point.index, payload);
   }
 
   private appendOps(entries: readonly Entry[], ops: KvOp[]): void {

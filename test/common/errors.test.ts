@@ -18,6 +18,8 @@ import {
   type KinesisErrorName,
   type RheosErrorOptions,
   ShardSealedError,
+  ProducerFencedError,
+  OutOfOrderSequenceError,
 } from '../../src/common/errors.js';
 
 type ErrorClass = new (message: string, options?: RheosErrorOptions) => RheosError;
@@ -52,6 +54,12 @@ const EXPECTED: Record<
     indeterminate: false,
   },
   NotLeaderException: { cls: NotLeaderError, retriable: true, indeterminate: false },
+  ProducerFencedException: { cls: ProducerFencedError, retriable: false, indeterminate: false },
+  OutOfOrderSequenceException: {
+    cls: OutOfOrderSequenceError,
+    retriable: false,
+    indeterminate: false,
+  },
 };
 
 const NAMES = Object.keys(EXPECTED) as KinesisErrorName[];

@@ -115,6 +115,23 @@ export interface PutRecordsRequest {
   streamName: string;
   streamArn: string;
   records: PutRecordsRequestEntry[];
+  /** Set by an idempotent producer (Rheos' own, beyond Kinesis). */
+  producer?: ProducerBatch | undefined;
+}
+
+/**
+ * An idempotent producer's batch: every record belongs to shard `shard_id`, and record i is number
+ * first_sequence + i of the producer's sequence on that shard. The shard leader refuses at apply a
+ * batch it already stored (answering with the original sequence numbers), a batch of an older
+ * epoch (ProducerFencedException) and one that skips ahead (OutOfOrderSequenceException).
+ */
+export interface ProducerBatch {
+  /** Below 2^53. */
+  producerId: number;
+  epoch: number;
+  /** Below 2^53. */
+  firstSequence: number;
+  shardId: string;
 }
 
 /** Either shard_id and sequence_number (stored) or error_code and error_message (not stored). */
@@ -123,6 +140,11 @@ export interface PutRecordsResultEntry {
   shardId: string;
   errorCode: string;
   errorMessage: string;
+  /**
+   * An idempotent producer's retry of a record stored before: sequence_number is the original's
+   * (empty if that is too old to say).
+   */
+  duplicate: boolean;
 }
 
 export interface PutRecordsResponse {
@@ -448,7 +470,7 @@ export const PutRecordsRequestEntry: MessageFns<PutRecordsRequestEntry> = {
 };
 
 function createBasePutRecordsRequest(): PutRecordsRequest {
-  return { streamName: '', streamArn: '', records: [] };
+  return { streamName: '', streamArn: '', records: [], producer: undefined };
 }
 
 export const PutRecordsRequest: MessageFns<PutRecordsRequest> = {
@@ -461,6 +483,9 @@ export const PutRecordsRequest: MessageFns<PutRecordsRequest> = {
     }
     for (const v of message.records) {
       PutRecordsRequestEntry.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.producer !== undefined) {
+      ProducerBatch.encode(message.producer, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -502,6 +527,14 @@ export const PutRecordsRequest: MessageFns<PutRecordsRequest> = {
             message.records.push(PutRecordsRequestEntry.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.producer = ProducerBatch.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -522,12 +555,107 @@ export const PutRecordsRequest: MessageFns<PutRecordsRequest> = {
     message.streamName = object.streamName ?? '';
     message.streamArn = object.streamArn ?? '';
     message.records = object.records?.map((e) => PutRecordsRequestEntry.fromPartial(e)) || [];
+    message.producer =
+      object.producer !== undefined && object.producer !== null
+        ? ProducerBatch.fromPartial(object.producer)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseProducerBatch(): ProducerBatch {
+  return { producerId: 0, epoch: 0, firstSequence: 0, shardId: '' };
+}
+
+export const ProducerBatch: MessageFns<ProducerBatch> = {
+  encode(message: ProducerBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.producerId !== 0) {
+      writer.uint32(8).uint64(message.producerId);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint32(message.epoch);
+    }
+    if (message.firstSequence !== 0) {
+      writer.uint32(24).uint64(message.firstSequence);
+    }
+    if (message.shardId !== '') {
+      writer.uint32(34).string(message.shardId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProducerBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProducerBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.producerId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.firstSequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.shardId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProducerBatch>, I>>(base?: I): ProducerBatch {
+    return ProducerBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProducerBatch>, I>>(object: I): ProducerBatch {
+    const message = createBaseProducerBatch();
+    message.producerId = object.producerId ?? 0;
+    message.epoch = object.epoch ?? 0;
+    message.firstSequence = object.firstSequence ?? 0;
+    message.shardId = object.shardId ?? '';
     return message;
   },
 };
 
 function createBasePutRecordsResultEntry(): PutRecordsResultEntry {
-  return { sequenceNumber: '', shardId: '', errorCode: '', errorMessage: '' };
+  return { sequenceNumber: '', shardId: '', errorCode: '', errorMessage: '', duplicate: false };
 }
 
 export const PutRecordsResultEntry: MessageFns<PutRecordsResultEntry> = {
@@ -543,6 +671,9 @@ export const PutRecordsResultEntry: MessageFns<PutRecordsResultEntry> = {
     }
     if (message.errorMessage !== '') {
       writer.uint32(34).string(message.errorMessage);
+    }
+    if (message.duplicate !== false) {
+      writer.uint32(40).bool(message.duplicate);
     }
     return writer;
   },
@@ -592,6 +723,14 @@ export const PutRecordsResultEntry: MessageFns<PutRecordsResultEntry> = {
             message.errorMessage = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.duplicate = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -615,6 +754,7 @@ export const PutRecordsResultEntry: MessageFns<PutRecordsResultEntry> = {
     message.shardId = object.shardId ?? '';
     message.errorCode = object.errorCode ?? '';
     message.errorMessage = object.errorMessage ?? '';
+    message.duplicate = object.duplicate ?? false;
     return message;
   },
 };
