@@ -169,6 +169,39 @@ export class RheosClient {
     return response;
   }
 
+  /**
+   * A PutRecords whose records all belong to shard `shardId`, sent to its leader (the buffered
+   * producer's call). With `request.producer` (an idempotent producer's batch) routing failures
+   * are retried even when indeterminate, since the shard catches duplicates, and a shard that was
+   * closed and does not hold the batch throws ShardSealedError: the caller routes its records
+   * again (see `shardRoutes(name, true)`), numbered for the new shards. Without it, the server may
+   * itself send the records of a closed shard to the children (their ids are in the results).
+   */
+  async putToShard(
+    shardId: string,
+    request: DeepPartial<PutRecordsRequest>,
+  ): Promise<PutRecordsResponse> {
+    const full = PutRecordsRequest.fromPartial(request);
+    const name = streamNameOf(full);
+    const idempotent = full.producer !== undefined;
+    const route = (await this.routesOf(name))?.byId.get(shardId);
+    if (name === undefined || route === undefined) {
+      return this.anyNode(Data.putRecords, full, idempotent);
+    }
+    return this.toShard(name, route, idempotent, (endpoint) =>
+      this.call(Data.putRecords, full, endpoint),
+    );
+  }
+
+  /**
+   * Where a stream's shards are, as this client last heard (`fresh`: from the newest metadata,
+   * after a shard was found sealed). Throws what GetShardMap throws (an unknown stream).
+   */
+  shardRoutes(streamName: string, fresh = false): Promise<StreamRoutes> {
+    if (fresh) this.routes.invalidate(streamName, true);
+    return this.routes.get(streamName);
+  }
+
   /** putRecordsOnce, again with fresh routes while one shard's call is refused as sealed. */
   private async putRecordsRouted(
     full: PutRecordsRequest,

@@ -1,0 +1,263 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RheosClient } from '../../src/client/client.js';
+import {
+  createProducer,
+  type ProducerClient,
+  type ProducerOptions,
+  type RecordResult,
+} from '../../src/client/producer.js';
+import { ProducerClosedError } from '../../src/client/producer-errors.js';
+import {
+  InternalFailureError,
+  ResourceNotFoundError,
+  ValidationError,
+} from '../../src/common/errors.js';
+import { UNLIMITED_SHARD_LIMITS } from '../../src/common/limits.js';
+import { readLineage, waitActive } from '../helpers/lineage.js';
+import { startTestNode, type TestNode } from '../helpers/node.js';
+
+/**
+ * The buffered producer against a real in-process node: every record stored once, each key's
+ * records in the order they were sent, through throttling, a split under load and answers lost
+ * on the way back (with idempotence: no duplicates; without: duplicates, which shows the test can
+ * see them); backpressure holds the buffer to its bound; bad use gets clear errors.
+ */
+
+let node: TestNode | undefined;
+afterEach(async () => {
+  await node?.stop();
+  node = undefined;
+});
+
+async function stream(name: string, shardCount: number, limited = false): Promise<RheosClient> {
+  node = await startTestNode();
+  const { client } = node;
+  await client.createStream({
+    streamName: name,
+    shardCount,
+    ...(limited ? {} : { shardLimits: UNLIMITED_SHARD_LIMITS }),
+  });
+  await client.waitForStreamActive(name);
+  return client;
+}
+
+/** Record i of key k carries "k:i", so order and duplicates can be checked from the data. */
+function recordsFor(keys: number, perKey: number): { partitionKey: string; data: string }[] {
+  const out: { partitionKey: string; data: string }[] = [];
+  for (let i = 0; i < perKey; i++) {
+    for (let k = 0; k < keys; k++) out.push({ partitionKey: `key-${k}`, data: `key-${k}:${i}` });
+  }
+  return out;
+}
+
+interface Audit {
+  readonly total: number;
+  readonly duplicates: number;
+  readonly missing: number;
+  readonly outOfOrder: number;
+}
+
+/** Reads the whole stream in lineage order and checks it against what was sent. */
+async function audit(
+  client: RheosClient,
+  name: string,
+  sent: readonly { data: string }[],
+): Promise<Audit> {
+  const read = await readLineage(client, name);
+  const seen = new Map<string, number>();
+  const lastOfKey = new Map<string, number>();
+  let outOfOrder = 0;
+  for (const { record } of read) {
+    const text = Buffer.from(record.data).toString('utf8');
+    seen.set(text, (seen.get(text) ?? 0) + 1);
+    const [key, index] = text.split(':') as [string, string];
+    const i = Number(index);
+    if ((lastOfKey.get(key) ?? -1) > i) outOfOrder++;
+    lastOfKey.set(key, Math.max(lastOfKey.get(key) ?? -1, i));
+  }
+  let duplicates = 0;
+  let missing = 0;
+  for (const { data } of sent) {
+    const n = seen.get(data) ?? 0;
+    if (n === 0) missing++;
+    if (n > 1) duplicates += n - 1;
+  }
+  return { total: read.length, duplicates, missing, outOfOrder };
+}
+
+/** A client that loses the answer of every `every`-th call after the call took effect. */
+function losingAnswers(client: RheosClient, every: number): ProducerClient & { lost: number } {
+  let calls = 0;
+  const wrapper = {
+    lost: 0,
+    shardRoutes: client.shardRoutes.bind(client),
+    async putToShard(...args: Parameters<RheosClient['putToShard']>) {
+      const response = await client.putToShard(...args);
+      if (++calls % every === 0 && response.failedRecordCount === 0) {
+        wrapper.lost++;
+        throw new InternalFailureError('the answer was lost (test)');
+      }
+      return response;
+    },
+  };
+  return wrapper;
+}
+
+function options(client: ProducerClient, more: Partial<ProducerOptions> = {}): ProducerOptions {
+  return { client, streamName: 's', lingerMs: 5, backoff: { initialMs: 5, maxMs: 50 }, ...more };
+}
+
+describe('buffered producer', () => {
+  it('stores every record once, in key order, and reports where each went', async () => {
+    const client = await stream('s', 4);
+    const producer = createProducer(options(client));
+    const sent = recordsFor(50, 40);
+    const outcomes = await producer.putMany(sent);
+    await producer.close();
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    const results = outcomes.map((o) => (o.ok ? o.result : undefined)) as RecordResult[];
+    // Sequence numbers grow within a shard in the order records were sent.
+    const lastByShard = new Map<string, bigint>();
+    for (const r of results) {
+      const seq = BigInt(r.sequenceNumber);
+      expect(seq > (lastByShard.get(r.shardId) ?? -1n)).toBe(true);
+      lastByShard.set(r.shardId, seq);
+    }
+    expect(lastByShard.size).toBe(4);
+    expect(await audit(client, 's', sent)).toEqual({
+      total: sent.length,
+      duplicates: 0,
+      missing: 0,
+      outOfOrder: 0,
+    });
+    const stats = producer.stats();
+    expect(stats.recordsStored).toBe(sent.length);
+    // Batched: far fewer calls than records.
+    expect(stats.batchesSent).toBeLessThan(sent.length / 10);
+  });
+
+  it('retries throttled records until they are stored, keeping key order', async () => {
+    const client = await stream('s', 1, true);
+    const producer = createProducer(options(client, { recordTtlMs: 60_000 }));
+    // 3,000 records against 1,000 records/s per shard: throttled for about two seconds.
+    const sent = recordsFor(10, 300);
+    const outcomes = await producer.putMany(sent);
+    await producer.close();
+    expect(outcomes.filter((o) => !o.ok)).toEqual([]);
+    expect(producer.stats().recordsThrottled).toBeGreaterThan(0);
+    expect(await audit(client, 's', sent)).toMatchObject({
+      duplicates: 0,
+      missing: 0,
+      outOfOrder: 0,
+    });
+  });
+
+  it('with idempotence, answers lost after the write never become duplicates', async () => {
+    const client = await stream('s', 2);
+    const lossy = losingAnswers(client, 3);
+    const producer = createProducer(options(lossy));
+    const sent = recordsFor(20, 50);
+    const outcomes = await producer.putMany(sent);
+    await producer.close();
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    expect(lossy.lost).toBeGreaterThan(0);
+    const caught = outcomes.filter((o) => o.ok && o.result.duplicate).length;
+    expect(caught).toBeGreaterThan(0);
+    expect(producer.stats().duplicatesCaught).toBe(caught);
+    expect(await audit(client, 's', sent)).toEqual({
+      total: sent.length,
+      duplicates: 0,
+      missing: 0,
+      outOfOrder: 0,
+    });
+    // A duplicate's sequence number is the original's: no two records share one.
+    const seqs = outcomes.map((o) => (o.ok ? o.result.sequenceNumber : ''));
+    expect(new Set(seqs).size).toBe(sent.length);
+  });
+
+  it('without idempotence, the same lost answers store records twice (the check can fail)', async () => {
+    const client = await stream('s', 2);
+    const lossy = losingAnswers(client, 3);
+    const producer = createProducer(options(lossy, { idempotent: false }));
+    const sent = recordsFor(20, 50);
+    const outcomes = await producer.putMany(sent);
+    await producer.close();
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    const result = await audit(client, 's', sent);
+    expect(result.missing).toBe(0);
+    expect(result.duplicates).toBeGreaterThan(0);
+  });
+
+  it('follows a split under load: every record once, parents before children', async () => {
+    const client = await stream('s', 2);
+    const producer = createProducer(options(client));
+    const sent = recordsFor(40, 100);
+    // Paced, so the split lands in the middle of the writing.
+    async function* paced() {
+      for (let i = 0; i < sent.length; i++) {
+        if (i % 100 === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+        yield sent[i] as { partitionKey: string; data: string };
+      }
+    }
+    const writing = producer.putMany(paced());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await client.splitShard({
+      streamName: 's',
+      shardToSplit: 'shardId-000000000000',
+      newStartingHashKey: (1n << 126n).toString(),
+    });
+    const outcomes = await writing;
+    await producer.close();
+    await waitActive(client, 's');
+    expect(outcomes.filter((o) => !o.ok)).toEqual([]);
+    const shards = new Set(outcomes.map((o) => (o.ok ? o.result.shardId : '')));
+    expect(shards.size).toBeGreaterThan(2);
+    expect(await audit(client, 's', sent)).toEqual({
+      total: sent.length,
+      duplicates: 0,
+      missing: 0,
+      outOfOrder: 0,
+    });
+  });
+
+  it('holds at most maxBufferedBytes (plus one record) while the shard is slow', async () => {
+    const client = await stream('s', 1, true);
+    const maxBufferedBytes = 64 * 1024;
+    const producer = createProducer(options(client, { maxBufferedBytes, recordTtlMs: 60_000 }));
+    let peak = 0;
+    const receipts: Promise<RecordResult>[] = [];
+    for (let i = 0; i < 400; i++) {
+      const receipt = await producer.send({
+        partitionKey: `k${i % 7}`,
+        data: Buffer.alloc(1000, i),
+      });
+      receipts.push(receipt.stored);
+      peak = Math.max(peak, producer.stats().bufferedBytes);
+    }
+    await Promise.all(receipts);
+    await producer.close();
+    expect(peak).toBeLessThanOrEqual(maxBufferedBytes + 1010);
+    // The limit was reached, so send() did wait: 400 KB went through a 64 KB buffer.
+    expect(peak).toBeGreaterThan(maxBufferedBytes / 2);
+    expect(producer.stats().bufferedBytes).toBe(0);
+  });
+
+  it('gives clear errors for bad use', async () => {
+    const client = await stream('s', 1);
+    const producer = createProducer(options(client));
+    await expect(producer.put({ partitionKey: '', data: 'x' })).rejects.toThrow(ValidationError);
+    await expect(
+      producer.put({ partitionKey: 'k', data: Buffer.alloc(1024 * 1024) }),
+    ).rejects.toThrow(/1048576 bytes/);
+    await expect(
+      producer.put({ partitionKey: 'k', data: 'x', explicitHashKey: 'abc' }),
+    ).rejects.toThrow(ValidationError);
+    await producer.close();
+    await expect(producer.put({ partitionKey: 'k', data: 'x' })).rejects.toThrow(
+      ProducerClosedError,
+    );
+    const lost = createProducer({ client, streamName: 'no-such-stream' });
+    await expect(lost.put({ partitionKey: 'k', data: 'x' })).rejects.toThrow(ResourceNotFoundError);
+    await lost.close();
+  });
+});
