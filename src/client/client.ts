@@ -180,6 +180,7 @@ export class RheosClient {
   async putToShard(
     shardId: string,
     request: DeepPartial<PutRecordsRequest>,
+    options: { readonly onRetry?: (error: RheosError) => void } = {},
   ): Promise<PutRecordsResponse> {
     const full = PutRecordsRequest.fromPartial(request);
     const name = streamNameOf(full);
@@ -188,8 +189,12 @@ export class RheosClient {
     if (name === undefined || route === undefined) {
       return this.anyNode(Data.putRecords, full, idempotent);
     }
-    return this.toShard(name, route, idempotent, (endpoint) =>
-      this.call(Data.putRecords, full, endpoint),
+    return this.toShard(
+      name,
+      route,
+      idempotent,
+      (endpoint) => this.call(Data.putRecords, full, endpoint),
+      options.onRetry,
     );
   }
 
@@ -448,6 +453,7 @@ export class RheosClient {
     route: ShardRoute,
     idempotent: boolean,
     send: (endpoint: string) => Promise<T>,
+    onRetry?: (error: RheosError) => void,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const endpoint = endpointFor(route, attempt) ?? this.endpoint(attempt);
@@ -466,6 +472,7 @@ export class RheosClient {
           this.routes.invalidate(streamName);
         }
         if (!reroute || attempt + 1 >= this.maxRouteAttempts) throw error;
+        onRetry?.(error);
         await sleep(backoffDelayMs(attempt, this.backoff));
       }
     }

@@ -144,15 +144,24 @@ interface SentUnit {
   unknown: boolean;
 }
 
+/**
+ * Where an idempotent producer's numbering of one shard stands. It belongs to the shard, not to a
+ * lane: a lane replaced for the same shard (its routes were a moment behind a seal) must go on from
+ * here, because numbers from 0 under the same epoch would look like retries of stored batches and
+ * be answered as duplicates without being stored.
+ */
+interface Numbering {
+  /** The epoch the numbers run under (from 0 again when the producer's epoch moves). */
+  epoch: number;
+  next: number;
+}
+
 class Lane {
   readonly queue: Pending[] = [];
   queuedBytes = 0;
   /** Units sent before and not stored: they go first, with their numbers. */
   readonly retry: SentUnit[] = [];
   inFlight = 0;
-  /** The epoch the lane's numbering runs under (renumbered from 0 when the producer's moves). */
-  epoch = -1;
-  nextSequence = 0;
   failures = 0;
   notBeforeMs = 0;
   oldestQueuedMs = 0;
@@ -168,6 +177,8 @@ class Lane {
     readonly shardId: string,
     readonly start: bigint,
     readonly end: bigint,
+    /** The shard's numbering, shared with every lane the shard ever had (see Numbering). */
+    readonly numbering: Numbering,
   ) {}
 
   get hasWork(): boolean {
@@ -202,6 +213,8 @@ export class Producer {
   /** Closed lanes whose work has not been handed on yet: lanes covering their keys wait. */
   private readonly closing = new Set<Lane>();
   private readonly lanes = new Map<string, Lane>();
+  /** Per shard id, kept for the producer's life (a few numbers per shard the stream has had). */
+  private readonly numberings = new Map<string, Numbering>();
   private inFlight = 0;
   private bufferedBytes = 0;
   private readonly unsettled = new Set<Pending>();
@@ -442,7 +455,7 @@ export class Producer {
     const open = routes.open.map((r) => {
       let lane = this.lanes.get(r.shardId);
       if (lane === undefined || lane.closed) {
-        const successor = new Lane(r.shardId, r.start, r.end);
+        const successor = new Lane(r.shardId, r.start, r.end, this.numberingOf(r.shardId));
         if (lane !== undefined) {
           // The shard was refused as sealed but the routes still show it open (the metadata is
           // a moment behind): go again after a pause, not in a tight loop.
@@ -467,6 +480,12 @@ export class Producer {
     for (const lane of this.closing) {
       for (const next of this.overlapping(lane)) next.blockedBy.add(lane);
     }
+  }
+
+  private numberingOf(shardId: string): Numbering {
+    let numbering = this.numberings.get(shardId);
+    if (numbering === undefined) this.numberings.set(shardId, (numbering = { epoch: -1, next: 0 }));
+    return numbering;
   }
 
   /** Hands a closed lane's work on once nothing of it is in flight and the routes are current. */
@@ -590,18 +609,19 @@ export class Producer {
     }
     if (lane.queue.length > 0) lane.oldestQueuedMs = Date.now();
     if (this.producerId !== undefined) {
-      if (lane.epoch !== this.epoch) {
-        // A new epoch: the lane numbers from 0 again, units sent before included.
-        lane.epoch = this.epoch;
-        lane.nextSequence = 0;
+      const numbering = lane.numbering;
+      if (numbering.epoch !== this.epoch) {
+        // A new epoch: the shard is numbered from 0 again, units sent before included.
+        numbering.epoch = this.epoch;
+        numbering.next = 0;
         for (const sent of [...batch, ...lane.retry]) {
           sent.sequence = undefined;
           if (sent.unknown) for (const m of sent.unit.members) m.indeterminate = true;
         }
-        for (const sent of [...batch, ...lane.retry]) sent.sequence = lane.nextSequence++;
+        for (const sent of [...batch, ...lane.retry]) sent.sequence = numbering.next++;
       }
       // Numbers run on from the last unit sent: units sent before keep theirs.
-      for (const sent of batch) sent.sequence ??= lane.nextSequence++;
+      for (const sent of batch) sent.sequence ??= numbering.next++;
       batch.forEach((sent, i) =>
         assert(
           sent.sequence === (batch[0] as SentUnit).sequence! + i,
@@ -652,7 +672,7 @@ export class Producer {
   }
 
   private async sendBatch(lane: Lane, batch: SentUnit[]): Promise<void> {
-    const epoch = lane.epoch;
+    const epoch = lane.numbering.epoch;
     for (const sent of batch)
       for (const m of sent.unit.members) {
         if (m.attempts++ > 0) this.counts.recordsRetried++;
@@ -676,6 +696,13 @@ export class Producer {
                 shardId: lane.shardId,
               },
             },
+        {
+          // The client re-sends to a new leader itself: those are retries too.
+          onRetry: (error) => {
+            this.counts.recordsRetried += batch.reduce((n, s) => n + s.unit.members.length, 0);
+            if (error.indeterminate) this.counts.indeterminateAttempts++;
+          },
+        },
       );
     } catch (error) {
       failure = error;

@@ -65,6 +65,7 @@ describe('write quotas (1,000 records/s and 1 MiB/s per shard)', () => {
       expect(r).toEqual({
         sequenceNumber: '',
         shardId: '',
+        duplicate: false,
         errorCode: PTE,
         errorMessage: expect.stringMatching(
           /Rate exceeded for shard shardId-000000000000 in stream s/,

@@ -192,23 +192,29 @@ describe('buffered producer', () => {
     const client = await stream('s', 2);
     const producer = createProducer(options(client));
     const sent = recordsFor(40, 100);
-    // Paced, so the split lands in the middle of the writing.
-    async function* paced() {
-      for (let i = 0; i < sent.length; i++) {
-        if (i % 100 === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-        yield sent[i] as { partitionKey: string; data: string };
-      }
-    }
-    const writing = producer.putMany(paced());
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await client.splitShard({
+    // Three phases, so the split always lands in the middle of the writing whatever the machine's
+    // speed: records before it, records while it runs (paced), records after it finished. Each
+    // phase is sent after the one before, so each key's records are sent in order.
+    const first = await producer.putMany(sent.slice(0, 1000));
+    const split = client.splitShard({
       streamName: 's',
       shardToSplit: 'shardId-000000000000',
       newStartingHashKey: (1n << 126n).toString(),
     });
-    const outcomes = await writing;
-    await producer.close();
+    let splitDone = false;
+    void split.then(() => (splitDone = true));
+    async function* during() {
+      for (let i = 1000; i < 3000; i++) {
+        if (i % 100 === 0 && !splitDone) await new Promise((resolve) => setTimeout(resolve, 5));
+        yield sent[i] as { partitionKey: string; data: string };
+      }
+    }
+    const second = await producer.putMany(during());
+    await split;
     await waitActive(client, 's');
+    const third = producer.putMany(sent.slice(3000));
+    const outcomes = [...first, ...(await second), ...(await third)];
+    await producer.close();
     expect(outcomes.filter((o) => !o.ok)).toEqual([]);
     const shards = new Set(outcomes.map((o) => (o.ok ? o.result.shardId : '')));
     expect(shards.size).toBeGreaterThan(2);
@@ -240,6 +246,47 @@ describe('buffered producer', () => {
     // The limit was reached, so send() did wait: 400 KB went through a 64 KB buffer.
     expect(peak).toBeGreaterThan(maxBufferedBytes / 2);
     expect(producer.stats().bufferedBytes).toBe(0);
+  });
+
+  it('goes on numbering a shard whose lane was replaced while the routes lagged its seal', async () => {
+    // Regression: a replaced lane numbered the sealed parent from 0 again, so the parent's table
+    // took the batch for a retry of stored ones and answered "duplicate" for records never
+    // stored. Here the routes stay a moment behind the split on purpose.
+    const client = await stream('s', 1);
+    const stale = await client.shardRoutes('s', true);
+    let staleAnswers = 3;
+    const lagging: ProducerClient = {
+      putToShard: client.putToShard.bind(client),
+      async shardRoutes(name, fresh) {
+        if (fresh === true && staleAnswers > 0) {
+          staleAnswers--;
+          return stale;
+        }
+        return client.shardRoutes(name, fresh);
+      },
+    };
+    const producer = createProducer(options(lagging));
+    const sent = recordsFor(20, 50);
+    const before = await producer.putMany(sent.slice(0, 500));
+    await client.splitShard({
+      streamName: 's',
+      shardToSplit: 'shardId-000000000000',
+      newStartingHashKey: (1n << 127n).toString(),
+    });
+    await waitActive(client, 's');
+    const after = await producer.putMany(sent.slice(500));
+    await producer.close();
+    const outcomes = [...before, ...after];
+    expect(outcomes.filter((o) => !o.ok)).toEqual([]);
+    expect(await audit(client, 's', sent)).toEqual({
+      total: sent.length,
+      duplicates: 0,
+      missing: 0,
+      outOfOrder: 0,
+    });
+    expect(after.filter((o) => o.ok && o.result.duplicate)).toEqual([]);
+    // The lag was seen: a lane was replaced for the sealed shard at least once.
+    expect(staleAnswers).toBeLessThan(3);
   });
 
   it('gives clear errors for bad use', async () => {
