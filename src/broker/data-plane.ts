@@ -198,8 +198,16 @@ export class DataPlane {
     ) {
       throw new InvalidArgumentError('Producer ids and sequence numbers must be below 2^53.');
     }
-    const stream = await this.servingStream(request);
-    const shard = stream.shards.find((s) => s.shardId === producer.shardId && isListed(s));
+    let stream = await this.servingStream(request);
+    const named = (s: StreamRecord) =>
+      s.shards.find((x) => x.shardId === producer.shardId && isListed(x));
+    let shard = named(stream);
+    // The producer learns of a split's children from the coordinators, maybe before this broker
+    // has: look at the newest metadata once before calling the shard unknown.
+    if (shard === undefined && (await this.options.broker.refreshMetadata())) {
+      stream = await this.servingStream(request);
+      shard = named(stream);
+    }
     if (shard === undefined) {
       throw new ResourceNotFoundError(
         `Shard ${producer.shardId} in stream ${stream.name} under account ${this.options.identity.accountId} does not exist`,

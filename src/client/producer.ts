@@ -589,7 +589,7 @@ export class Producer {
     void this.sendBatch(lane, batch);
   }
 
-  /** The lane's next batch: units sent before first, then new ones packed from the queue. */
+  /** The lane's next batch: units sent before and not stored, or else new ones from the queue. */
   private takeBatch(lane: Lane): SentUnit[] {
     this.expire(lane);
     const batch: SentUnit[] = [];
@@ -600,7 +600,11 @@ export class Producer {
       batch.push(lane.retry.shift() as SentUnit);
       bytes += next.unit.sizeBytes;
     }
-    while (lane.queue.length > 0 && batch.length < this.maxBatchRecords) {
+    // A retry goes out as it went before, nothing added: a shard that stored the first attempt
+    // must see the same numbers to call it a duplicate (a batch overlapping stored ones is refused
+    // as out of order, and renumbering it under a new epoch would store it twice).
+    const retrying = batch.length > 0;
+    while (!retrying && lane.queue.length > 0 && batch.length < this.maxBatchRecords) {
       const unit = this.packer.take(lane.queue, this.maxBatchBytes - bytes);
       if (unit === undefined) break;
       for (const m of unit.members) lane.queuedBytes -= m.sizeBytes;

@@ -175,6 +175,36 @@ describe('buffered producer', () => {
     expect(new Set(seqs).size).toBe(sent.length);
   });
 
+  it('retries a batch whose answer was lost as it was, while more records wait behind it', async () => {
+    // Regression: the retry took new records along, so the shard saw a batch overlapping stored
+    // ones, refused it as out of order, and the producer renumbered it under a new epoch, storing
+    // the first records twice.
+    const client = await stream('s', 1);
+    const lossy = losingAnswers(client, 2);
+    const producer = createProducer(options(lossy, { backoff: { initialMs: 20, maxMs: 20 } }));
+    const sent = recordsFor(5, 40);
+    // Small batches (a few records, then a pause past the linger), so more records are queued
+    // while a lost batch waits out its backoff.
+    async function* trickle() {
+      for (let i = 0; i < sent.length; i++) {
+        if (i % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 8));
+        yield sent[i] as { partitionKey: string; data: string };
+      }
+    }
+    const outcomes = await producer.putMany(trickle());
+    await producer.close();
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    expect(lossy.lost).toBeGreaterThan(5);
+    expect(producer.stats().epochBumps).toBe(0);
+    expect(producer.stats().duplicatesCaught).toBeGreaterThan(0);
+    expect(await audit(client, 's', sent)).toEqual({
+      total: sent.length,
+      duplicates: 0,
+      missing: 0,
+      outOfOrder: 0,
+    });
+  });
+
   it('without idempotence, the same lost answers store records twice (the check can fail)', async () => {
     const client = await stream('s', 2);
     const lossy = losingAnswers(client, 3);
