@@ -1,6 +1,6 @@
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
-import type { ShardThroughputLimits } from '../common/limits.js';
+import { UNLIMITED_SHARD_LIMITS, type ShardThroughputLimits } from '../common/limits.js';
 import type { MetadataChange, MetadataCommand } from '../coordinator/metadata-machine.js';
 import type { MetadataState, StreamRecord } from '../coordinator/model.js';
 import type { ReplicaManager } from './replica-manager.js';
@@ -33,6 +33,11 @@ export interface BrokerOptions {
    * metadata no longer places here (a deleted stream's, or one left by a crash mid-delete).
    */
   readonly storedGroups?: () => Promise<number[]>;
+  /**
+   * false (`--limits off`): no shard is throttled here, whatever limits its stream stores; they
+   * apply again once the broker runs with them on. Default true.
+   */
+  readonly enforceShardLimits?: boolean;
 }
 
 /**
@@ -102,7 +107,10 @@ export class Broker {
     return this.cutOff;
   }
 
-  quota(shard: number, limits: ShardThroughputLimits): ShardQuota {
+  quota(shard: number, streamLimits: ShardThroughputLimits): ShardQuota {
+    // One shared limits object when off: the broker keeps a shard's quota while it stays the same.
+    const limits =
+      this.options.enforceShardLimits === false ? UNLIMITED_SHARD_LIMITS : streamLimits;
     let quota = this.quotas.get(shard);
     if (quota === undefined || quota.limits !== limits) {
       quota = new ShardQuota(limits, this.options.clock);

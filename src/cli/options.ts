@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { MAX_HASH_KEY } from '../common/hash-key.js';
+import { LIMITS_MODES, type LimitsMode } from '../server/shard-limits.js';
 
 /** Parsers for commander options: reject bad values with a clear message before anything runs. */
 
@@ -16,6 +17,14 @@ export function parsePositiveInt(value: string): number {
   if (!Number.isSafeInteger(n) || n < 1)
     throw new InvalidArgumentError('must be a positive integer.');
   return n;
+}
+
+/** `--limits`: whether the node enforces Kinesis' per-shard limits. */
+export function parseLimitsMode(value: string): LimitsMode {
+  const mode = LIMITS_MODES.find((m) => m === value);
+  if (mode === undefined)
+    throw new InvalidArgumentError(`must be one of ${LIMITS_MODES.join(', ')}.`);
+  return mode;
 }
 
 /** A 128-bit hash key in decimal, as Kinesis writes them. */

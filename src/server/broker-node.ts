@@ -21,6 +21,7 @@ import { exitOnStorageFailure, peerServer } from './peer-server.js';
 import { coordinatedTopology, staticTopology, type BrokerTopology } from './broker-topology.js';
 import { splitHostPort } from './host-port.js';
 import { createNodeMetrics } from './node-metrics.js';
+import type { LimitsMode } from './shard-limits.js';
 
 /**
  * One broker of a cluster (`rheos broker`): the shard replicas placed here (by the coordinators,
@@ -69,6 +70,8 @@ export interface BrokerNodeConfig {
   readonly wrapKv?: (kv: KvStore) => KvStore;
   readonly onFatal?: (error: unknown) => void;
   readonly retentionCheckIntervalMs?: number;
+  /** 'off': no stream's shard limits are enforced on this broker (default 'aws': they are). */
+  readonly limits?: LimitsMode;
   /** Test-only: acknowledge writes before they commit (to prove the cluster test can fail). */
   readonly unsafeAckBeforeCommit?: boolean;
 }
@@ -148,6 +151,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
     ...(config.retentionCheckIntervalMs === undefined
       ? {}
       : { retentionCheckIntervalMs: config.retentionCheckIntervalMs }),
+    enforceShardLimits: config.limits !== 'off',
   });
   const peerService = peerServer(transport);
   /** Everything under the client-facing servers, in dependency order. */

@@ -7,6 +7,7 @@ import type { ServiceIdentity } from '../common/arn.js';
 import type { Logger } from '../common/logger.js';
 import { startGateway, type RunningGateway } from '../gateway/gateway.js';
 import { startCoordinator, type RunningCoordinator } from './coordinator-node.js';
+import type { LimitsMode } from './shard-limits.js';
 
 /**
  * `rheos dev --brokers N`: a coordinator, the Kinesis gateway and the client-facing gRPC API in
@@ -30,6 +31,8 @@ export interface DevClusterConfig {
   readonly logger: Logger;
   /** The `rheos` script the brokers run. */
   readonly bin: string;
+  /** Passed to every broker: quotas are enforced where the shards are (default 'aws'). */
+  readonly limits?: LimitsMode;
 }
 
 export interface RunningDevCluster {
@@ -107,6 +110,8 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
           '--log-level',
           // Brokers speak up only for trouble; the dev process logs for them.
           'warn',
+          '--limits',
+          config.limits ?? 'aws',
           '--exit-with-parent',
         ],
         // stdin stays open while this process lives: brokers exit when it closes.

@@ -23,6 +23,7 @@ import { startAdminServer, type RunningAdminServer } from './admin-server.js';
 import { startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
 import { createNodeMetrics } from './node-metrics.js';
 import { inProcessApi } from './native-api.js';
+import type { LimitsMode } from './shard-limits.js';
 
 /**
  * A single-node Rheos (what `rheos dev` runs): the metadata service, one broker, the native gRPC
@@ -40,7 +41,10 @@ export interface NodeConfig {
   /** Kinesis-compatible HTTP API; null: not served. */
   readonly httpPort?: number | null;
   readonly identity?: ServiceIdentity;
+  /** Limits of a stream created without any (default: Kinesis'). */
   readonly defaultShardLimits?: ShardThroughputLimits;
+  /** 'off': no stream's shard limits are enforced on this node (default 'aws': they are). */
+  readonly limits?: LimitsMode;
   readonly accountLimits?: AccountLimits;
   readonly retentionCheckIntervalMs?: number;
   readonly clock?: Clock;
@@ -92,6 +96,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(config.retentionCheckIntervalMs === undefined
       ? {}
       : { retentionCheckIntervalMs: config.retentionCheckIntervalMs }),
+    enforceShardLimits: config.limits !== 'off',
   });
   await broker.start();
   // The single node carries out its reshards itself: children open here, parents seal here.

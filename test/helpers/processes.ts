@@ -69,10 +69,14 @@ export interface DevServer {
   output(): string;
 }
 
-/** Starts `rheos dev` as a child process and waits until its gRPC API answers. */
+/**
+ * Starts `rheos dev` as a child process and waits until its gRPC API answers. `bin` is the
+ * `rheos` script to run (default: this checkout's; the package test runs an installed one).
+ */
 export async function startDevServer(
   dataDir: string,
   extraArgs: readonly string[] = [],
+  bin: string = RHEOS_BIN,
 ): Promise<DevServer> {
   const grpcPort = await freePort();
   const adminPort = await freePort();
@@ -80,7 +84,7 @@ export async function startDevServer(
   const child = spawn(
     process.execPath,
     [
-      RHEOS_BIN,
+      bin,
       'dev',
       '--data-dir',
       dataDir,

@@ -5,7 +5,13 @@ import { DEFAULT_IDENTITY } from '../../common/arn.js';
 import { createLogger } from '../../common/logger.js';
 import { startBroker, type BrokerNodeConfig } from '../../server/broker-node.js';
 import { stopOnSignals } from '../lifecycle.js';
-import { collectIdAddress, parseEndpointList, parsePositiveInt } from '../options.js';
+import type { LimitsMode } from '../../server/shard-limits.js';
+import {
+  collectIdAddress,
+  parseEndpointList,
+  parseLimitsMode,
+  parsePositiveInt,
+} from '../options.js';
 
 interface BrokerOptions {
   config?: string;
@@ -23,6 +29,7 @@ interface BrokerOptions {
   httpListen?: string;
   region: string;
   tickMs: number;
+  limits: LimitsMode;
   logLevel: string;
   exitWithParent?: boolean;
 }
@@ -73,6 +80,12 @@ export function registerBroker(program: Command): void {
     .option('--admin <host:port>', 'HTTP admin endpoint (/metrics, /healthz)')
     .option('--region <region>', 'AWS region this cluster says it is in', 'us-east-1')
     .option('--tick-ms <ms>', 'Raft tick (election timeout is 10-20 ticks)', parsePositiveInt, 50)
+    .option(
+      '--limits <mode>',
+      "per-shard limits on this broker: aws (each stream's, Kinesis' by default) or off (none)",
+      parseLimitsMode,
+      'aws',
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .option(
       '--exit-with-parent',
@@ -118,6 +131,7 @@ export function registerBroker(program: Command): void {
         httpListen: options.httpListen ?? null,
         identity: { region: options.region, accountId: DEFAULT_IDENTITY.accountId },
         tickMs: options.tickMs,
+        limits: options.limits,
         logger,
         unsafeAckBeforeCommit,
       });

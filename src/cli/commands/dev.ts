@@ -4,7 +4,8 @@ import { createLogger } from '../../common/logger.js';
 import { startDevCluster } from '../../server/dev-cluster.js';
 import { startNode } from '../../server/node.js';
 import { stopOnSignals } from '../lifecycle.js';
-import { parsePort, parsePositiveInt } from '../options.js';
+import type { LimitsMode } from '../../server/shard-limits.js';
+import { parseLimitsMode, parsePort, parsePositiveInt } from '../options.js';
 
 interface DevOptions {
   host: string;
@@ -14,6 +15,7 @@ interface DevOptions {
   adminPort: number;
   dataDir: string;
   brokers?: number;
+  limits: LimitsMode;
   logLevel: string;
 }
 
@@ -43,6 +45,12 @@ export function registerDev(program: Command): void {
       'run a coordinator here and N broker processes on 127.0.0.2, 127.0.0.3, ... (replication factor min(3, N))',
       parsePositiveInt,
     )
+    .option(
+      '--limits <mode>',
+      "per-shard limits: aws (Kinesis' quotas, throttling with ProvisionedThroughputExceededException) or off (no stream is throttled)",
+      parseLimitsMode,
+      'aws',
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: DevOptions) => {
       const logger = createLogger({ level: options.logLevel });
@@ -58,6 +66,7 @@ export function registerDev(program: Command): void {
           identity,
           logger,
           bin: process.argv[1] as string,
+          limits: options.limits,
         });
         logger.info(
           {
@@ -66,6 +75,7 @@ export function registerDev(program: Command): void {
             brokers: cluster.brokerEndpoints,
             pids: Object.fromEntries(cluster.pids),
             dataDir: options.dataDir,
+            limits: options.limits,
           },
           'rheos dev is ready',
         );
@@ -80,12 +90,14 @@ export function registerDev(program: Command): void {
         adminPort: options.adminPort,
         identity,
         logger,
+        limits: options.limits,
       });
       logger.info(
         {
           grpc: node.grpcAddress,
           admin: `${options.host}:${node.adminPort}`,
           dataDir: options.dataDir,
+          limits: options.limits,
         },
         'rheos dev is ready',
       );

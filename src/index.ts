@@ -1,0 +1,2 @@
+/** The package's root entry: the client library (the same as `rheos/client`). */
+export * from './client/index.js';
