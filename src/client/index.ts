@@ -71,7 +71,20 @@ export {
   type RecordResult,
 } from './producer.js';
 export { ProducerClosedError, RecordExpiredError } from './producer-errors.js';
-// --- KPL aggregation (src/client/kpl-aggregation.ts): exports go here ---
+// KPL aggregation: the format the Kinesis Producer Library packs small records in; readers
+// deaggregate by default and give each user record its sub-sequence number.
+export {
+  AggregateSizer,
+  KPL_MAGIC,
+  aggregateSizeBytes,
+  deaggregateRecord,
+  decodeAggregate,
+  encodeAggregate,
+  isAggregate,
+  type AggregateMember,
+  type DeaggregatedRecord,
+  type UserRecord,
+} from './kpl-aggregation.js';
 
 // Generated messages of the API. Enums are values: string enums take only their members.
 export {

@@ -1,6 +1,7 @@
-import type { ChildShard, Record as StreamRecord, Shard } from '../gen/rheos/v1/stream.js';
+import type { ChildShard, Shard } from '../gen/rheos/v1/stream.js';
 import type { RheosClient } from './client.js';
-import { pollShard, type ShardReadClient } from './shard-poller.js';
+import type { UserRecord } from './kpl-aggregation.js';
+import { pollShard, type ShardReadClient, type StartPosition } from './shard-poller.js';
 
 /**
  * Reads a whole stream in lineage order, as the KCL does: the shards without a listed parent
@@ -18,6 +19,15 @@ import { pollShard, type ShardReadClient } from './shard-poller.js';
  * missed). `follow: false` reads every open shard to its current end and then stops (closed
  * shards are always read to their end); a child whose parents were not all read to their end is
  * not started.
+ *
+ * `from: AT_TIMESTAMP` starts each root shard (no listed parent) at the timestamp. A child of
+ * ended parents starts at its trim horizon, as with TRIM_HORIZON, once a parent has yielded a
+ * record (the reading has reached the timestamp, and everything in the child is newer); a child
+ * whose parents yielded nothing (all they held was older, or they expired) starts at the
+ * timestamp itself, or it would yield records older than the timestamp.
+ *
+ * Records are KPL-deaggregated by default (see `pollShard`); each shard's GetRecords calls are
+ * paced by `minCallIntervalMs`.
  */
 
 /** The calls the reader makes: a RheosClient, or a stand-in for one in tests. */
@@ -25,10 +35,13 @@ export type LineageClient = ShardReadClient & Pick<RheosClient, 'listShards'>;
 
 export interface LineageItem {
   readonly shardId: string;
-  readonly record: StreamRecord;
+  readonly record: UserRecord;
 }
 
-export type LineageStart = { readonly type: 'TRIM_HORIZON' } | { readonly type: 'LATEST' };
+export type LineageStart =
+  | { readonly type: 'TRIM_HORIZON' }
+  | { readonly type: 'LATEST' }
+  | { readonly type: 'AT_TIMESTAMP'; readonly timestampMs: number };
 
 export interface LineageReaderOptions {
   readonly client: LineageClient;
@@ -43,6 +56,10 @@ export interface LineageReaderOptions {
   readonly limit?: number;
   /** Records read ahead of the consumer, all shards together (default 256). */
   readonly bufferSize?: number;
+  /** Yield the user records of KPL aggregates (default true; see `pollShard`). */
+  readonly deaggregate?: boolean;
+  /** Least time between two GetRecords calls of one shard (default: the poller's, 200). */
+  readonly minCallIntervalMs?: number;
 }
 
 type ShardState = 'waiting' | 'reading' | 'ended' | 'stopped';
@@ -53,6 +70,11 @@ interface TrackedShard {
   /** Listed as closed: read to its end even with `follow: false`. */
   readonly closed: boolean;
   state: ShardState;
+  /**
+   * From AT_TIMESTAMP: the reading of this shard is past the timestamp (it started at its trim
+   * horizon, or yielded a record), so its children start at their trim horizon.
+   */
+  reached?: boolean;
 }
 
 const DEFAULT_BUFFER = 256;
@@ -98,8 +120,9 @@ export async function* readLineage(options: LineageReaderOptions): AsyncGenerato
     if (!shards.has(shardId)) shards.set(shardId, shard);
   };
 
-  const start = (shardId: string, shard: TrackedShard, from: LineageStart) => {
+  const start = (shardId: string, shard: TrackedShard, from: StartPosition) => {
     shard.state = 'reading';
+    if (from.type === 'TRIM_HORIZON') shard.reached = true;
     let children: readonly ChildShard[] | undefined;
     const task = (async () => {
       const records = pollShard({
@@ -111,9 +134,14 @@ export async function* readLineage(options: LineageReaderOptions): AsyncGenerato
         signal: stop.signal,
         ...(options.idlePollMs === undefined ? {} : { idlePollMs: options.idlePollMs }),
         ...(options.limit === undefined ? {} : { limit: options.limit }),
+        ...(options.deaggregate === undefined ? {} : { deaggregate: options.deaggregate }),
+        ...(options.minCallIntervalMs === undefined
+          ? {}
+          : { minCallIntervalMs: options.minCallIntervalMs }),
         onEnd: (childShards) => (children = childShards),
       });
       for await (const record of records) {
+        shard.reached = true;
         await push({ shardId, record });
         if (stop.signal.aborted) return;
       }
@@ -150,11 +178,19 @@ export async function* readLineage(options: LineageReaderOptions): AsyncGenerato
     for (const [shardId, shard] of shards) {
       if (shard.state !== 'waiting') continue;
       if (shard.parents.every((p) => shards.get(p)?.state === 'ended')) {
-        start(shardId, shard, { type: 'TRIM_HORIZON' });
+        start(shardId, shard, firstPosition(shard));
         started = true;
       }
     }
     return started;
+  };
+
+  /** Where a shard whose parents have all ended starts. */
+  const firstPosition = (shard: TrackedShard): StartPosition => {
+    const from = options.from;
+    if (from.type !== 'AT_TIMESTAMP') return { type: 'TRIM_HORIZON' };
+    if (shard.parents.some((p) => shards.get(p)?.reached === true)) return { type: 'TRIM_HORIZON' };
+    return { type: 'AT_TIMESTAMP', timestampMs: from.timestampMs };
   };
 
   /**

@@ -97,24 +97,36 @@ describe('the buffered producer on a 3-broker cluster', () => {
           faults = faults.then(async () => {
             await h.kill(killed);
             log(`killed broker ${killed} (kill -9) after ${n} records taken`);
-            await sleep(3_000);
+            await sleep(1_000);
             await h.startBroker(killed);
             log(`broker ${killed} back`);
           });
         }
         if (n === splitAt) {
           split = (async () => {
+            // Children need three brokers that are up: split once the killed one is back.
+            await faults;
             const [first] = (await listAll(control, STREAM)).filter(
               (shard) => shard.sequenceNumberRange?.endingSequenceNumber === '',
             );
             const start = BigInt(first?.hashKeyRange?.startingHashKey ?? 0);
             const end = BigInt(first?.hashKeyRange?.endingHashKey ?? MAX_HASH_KEY);
             const t = performance.now();
-            await control.splitShard({
-              streamName: STREAM,
-              shardToSplit: first?.shardId ?? '',
-              newStartingHashKey: ((start + end + 1n) / 2n).toString(),
-            });
+            for (let attempt = 0; ; attempt++) {
+              try {
+                await control.splitShard({
+                  streamName: STREAM,
+                  shardToSplit: first?.shardId ?? '',
+                  newStartingHashKey: ((start + end + 1n) / 2n).toString(),
+                });
+                break;
+              } catch (error) {
+                // The coordinators may not have heard from the restarted broker yet.
+                const notUp = error instanceof Error && /brokers that are up/.test(error.message);
+                if (!notUp || attempt >= 50) throw error;
+                await sleep(200);
+              }
+            }
             await waitActive(control, STREAM, 90_000);
             log(`split ${first?.shardId}: ACTIVE after ${Math.round(performance.now() - t)} ms`);
           })();
