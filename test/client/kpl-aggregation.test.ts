@@ -176,7 +176,7 @@ function framed(protobuf: number[] | Buffer): Buffer {
 }
 
 describe('KPL aggregate codec', () => {
-  it('(a) aws-kinesis-agg deaggregates what we encode: keys, data, explicit hash keys, order', () => {
+  it('aws-kinesis-agg deaggregates what we encode: keys, data, explicit hash keys, order', () => {
     const random = prng(1);
     let checked = 0;
     for (let round = 0; round < 60; round++) {
@@ -201,7 +201,7 @@ describe('KPL aggregate codec', () => {
     expect(checked).toBeGreaterThan(40);
   });
 
-  it('(b) decodes what aws-kinesis-agg aggregates', async () => {
+  it('decodes what aws-kinesis-agg aggregates', async () => {
     const random = prng(2);
     for (let round = 0; round < 30; round++) {
       const mode = (['none', 'all', 'mixed'] as const)[round % 3] as 'none' | 'all' | 'mixed';
@@ -228,7 +228,7 @@ describe('KPL aggregate codec', () => {
     ]);
   });
 
-  it('(c) reads a record with the magic but a wrong MD5 as a plain record', () => {
+  it('reads a record with the magic but a wrong MD5 as a plain record', () => {
     const good = encodeAggregate([
       { partitionKey: 'a', data: Buffer.from('one') },
       { partitionKey: 'b', data: Buffer.from('two') },
@@ -258,7 +258,7 @@ describe('KPL aggregate codec', () => {
     expect(decodeAggregate(flipped)).toBeUndefined();
   });
 
-  it('(c) round-trips seeded random aggregates, and the sizer matches the encoded length exactly', () => {
+  it('round-trips seeded random aggregates, and the sizer matches the encoded length exactly', () => {
     const random = prng(3);
     let rounds = 0;
     for (let round = 0; round < 300; round++) {
@@ -490,7 +490,7 @@ function texts(records: readonly UserRecord[]): string[] {
 }
 
 describe('aggregation end to end', () => {
-  it('(d) a producer with aggregate: true stores few records; readers yield every user record in key order', async () => {
+  it('a producer with aggregate: true stores few records; readers yield every user record in key order', async () => {
     const client = await stream('s', 2);
     const producer = createProducer({
       client,
@@ -572,7 +572,7 @@ describe('aggregation end to end', () => {
     );
   });
 
-  it('(e) pollShard deaggregates aws-kinesis-agg aggregates put with putRecords, and reads plain and bad ones whole', async () => {
+  it('pollShard deaggregates aws-kinesis-agg aggregates put with putRecords, and reads plain and bad ones whole', async () => {
     const client = await stream('s', 1);
     // Explicit hash keys in ascending order (see randomMembers on aws-kinesis-agg's tables).
     const members: AggregateMember[] = Array.from({ length: 30 }, (_, i) => ({
@@ -623,7 +623,7 @@ describe('aggregation end to end', () => {
     expect(texts(read.slice(32))).toEqual(['after']);
   });
 
-  it('(f) resumes inside an aggregate: AFTER/AT a (sequence number, sub-sequence number) yields exactly the rest', async () => {
+  it('resumes inside an aggregate: AFTER/AT a (sequence number, sub-sequence number) yields exactly the rest', async () => {
     const client = await stream('s', 1);
     const aggregateOf = (tag: string, n: number) =>
       encodeAggregate(
