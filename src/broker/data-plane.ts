@@ -7,6 +7,7 @@ import {
   ResourceNotFoundError,
   RheosError,
   NotLeaderError,
+  OutOfOrderSequenceError,
   ServiceUnavailableError,
   ShardSealedError,
 } from '../common/errors.js';
@@ -62,6 +63,7 @@ import { EncryptionType } from '../gen/rheos/v1/stream.js';
 import type { Broker } from './broker.js';
 import type { ShardLocation } from './stream-directory.js';
 import type { ShardReplica } from './replica.js';
+import type { ProducerHeader } from '../storage/producer-table.js';
 
 /**
  * The data plane: PutRecord(s), GetShardIterator, GetRecords, with Kinesis semantics. Requests are
@@ -240,31 +242,29 @@ export class DataPlane {
     const results: PutRecordsResultEntry[] = new Array(entries.length);
     if (accepted < entries.length)
       results.fill(failure(this.throttledWrite(stream, shard)), accepted);
-    const outcome = await replica.propose(
-      entries.slice(0, accepted).map((e) => ({ partitionKey: e.partitionKey, data: e.data })),
-      {
-        producerId: producer.producerId,
-        epoch: producer.epoch,
-        firstSequence: producer.firstSequence,
-      },
-    );
-    for (let offset = 0; offset < accepted; offset++) {
-      const original = outcome.duplicateOf?.[offset];
-      const position =
-        outcome.duplicateOf === undefined ? { index: outcome.index, offset } : original;
-      results[offset] = {
-        shardId: shard.shardId,
-        sequenceNumber:
-          position === undefined
-            ? ''
-            : formatSequenceNumber({ incarnation: shard.incarnation, ...position }),
-        errorCode: '',
-        errorMessage: '',
-        duplicate: outcome.duplicateOf !== undefined,
-      };
-    }
+    const header = {
+      producerId: producer.producerId,
+      epoch: producer.epoch,
+      firstSequence: producer.firstSequence,
+    };
+    const stored = await proposeIdempotent(replica, entries.slice(0, accepted), header);
+    stored.forEach((one, offset) => {
+      results[offset] =
+        one instanceof Error
+          ? failure(one)
+          : {
+              shardId: shard.shardId,
+              sequenceNumber:
+                one.position === undefined
+                  ? ''
+                  : formatSequenceNumber({ incarnation: shard.incarnation, ...one.position }),
+              errorCode: '',
+              errorMessage: '',
+              duplicate: one.duplicate,
+            };
+    });
     return {
-      failedRecordCount: entries.length - accepted,
+      failedRecordCount: results.filter((r) => r.errorCode !== '').length,
       records: results,
       encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
     };
@@ -736,6 +736,55 @@ function checkIteratorArguments(request: GetShardIteratorRequest): void {
     throw new InvalidArgumentError(
       `Request specified ${name} and also a Timestamp; only AT_TIMESTAMP takes one.`,
     );
+  }
+}
+
+/** Where one record of an idempotent batch is (undefined: a duplicate older than the window). */
+interface StoredRecordPosition {
+  readonly position: LogPosition | undefined;
+  readonly duplicate: boolean;
+}
+
+/**
+ * Proposes an idempotent producer's batch; one answer per record. A batch that overlaps stored
+ * records (the retry of a batch stored in part: a throttle cut it, then its answer was lost) is
+ * refused as out of order; it is split where the shard's sequence stands, and the two parts go
+ * again: the stored part is answered as a duplicate with its positions, the rest is stored (or,
+ * on a sealed shard, refused record by record as sealed, for the children).
+ */
+async function proposeIdempotent(
+  replica: ShardReplica,
+  entries: readonly ValidEntry[],
+  header: ProducerHeader,
+  depth = 0,
+): Promise<(StoredRecordPosition | ShardSealedError)[]> {
+  const records = entries.map((e) => ({ partitionKey: e.partitionKey, data: e.data }));
+  try {
+    const outcome = await replica.propose(records, header);
+    return records.map((_, offset) => ({
+      position:
+        outcome.duplicateOf === undefined
+          ? { index: outcome.index, offset }
+          : outcome.duplicateOf[offset],
+      duplicate: outcome.duplicateOf !== undefined,
+    }));
+  } catch (error) {
+    const expected = error instanceof OutOfOrderSequenceError ? error.expectedSequence : undefined;
+    const cut = expected === undefined ? 0 : expected - header.firstSequence;
+    // One split is enough (the first part is then a duplicate, the second continues); a further
+    // refusal is answered as it is.
+    if (depth > 0 || cut <= 0 || cut >= entries.length) {
+      if (depth > 0 && error instanceof ShardSealedError) return entries.map(() => error);
+      throw error;
+    }
+    const head = await proposeIdempotent(replica, entries.slice(0, cut), header, depth + 1);
+    const tail = await proposeIdempotent(
+      replica,
+      entries.slice(cut),
+      { ...header, firstSequence: header.firstSequence + cut },
+      depth + 1,
+    );
+    return [...head, ...tail];
   }
 }
 

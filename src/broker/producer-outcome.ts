@@ -29,6 +29,7 @@ export function appendOutcome(
     case 'outOfOrder':
       throw new OutOfOrderSequenceError(
         `The batch does not continue the producer's sequence on this shard: expected sequence number ${decision.expectedSequence}.`,
+        { expectedSequence: decision.expectedSequence },
       );
   }
 }
@@ -44,8 +45,14 @@ export function sealedOutcome(
   children: readonly string[],
 ): AppendResult {
   const decision = log.decideSealed(producer, count);
-  if (decision.kind === 'accept' || decision.kind === 'outOfOrder') {
+  // A batch overlapping stored records (the retry of one stored in part, before a throttle or
+  // SEAL cut it) is refused as out of order, so the caller can split it at the expected number.
+  if (decision.kind === 'accept' || (decision.kind === 'outOfOrder' && !overlaps(decision))) {
     throw ShardSealedError.forChildren(children);
   }
   return appendOutcome(decision, 0, 0);
+
+  function overlaps(d: { readonly expectedSequence: number }): boolean {
+    return producer.firstSequence < d.expectedSequence;
+  }
 }

@@ -87,6 +87,8 @@ interface Waiter {
   readonly term: number;
   readonly arrivalMs: number;
   readonly bytes: number;
+  /** An idempotent producer's batch: its header and record count. */
+  readonly producer: { readonly header: ProducerHeader; readonly count: number } | undefined;
   readonly deadlineMs: number;
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (error: Error) => void;
@@ -243,6 +245,7 @@ export class RaftReplica implements ShardReplica {
         term: where.term,
         arrivalMs,
         bytes: data.length,
+        producer: producer === undefined ? undefined : { header: producer, count: records.length },
         deadlineMs: this.clock.monotonicMs() + this.proposalTimeoutMs,
         resolve,
         reject,
@@ -377,7 +380,17 @@ export class RaftReplica implements ShardReplica {
     const waiter = this.waiters.get(entry.index);
     if (waiter === undefined) return;
     this.release(entry.index, waiter);
-    if (refusedBy !== undefined) {
+    if (refusedBy !== undefined && waiter.producer !== undefined) {
+      // Committed after the SEAL, so this entry stored nothing; but it may be the retry of a batch
+      // stored before the SEAL (a restarted leader does not know of a SEAL in its log that is not
+      // applied yet, and takes the retry): the now final table says which.
+      try {
+        const { header, count } = waiter.producer;
+        waiter.resolve(sealedOutcome(this.store.log, header, count, refusedBy.children));
+      } catch (error) {
+        waiter.reject(error as Error);
+      }
+    } else if (refusedBy !== undefined) {
       // Committed after the SEAL: refused at apply, never readable, so nothing was stored.
       waiter.reject(ShardSealedError.forChildren(refusedBy.children));
     } else if (waiter.term === entry.term && entry.type === EntryType.Normal) {

@@ -182,8 +182,18 @@ export class ProducerFencedError extends RheosError {
  * sequence on the shard (an earlier batch is missing, or it overlaps stored ones). Definite.
  */
 export class OutOfOrderSequenceError extends RheosError {
-  constructor(message: string, options: RheosErrorOptions = {}) {
+  /**
+   * The sequence number the shard expected next, where the server knows it (not carried over the
+   * wire): a batch that starts below it and ends at or above it overlaps stored records.
+   */
+  readonly expectedSequence: number | undefined;
+
+  constructor(
+    message: string,
+    options: RheosErrorOptions & { readonly expectedSequence?: number } = {},
+  ) {
     super('OutOfOrderSequenceException', message, options);
+    this.expectedSequence = options.expectedSequence;
   }
 }
 
