@@ -6,16 +6,15 @@
  * process. Prints a table and appends one JSON line per scenario, with the commit and the machine,
  * to bench/results/put.jsonl.
  */
-import { execFile, spawn } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { createClient } from '../src/client/client.js';
 import { UNLIMITED_SHARD_LIMITS } from '../src/common/limits.js';
 import { runContext } from './lib/machine.js';
-import { freePort } from './lib/ports.js';
+import { startBenchServer } from './lib/dev-server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -47,42 +46,12 @@ const scenarios: Scenario[] = values.scenarios.split(',').map((s) => {
   return { api, batch, concurrency };
 });
 
-const dataDir = await mkdtemp(join(tmpdir(), 'rheos-bench-'));
-const grpcPort = await freePort();
-const adminPort = await freePort();
-const httpPort = await freePort();
-const endpoint = `127.0.0.1:${grpcPort}`;
-const server = spawn(
-  process.execPath,
-  [
-    join(root, 'bin', 'rheos.js'),
-    'dev',
-    '--data-dir',
-    dataDir,
-    '--grpc-port',
-    String(grpcPort),
-    '--admin-port',
-    String(adminPort),
-    '--http-port',
-    String(httpPort),
-    '--log-level',
-    'warn',
-  ],
-  { stdio: ['ignore', 'inherit', 'inherit'] },
-);
-const serverPid = server.pid as number;
+const server = await startBenchServer(root, 'rheos-bench-');
+const { endpoint, httpPort } = server;
+const serverPid = server.pid;
 
 try {
   const client = createClient({ endpoint, deadlineMs: 5_000 });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await client.describeLimits();
-      break;
-    } catch (error) {
-      if (attempt > 100) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
   await client.createStream({
     streamName: 'bench',
     shardCount: Number(values.shards),
@@ -170,7 +139,5 @@ try {
     }
   }
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((resolve) => server.once('exit', resolve));
-  await rm(dataDir, { recursive: true, force: true });
+  await server.stop();
 }

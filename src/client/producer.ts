@@ -122,6 +122,12 @@ export interface ProducerStats {
   /** Times the producer moved to a new epoch (after giving up on a numbered record). */
   readonly epochBumps: number;
   readonly bufferedBytes: number;
+  /** PutRecords calls in flight now. */
+  readonly callsInFlight: number;
+  /** Lanes with records waiting: open, closed and not yet handed on, and waiting for those. */
+  readonly lanesOpen: number;
+  readonly lanesClosing: number;
+  readonly lanesBlocked: number;
   readonly epoch: number;
   readonly producerId: number | undefined;
 }
@@ -395,6 +401,10 @@ export class Producer {
     return {
       ...this.counts,
       bufferedBytes: this.bufferedBytes,
+      callsInFlight: this.inFlight,
+      lanesOpen: this.open.length,
+      lanesClosing: this.closing.size,
+      lanesBlocked: this.open.filter((l) => l.blockedBy.size > 0).length,
       epoch: this.epoch,
       producerId: this.producerId,
     };

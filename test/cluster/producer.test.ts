@@ -22,7 +22,7 @@ import { ClusterHarness } from './harness.js';
 
 const STREAM = 'produced';
 const SOAK = process.env.RHEOS_SOAK === '1';
-const RECORDS = SOAK ? 1_000_000 : 100_000;
+const RECORDS = Number(process.env.RHEOS_PRODUCER_RECORDS ?? (SOAK ? 1_000_000 : 100_000));
 const KEYS = 2_000;
 const TIMEOUT_MS = SOAK ? 1_800_000 : 240_000;
 
@@ -74,7 +74,9 @@ describe('the buffered producer on a 3-broker cluster', () => {
         lingerMs: 20,
         // Long enough to ride out an election and a cutover, so nothing should fail for good.
         recordTtlMs: 120_000,
-        maxBufferedBytes: 8 * 1024 * 1024,
+        // Records are tiny (about 13 bytes): 1 MiB holds some 80,000, seconds of writing, well
+        // within the time to live even while a broker is down.
+        maxBufferedBytes: 1024 * 1024,
       });
 
       // Random keys; record i of a key carries "key:i", so order and duplicates show in the data.
@@ -91,6 +93,14 @@ describe('the buffered producer on a 3-broker cluster', () => {
       let killed = 0;
       let faults: Promise<void> = Promise.resolve();
       let split: Promise<void> = Promise.resolve();
+      // Progress every 5 s, so a stall shows where it started.
+      const progress = setInterval(() => {
+        const { callsInFlight, lanesOpen, lanesClosing, lanesBlocked, recordsStored, batchesSent } =
+          producer.stats();
+        log(
+          `progress: stored ${recordsStored}, batches ${batchesSent}, calls in flight ${callsInFlight}, lanes ${lanesOpen} open, ${lanesClosing} closing, ${lanesBlocked} blocked`,
+        );
+      }, 5_000);
       for (let n = 0; n < RECORDS; n++) {
         if (n === killAt) {
           killed = h.ids[n % h.ids.length] as number;
@@ -140,6 +150,7 @@ describe('the buffered producer on a 3-broker cluster', () => {
       await Promise.all([faults, split]);
       const outcomes = await Promise.allSettled(receipts);
       await producer.close();
+      clearInterval(progress);
       const stats = producer.stats();
       log(`producer: ${JSON.stringify(stats)}; answers lost on purpose ${answersLost}`);
 
