@@ -1,6 +1,7 @@
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
 import { UNLIMITED_SHARD_LIMITS, type ShardThroughputLimits } from '../common/limits.js';
+import { consumersAfterTurn } from '../coordinator/consumers.js';
 import type { MetadataChange, MetadataCommand } from '../coordinator/metadata-machine.js';
 import type { MetadataState, StreamRecord } from '../coordinator/model.js';
 import type { ReplicaManager } from './replica-manager.js';
@@ -217,6 +218,15 @@ export class Broker {
       case 'UPDATING':
         await this.openShards(stream);
         await this.dropRetiredShards(stream);
+        // The single node carries its consumers' lifecycle itself (a cluster's coordinator
+        // leader does it in its duties; a broker there has no propose).
+        if (consumersAfterTurn(stream) !== undefined) {
+          await this.options.metadata.propose?.({
+            type: 'consumerTurn',
+            name,
+            incarnation: stream.incarnation,
+          });
+        }
         return;
       case 'DELETING':
         for (const shard of stream.shards) {

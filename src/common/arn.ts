@@ -16,6 +16,32 @@ export function streamArn(identity: ServiceIdentity, streamName: string): string
   return `arn:aws:kinesis:${identity.region}:${identity.accountId}:stream/${streamName}`;
 }
 
+const CONSUMER_ARN_PATTERN =
+  /^arn:aws[a-z-]*:kinesis:([a-z0-9-]+):(\d{12}):stream\/([a-zA-Z0-9_.-]+)\/consumer\/([a-zA-Z0-9_.-]+):(\d+)$/;
+
+/** A consumer's ARN, as Kinesis writes it: the stream's, the consumer's name, its creation second. */
+export function consumerArn(
+  identity: ServiceIdentity,
+  streamName: string,
+  consumerName: string,
+  createdMs: number,
+): string {
+  return `${streamArn(identity, streamName)}/consumer/${consumerName}:${Math.floor(createdMs / 1000)}`;
+}
+
+/** The parts of a consumer ARN, or undefined if it is not one (no identity check). */
+export function parseConsumerArn(
+  arn: string,
+): { streamName: string; consumerName: string; createdS: number } | undefined {
+  const match = CONSUMER_ARN_PATTERN.exec(arn);
+  if (match === null) return undefined;
+  return {
+    streamName: match[3] as string,
+    consumerName: match[4] as string,
+    createdS: Number(match[5]),
+  };
+}
+
 /** The stream name inside a stream ARN, or undefined if it is not one (no identity check). */
 export function streamNameOfArn(arn: string): string | undefined {
   return STREAM_ARN_PATTERN.exec(arn)?.[3];

@@ -19,6 +19,12 @@ export const RETENTION_MAX_HOURS = 8760;
 export const RETENTION_DEFAULT_HOURS = 24;
 
 export const TAGS_PER_STREAM_MAX = 50;
+/** Enhanced fan-out consumers registered per stream (RegisterStreamConsumer). */
+export const CONSUMERS_PER_STREAM_MAX = 20;
+/** Consumers in CREATING at once, account-wide. */
+export const CONSUMERS_CREATING_MAX = 5;
+/** Consumer names: 1 to 128 of these characters. */
+export const CONSUMER_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,128}$/;
 export const TAG_KEY_MAX_LENGTH = 128;
 export const TAG_VALUE_MAX_LENGTH = 256;
 

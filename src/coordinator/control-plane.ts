@@ -1,3 +1,4 @@
+import { consumersOf } from './consumers.js';
 import { resolveStreamName, streamArn, type ServiceIdentity } from '../common/arn.js';
 import type { Clock } from '../common/clock.js';
 import { InvalidArgumentError, ResourceInUseError, ValidationError } from '../common/errors.js';
@@ -149,7 +150,11 @@ export class ControlPlane {
 
   async deleteStream(request: DeleteStreamRequest): Promise<void> {
     const name = this.streamName(request);
-    await this.metadata.propose({ type: 'deleteStream', name });
+    await this.metadata.propose({
+      type: 'deleteStream',
+      name,
+      enforceConsumerDeletion: request.enforceConsumerDeletion,
+    });
   }
 
   describeStream(request: DescribeStreamRequest): DescribeStreamResponse {
@@ -198,7 +203,7 @@ export class ControlPlane {
         encryptionType: EncryptionType.ENCRYPTION_TYPE_NONE,
         keyId: '',
         openShardCount: openShardCount(stream),
-        consumerCount: 0,
+        consumerCount: consumersOf(stream).length,
         shardLimits: toProtoLimits(stream.shardLimits),
         maxRecordSizeKib: 1024,
       },

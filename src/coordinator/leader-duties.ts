@@ -1,3 +1,4 @@
+import { consumersAfterTurn } from './consumers.js';
 import type { Verdict } from './failure-detector.js';
 import { keyRotationDue } from './iterator-keys.js';
 import type { MetadataCommand } from './metadata-machine.js';
@@ -9,7 +10,7 @@ import type { MetadataState } from './model.js';
  * lifecycle steps that the single node's broker used to take itself (a new stream is ACTIVE once
  * every shard has a leader that a broker reported, so a client that waits for ACTIVE can write at
  * once; a deleted stream is removed at once: brokers delete the replicas of streams that are no
- * longer in the metadata). Pure, so it is tested without a cluster; every command it returns is
+ * longer in the metadata; registered consumers become ACTIVE, deregistered ones go). Pure, so it is tested without a cluster; every command it returns is
  * idempotent against the state it was computed from (the machine ignores stale ones).
  */
 
@@ -45,6 +46,9 @@ export function leaderDuties(inputs: DutyInputs): MetadataCommand[] {
       });
     } else if (stream.status === 'DELETING') {
       commands.push({ type: 'removeStream', name: stream.name, incarnation: stream.incarnation });
+    }
+    if (stream.status !== 'DELETING' && consumersAfterTurn(stream) !== undefined) {
+      commands.push({ type: 'consumerTurn', name: stream.name, incarnation: stream.incarnation });
     }
   }
   return commands;

@@ -13,6 +13,12 @@ import {
 } from '../common/limits.js';
 import { formatSequenceNumber } from '../common/sequence-number.js';
 import { formatShardId } from '../common/shard-id.js';
+import {
+  consumersAfterTurn,
+  consumersOf,
+  withDeregisteredConsumer,
+  withRegisteredConsumer,
+} from './consumers.js';
 import { PlacementError, placeShards } from './placement.js';
 import {
   checkCanReshard,
@@ -65,7 +71,26 @@ export type MetadataCommand =
       readonly incarnation: number;
       readonly status: StreamStatus;
     }
-  | { readonly type: 'deleteStream'; readonly name: string }
+  | {
+      readonly type: 'deleteStream';
+      readonly name: string;
+      /** Kinesis' EnforceConsumerDeletion: without it, a stream with consumers is not deleted. */
+      readonly enforceConsumerDeletion?: boolean;
+    }
+  | {
+      /** RegisterStreamConsumer: the consumer is CREATING until the next lifecycle turn. */
+      readonly type: 'registerConsumer';
+      readonly name: string;
+      readonly consumerName: string;
+      readonly nowMs: number;
+    }
+  | { readonly type: 'deregisterConsumer'; readonly name: string; readonly consumerName: string }
+  | {
+      /** The lifecycle turn of a stream's consumers: CREATING to ACTIVE, DELETING removed. */
+      readonly type: 'consumerTurn';
+      readonly name: string;
+      readonly incarnation: number;
+    }
   | { readonly type: 'removeStream'; readonly name: string; readonly incarnation: number }
   | {
       readonly type: 'addTags';
@@ -169,7 +194,38 @@ export function applyCommand(
     case 'deleteStream': {
       const stream = requireStream(state, command.name, context);
       if (stream.status !== 'ACTIVE') throw inUse(stream, context);
+      if (consumersOf(stream).length > 0 && command.enforceConsumerDeletion !== true) {
+        throw new ResourceInUseError(
+          `Stream ${stream.name} under account ${context.accountId} has registered consumers; deregister them or set EnforceConsumerDeletion.`,
+        );
+      }
       return [streamChange({ ...stream, status: 'DELETING' })];
+    }
+    case 'registerConsumer': {
+      const stream = requireStream(state, command.name, context);
+      if (stream.status !== 'ACTIVE' && stream.status !== 'UPDATING') throw inUse(stream, context);
+      return [
+        streamChange(
+          withRegisteredConsumer(
+            state,
+            stream,
+            command.consumerName,
+            command.nowMs,
+            context.accountId,
+          ),
+        ),
+      ];
+    }
+    case 'deregisterConsumer': {
+      const stream = requireStream(state, command.name, context);
+      const next = withDeregisteredConsumer(stream, command.consumerName, context.accountId);
+      return next === stream ? [] : [streamChange(next)];
+    }
+    case 'consumerTurn': {
+      const stream = state.streams.get(command.name);
+      if (stream === undefined || stream.incarnation !== command.incarnation) return [];
+      const next = consumersAfterTurn(stream);
+      return next === undefined ? [] : [streamChange(next)];
     }
     case 'removeStream': {
       const stream = state.streams.get(command.name);

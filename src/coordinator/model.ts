@@ -77,6 +77,19 @@ export interface StreamRecord {
   readonly nextShardOrdinal?: number;
   /** Set while a split, merge or shard-count update is carried out (status UPDATING). */
   readonly reshard?: ReshardIntent;
+  /** Enhanced fan-out consumers registered on the stream, oldest first; absent: none. */
+  readonly consumers?: readonly ConsumerRecord[];
+}
+
+export type ConsumerStatus = 'CREATING' | 'ACTIVE' | 'DELETING';
+
+/** A registered enhanced fan-out consumer (RegisterStreamConsumer). */
+export interface ConsumerRecord {
+  /** Unique within the stream. */
+  readonly name: string;
+  readonly status: ConsumerStatus;
+  /** Also in the consumer's ARN (in seconds), so a re-registered name gets a new ARN. */
+  readonly createdMs: number;
 }
 
 export interface IteratorKeyRecord {
