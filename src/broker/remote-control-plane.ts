@@ -33,5 +33,9 @@ export function remoteControlPlane(link: CoordinatorLink): ControlApi {
     listShards: (r) => call(Control.listShards, r, true),
     listTagsForStream: (r) => call(Control.listTagsForStream, r, true),
     describeLimits: () => call(Control.describeLimits, {}, true),
+    registerStreamConsumer: (r) => call(Control.registerStreamConsumer, r, false),
+    describeStreamConsumer: (r) => call(Control.describeStreamConsumer, r, true),
+    listStreamConsumers: (r) => call(Control.listStreamConsumers, r, true),
+    deregisterStreamConsumer: change(Control.deregisterStreamConsumer),
   };
 }

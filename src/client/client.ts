@@ -10,6 +10,13 @@ import {
 } from '../gen/rheos/v1/cluster.js';
 import {
   AddTagsToStreamRequest,
+  DeregisterStreamConsumerRequest,
+  DescribeStreamConsumerRequest,
+  type DescribeStreamConsumerResponse,
+  ListStreamConsumersRequest,
+  type ListStreamConsumersResponse,
+  RegisterStreamConsumerRequest,
+  type RegisterStreamConsumerResponse,
   ControlPlaneServiceService as Control,
   CreateStreamRequest,
   DecreaseStreamRetentionPeriodRequest,
@@ -414,6 +421,42 @@ export class RheosClient {
     request: DeepPartial<UpdateShardCountRequest>,
   ): Promise<UpdateShardCountResponse> {
     return this.call(Control.updateShardCount, UpdateShardCountRequest.fromPartial(request));
+  }
+
+  registerStreamConsumer(
+    request: DeepPartial<RegisterStreamConsumerRequest>,
+  ): Promise<RegisterStreamConsumerResponse> {
+    return this.call(
+      Control.registerStreamConsumer,
+      RegisterStreamConsumerRequest.fromPartial(request),
+    );
+  }
+
+  describeStreamConsumer(
+    request: DeepPartial<DescribeStreamConsumerRequest>,
+  ): Promise<DescribeStreamConsumerResponse> {
+    return this.anyNode(
+      Control.describeStreamConsumer,
+      DescribeStreamConsumerRequest.fromPartial(request),
+    );
+  }
+
+  listStreamConsumers(
+    request: DeepPartial<ListStreamConsumersRequest>,
+  ): Promise<ListStreamConsumersResponse> {
+    return this.anyNode(
+      Control.listStreamConsumers,
+      ListStreamConsumersRequest.fromPartial(request),
+    );
+  }
+
+  async deregisterStreamConsumer(
+    request: DeepPartial<DeregisterStreamConsumerRequest>,
+  ): Promise<void> {
+    await this.call(
+      Control.deregisterStreamConsumer,
+      DeregisterStreamConsumerRequest.fromPartial(request),
+    );
   }
 
   describeLimits(): Promise<DescribeLimitsResponse> {

@@ -117,8 +117,18 @@ export {
   type PutRecordsResultEntry,
 } from '../gen/rheos/v1/data.js';
 export {
+  ConsumerStatus,
   ScalingType,
   ShardFilterType,
+  type Consumer,
+  type ConsumerDescription,
+  type DeregisterStreamConsumerRequest,
+  type DescribeStreamConsumerRequest,
+  type DescribeStreamConsumerResponse,
+  type ListStreamConsumersRequest,
+  type ListStreamConsumersResponse,
+  type RegisterStreamConsumerRequest,
+  type RegisterStreamConsumerResponse,
   type AddTagsToStreamRequest,
   type CreateStreamRequest,
   type DecreaseStreamRetentionPeriodRequest,

@@ -1,3 +1,4 @@
+import { ConsumerOperations } from './consumer-operations.js';
 import { consumersOf } from './consumers.js';
 import { resolveStreamName, streamArn, type ServiceIdentity } from '../common/arn.js';
 import type { Clock } from '../common/clock.js';
@@ -45,6 +46,13 @@ import {
   type SplitShardRequest,
   type UpdateShardCountRequest,
   type UpdateShardCountResponse,
+  type RegisterStreamConsumerRequest,
+  type RegisterStreamConsumerResponse,
+  type DescribeStreamConsumerRequest,
+  type DescribeStreamConsumerResponse,
+  type ListStreamConsumersRequest,
+  type ListStreamConsumersResponse,
+  type DeregisterStreamConsumerRequest,
 } from '../gen/rheos/v1/control.js';
 import {
   EncryptionType,
@@ -99,7 +107,29 @@ interface ListStreamsToken {
 }
 
 export class ControlPlane {
-  constructor(private readonly options: ControlPlaneOptions) {}
+  private readonly consumers: ConsumerOperations;
+
+  constructor(private readonly options: ControlPlaneOptions) {
+    this.consumers = new ConsumerOperations(options);
+  }
+
+  registerStreamConsumer(
+    request: RegisterStreamConsumerRequest,
+  ): Promise<RegisterStreamConsumerResponse> {
+    return this.consumers.register(request);
+  }
+
+  describeStreamConsumer(request: DescribeStreamConsumerRequest): DescribeStreamConsumerResponse {
+    return this.consumers.describe(request);
+  }
+
+  listStreamConsumers(request: ListStreamConsumersRequest): ListStreamConsumersResponse {
+    return this.consumers.list(request);
+  }
+
+  deregisterStreamConsumer(request: DeregisterStreamConsumerRequest): Promise<void> {
+    return this.consumers.deregister(request);
+  }
 
   private get metadata(): ControlPlaneMetadata {
     return this.options.metadata;

@@ -245,6 +245,15 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
     listShards: (r) => linearizable(() => cp.listShards(r)),
     listTagsForStream: (r) => linearizable(() => cp.listTagsForStream(r)),
     describeLimits: () => linearizable(() => cp.describeLimits()),
+    registerStreamConsumer: (request, context) =>
+      onLeader(Control.registerStreamConsumer, request, context, false, () =>
+        cp.registerStreamConsumer(request),
+      ),
+    describeStreamConsumer: (r) => linearizable(() => cp.describeStreamConsumer(r)),
+    listStreamConsumers: (r) => linearizable(() => cp.listStreamConsumers(r)),
+    deregisterStreamConsumer: change(Control.deregisterStreamConsumer, (r) =>
+      cp.deregisterStreamConsumer(r),
+    ),
   };
 
   return { coordinator, control };

@@ -1,7 +1,7 @@
 import { Validator } from '../common/validation.js';
 import type { NativeApi } from '../server/native-api.js';
 
-import { ScalingType, ShardFilterType } from '../gen/rheos/v1/control.js';
+import { ScalingType, ShardFilterType, type Consumer } from '../gen/rheos/v1/control.js';
 import { ShardIteratorType } from '../gen/rheos/v1/data.js';
 import {
   EncryptionType,
@@ -41,18 +41,14 @@ export const NOT_YET_SUPPORTED: ReadonlySet<string> = new Set([
   'CreateChannel',
   'DeleteChannel',
   'DeleteResourcePolicy',
-  'DeregisterStreamConsumer',
   'DescribeAccountSettings',
   'DescribeChannel',
-  'DescribeStreamConsumer',
   'DisableEnhancedMonitoring',
   'EnableEnhancedMonitoring',
   'GetResourcePolicy',
   'ListChannels',
-  'ListStreamConsumers',
   'ListTagsForResource',
   'PutResourcePolicy',
-  'RegisterStreamConsumer',
   'StartStreamEncryption',
   'StopStreamEncryption',
   'SubscribeToShard',
@@ -105,6 +101,27 @@ function streamMode(input: JsonObject): StreamMode {
     optionalString(details, 'StreamMode'),
     'streamModeDetails.streamMode',
   );
+}
+
+function consumerRef(input: JsonObject): {
+  streamArn: string;
+  consumerName: string;
+  consumerArn: string;
+} {
+  return {
+    streamArn: string(input, 'StreamARN'),
+    consumerName: string(input, 'ConsumerName'),
+    consumerArn: string(input, 'ConsumerARN'),
+  };
+}
+
+function consumerJson(c: Consumer): JsonObject {
+  return {
+    ConsumerName: c.consumerName,
+    ConsumerARN: c.consumerArn,
+    ConsumerStatus: enumName(c.consumerStatus, 'CONSUMER_STATUS_'),
+    ConsumerCreationTimestamp: seconds(c.consumerCreationTimestampMs),
+  };
 }
 
 function shardJson(shard: Shard): JsonObject {
@@ -251,6 +268,38 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
           }),
     });
     return compact({ Shards: r.shards.map(shardJson), NextToken: r.nextToken });
+  },
+
+  async RegisterStreamConsumer(api, input) {
+    const { consumer } = await api.registerStreamConsumer({
+      streamArn: string(input, 'StreamARN'),
+      consumerName: string(input, 'ConsumerName'),
+    });
+    if (consumer === undefined) throw new Error('RegisterStreamConsumer returned no consumer');
+    return { Consumer: consumerJson(consumer) };
+  },
+
+  async DescribeStreamConsumer(api, input) {
+    const { consumerDescription: d } = await api.describeStreamConsumer(consumerRef(input));
+    if (d === undefined) throw new Error('DescribeStreamConsumer returned no description');
+    return { ConsumerDescription: { ...consumerJson(d), StreamARN: d.streamArn } };
+  },
+
+  async ListStreamConsumers(api, input) {
+    const maxResults = optionalInteger(input, 'MaxResults');
+    const creationMs = optionalTimestampMs(input, 'StreamCreationTimestamp');
+    const r = await api.listStreamConsumers({
+      streamArn: string(input, 'StreamARN'),
+      nextToken: string(input, 'NextToken'),
+      ...(maxResults === undefined ? {} : { maxResults }),
+      ...(creationMs === undefined ? {} : { streamCreationTimestampMs: creationMs }),
+    });
+    return compact({ Consumers: r.consumers.map(consumerJson), NextToken: r.nextToken });
+  },
+
+  async DeregisterStreamConsumer(api, input) {
+    await api.deregisterStreamConsumer(consumerRef(input));
+    return {};
   },
 
   async AddTagsToStream(api, input) {

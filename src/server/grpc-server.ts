@@ -145,6 +145,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       splitShard: unary('SplitShard', async (r, c) => (await api.splitShard(r, c), empty)),
       mergeShards: unary('MergeShards', async (r, c) => (await api.mergeShards(r, c), empty)),
       updateShardCount: unary('UpdateShardCount', (r, c) => api.updateShardCount(r, c)),
+      registerStreamConsumer: unary('RegisterStreamConsumer', (r, c) =>
+        api.registerStreamConsumer(r, c),
+      ),
+      describeStreamConsumer: unary('DescribeStreamConsumer', (r, c) =>
+        api.describeStreamConsumer(r, c),
+      ),
+      listStreamConsumers: unary('ListStreamConsumers', (r, c) => api.listStreamConsumers(r, c)),
+      deregisterStreamConsumer: unary(
+        'DeregisterStreamConsumer',
+        async (r, c) => (await api.deregisterStreamConsumer(r, c), empty),
+      ),
     };
     server.addService(safeDecoding(ControlPlaneServiceService), controlService);
   }

@@ -23,6 +23,13 @@ import type {
   UpdateShardCountRequest,
   UpdateShardCountResponse,
   UpdateStreamModeRequest,
+  RegisterStreamConsumerRequest,
+  RegisterStreamConsumerResponse,
+  DescribeStreamConsumerRequest,
+  DescribeStreamConsumerResponse,
+  ListStreamConsumersRequest,
+  ListStreamConsumersResponse,
+  DeregisterStreamConsumerRequest,
 } from '../gen/rheos/v1/control.js';
 import type {
   GetRecordsRequest,
@@ -88,6 +95,22 @@ export interface ControlApi {
     request: UpdateShardCountRequest,
     context?: CallContext,
   ): Promise<UpdateShardCountResponse>;
+  registerStreamConsumer(
+    request: RegisterStreamConsumerRequest,
+    context?: CallContext,
+  ): Promise<RegisterStreamConsumerResponse>;
+  describeStreamConsumer(
+    request: DescribeStreamConsumerRequest,
+    context?: CallContext,
+  ): Promise<DescribeStreamConsumerResponse>;
+  listStreamConsumers(
+    request: ListStreamConsumersRequest,
+    context?: CallContext,
+  ): Promise<ListStreamConsumersResponse>;
+  deregisterStreamConsumer(
+    request: DeregisterStreamConsumerRequest,
+    context?: CallContext,
+  ): Promise<void>;
 }
 
 export interface CallContext {
@@ -125,5 +148,9 @@ export function controlApiOf(control: ControlPlane): ControlApi {
     splitShard: (r) => control.splitShard(r),
     mergeShards: (r) => control.mergeShards(r),
     updateShardCount: (r) => control.updateShardCount(r),
+    registerStreamConsumer: (r) => control.registerStreamConsumer(r),
+    describeStreamConsumer: async (r) => control.describeStreamConsumer(r),
+    listStreamConsumers: async (r) => control.listStreamConsumers(r),
+    deregisterStreamConsumer: (r) => control.deregisterStreamConsumer(r),
   };
 }

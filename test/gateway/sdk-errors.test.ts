@@ -1915,9 +1915,16 @@ describe.each(HANDLERS)('%s', (_label, kind) => {
       for (const served of ['SplitShard', 'MergeShards', 'UpdateShardCount']) {
         expect(names).not.toContain(served);
       }
+      for (const served of [
+        'RegisterStreamConsumer',
+        'DescribeStreamConsumer',
+        'ListStreamConsumers',
+        'DeregisterStreamConsumer',
+      ]) {
+        expect(names).not.toContain(served);
+      }
       for (const required of [
         'SubscribeToShard',
-        'RegisterStreamConsumer',
         'StartStreamEncryption',
         'EnableEnhancedMonitoring',
       ]) {

@@ -776,7 +776,7 @@ describe.each(PROTOCOLS)('malformed requests over %s', (protocol) => {
     expect(reply.headers['x-amzn-errortype']).toBe('UnknownOperationException');
   });
 
-  it.each(['SubscribeToShard', 'RegisterStreamConsumer', 'StartStreamEncryption'])(
+  it.each(['SubscribeToShard', 'EnableEnhancedMonitoring', 'StartStreamEncryption'])(
     'known but unsupported %s -> 400 UnsupportedOperationException',
     async (operation) => {
       const reply = await call(protocol, main, PREFIX + operation, '{"StreamName": "junk"}');
@@ -795,7 +795,7 @@ describe('HTTP/1.1 connections survive refused requests', () => {
           rawRequest(`${PREFIX}DescribeLimits`, '{"broken'),
           // Refused before its body is read: the unread body must not become the next request.
           rawRequest(`${PREFIX}Frobnicate`, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
-          rawRequest(`${PREFIX}RegisterStreamConsumer`, '{"StreamARN": "junk"}'),
+          rawRequest(`${PREFIX}StartStreamEncryption`, '{"StreamARN": "junk"}'),
           rawRequest(`${PREFIX}DescribeLimits`, '{}'),
         ]),
       );

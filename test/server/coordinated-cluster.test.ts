@@ -264,6 +264,34 @@ describe('brokers placed by a coordinator (in one process)', () => {
     expect(one.shardId).not.toBe('shardId-000000000000');
   });
 
+  it('registers fan-out consumers through any broker; the coordinator leader makes them ACTIVE and removes them', async () => {
+    const c = await startCluster();
+    for (let n = 0; n < 3; n++) await c.start(n);
+    const client = c.client();
+    await client.createStream({ streamName: 'fan', shardCount: 1 });
+    await client.waitForStreamActive('fan', 20_000);
+    const streamArn = 'arn:aws:kinesis:us-east-1:000000000000:stream/fan';
+    const { consumer } = await client.registerStreamConsumer({ streamArn, consumerName: 'app' });
+    const consumerArn = consumer?.consumerArn as string;
+    const statusOf = async () =>
+      (await client.describeStreamConsumer({ consumerArn })).consumerDescription?.consumerStatus;
+    for (
+      let attempt = 0;
+      attempt < 200 && (await statusOf()) !== 'CONSUMER_STATUS_ACTIVE';
+      attempt++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await statusOf()).toBe('CONSUMER_STATUS_ACTIVE');
+    await client.deregisterStreamConsumer({ streamArn, consumerName: 'app' });
+    let listed = 1;
+    for (let attempt = 0; attempt < 200 && listed > 0; attempt++) {
+      listed = (await client.listStreamConsumers({ streamArn })).consumers.length;
+      if (listed > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(listed).toBe(0);
+  });
+
   it('a broker refuses a data folder of another cluster, and a second id for its folder', async () => {
     const c = await startCluster();
     const first = await c.start(0);

@@ -130,6 +130,51 @@ export function scalingTypeToNumber(object: ScalingType): number {
   }
 }
 
+export enum ConsumerStatus {
+  CONSUMER_STATUS_UNSPECIFIED = 'CONSUMER_STATUS_UNSPECIFIED',
+  CONSUMER_STATUS_CREATING = 'CONSUMER_STATUS_CREATING',
+  CONSUMER_STATUS_DELETING = 'CONSUMER_STATUS_DELETING',
+  CONSUMER_STATUS_ACTIVE = 'CONSUMER_STATUS_ACTIVE',
+  UNRECOGNIZED = 'UNRECOGNIZED',
+}
+
+export function consumerStatusFromJSON(object: any): ConsumerStatus {
+  switch (object) {
+    case 0:
+    case 'CONSUMER_STATUS_UNSPECIFIED':
+      return ConsumerStatus.CONSUMER_STATUS_UNSPECIFIED;
+    case 1:
+    case 'CONSUMER_STATUS_CREATING':
+      return ConsumerStatus.CONSUMER_STATUS_CREATING;
+    case 2:
+    case 'CONSUMER_STATUS_DELETING':
+      return ConsumerStatus.CONSUMER_STATUS_DELETING;
+    case 3:
+    case 'CONSUMER_STATUS_ACTIVE':
+      return ConsumerStatus.CONSUMER_STATUS_ACTIVE;
+    case -1:
+    case 'UNRECOGNIZED':
+    default:
+      return ConsumerStatus.UNRECOGNIZED;
+  }
+}
+
+export function consumerStatusToNumber(object: ConsumerStatus): number {
+  switch (object) {
+    case ConsumerStatus.CONSUMER_STATUS_UNSPECIFIED:
+      return 0;
+    case ConsumerStatus.CONSUMER_STATUS_CREATING:
+      return 1;
+    case ConsumerStatus.CONSUMER_STATUS_DELETING:
+      return 2;
+    case ConsumerStatus.CONSUMER_STATUS_ACTIVE:
+      return 3;
+    case ConsumerStatus.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
 export interface CreateStreamRequest {
   streamName: string;
   /** Required in PROVISIONED mode; ON_DEMAND streams start with the server's default shard count. */
@@ -310,6 +355,62 @@ export interface UpdateShardCountResponse {
   currentShardCount: number;
   targetShardCount: number;
 }
+
+export interface Consumer {
+  consumerName: string;
+  consumerArn: string;
+  consumerStatus: ConsumerStatus;
+  consumerCreationTimestampMs: number;
+}
+
+export interface ConsumerDescription {
+  consumerName: string;
+  consumerArn: string;
+  consumerStatus: ConsumerStatus;
+  consumerCreationTimestampMs: number;
+  streamArn: string;
+}
+
+export interface RegisterStreamConsumerRequest {
+  streamArn: string;
+  consumerName: string;
+}
+
+export interface RegisterStreamConsumerResponse {
+  consumer?: Consumer | undefined;
+}
+
+/** Names the consumer by its ARN, or by the stream's ARN and the consumer's name. */
+export interface DescribeStreamConsumerRequest {
+  streamArn: string;
+  consumerName: string;
+  consumerArn: string;
+}
+
+export interface DescribeStreamConsumerResponse {
+  consumerDescription?: ConsumerDescription | undefined;
+}
+
+export interface ListStreamConsumersRequest {
+  streamArn: string;
+  nextToken: string;
+  maxResults?: number | undefined;
+  /** Which incarnation of the stream is meant; absent: the current one. */
+  streamCreationTimestampMs?: number | undefined;
+}
+
+export interface ListStreamConsumersResponse {
+  consumers: Consumer[];
+  nextToken: string;
+}
+
+export interface DeregisterStreamConsumerRequest {
+  streamArn: string;
+  consumerName: string;
+  consumerArn: string;
+}
+
+export interface DeregisterStreamConsumerResponse {}
 
 function createBaseCreateStreamRequest(): CreateStreamRequest {
   return {
@@ -3005,6 +3106,816 @@ export const UpdateShardCountResponse: MessageFns<UpdateShardCountResponse> = {
   },
 };
 
+function createBaseConsumer(): Consumer {
+  return {
+    consumerName: '',
+    consumerArn: '',
+    consumerStatus: ConsumerStatus.CONSUMER_STATUS_UNSPECIFIED,
+    consumerCreationTimestampMs: 0,
+  };
+}
+
+export const Consumer: MessageFns<Consumer> = {
+  encode(message: Consumer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.consumerName !== '') {
+      writer.uint32(10).string(message.consumerName);
+    }
+    if (message.consumerArn !== '') {
+      writer.uint32(18).string(message.consumerArn);
+    }
+    if (message.consumerStatus !== ConsumerStatus.CONSUMER_STATUS_UNSPECIFIED) {
+      writer.uint32(24).int32(consumerStatusToNumber(message.consumerStatus));
+    }
+    if (message.consumerCreationTimestampMs !== 0) {
+      writer.uint32(32).int64(message.consumerCreationTimestampMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Consumer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConsumer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumerName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.consumerArn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.consumerStatus = consumerStatusFromJSON(reader.int32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.consumerCreationTimestampMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Consumer>, I>>(base?: I): Consumer {
+    return Consumer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Consumer>, I>>(object: I): Consumer {
+    const message = createBaseConsumer();
+    message.consumerName = object.consumerName ?? '';
+    message.consumerArn = object.consumerArn ?? '';
+    message.consumerStatus = object.consumerStatus ?? ConsumerStatus.CONSUMER_STATUS_UNSPECIFIED;
+    message.consumerCreationTimestampMs = object.consumerCreationTimestampMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseConsumerDescription(): ConsumerDescription {
+  return {
+    consumerName: '',
+    consumerArn: '',
+    consumerStatus: ConsumerStatus.CONSUMER_STATUS_UNSPECIFIED,
+    consumerCreationTimestampMs: 0,
+    streamArn: '',
+  };
+}
+
+export const ConsumerDescription: MessageFns<ConsumerDescription> = {
+  encode(message: ConsumerDescription, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.consumerName !== '') {
+      writer.uint32(10).string(message.consumerName);
+    }
+    if (message.consumerArn !== '') {
+      writer.uint32(18).string(message.consumerArn);
+    }
+    if (message.consumerStatus !== ConsumerStatus.CONSUMER_STATUS_UNSPECIFIED) {
+      writer.uint32(24).int32(consumerStatusToNumber(message.consumerStatus));
+    }
+    if (message.consumerCreationTimestampMs !== 0) {
+      writer.uint32(32).int64(message.consumerCreationTimestampMs);
+    }
+    if (message.streamArn !== '') {
+      writer.uint32(42).string(message.streamArn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConsumerDescription {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConsumerDescription();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumerName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.consumerArn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.consumerStatus = consumerStatusFromJSON(reader.int32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.consumerCreationTimestampMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ConsumerDescription>, I>>(base?: I): ConsumerDescription {
+    return ConsumerDescription.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConsumerDescription>, I>>(
+    object: I,
+  ): ConsumerDescription {
+    const message = createBaseConsumerDescription();
+    message.consumerName = object.consumerName ?? '';
+    message.consumerArn = object.consumerArn ?? '';
+    message.consumerStatus = object.consumerStatus ?? ConsumerStatus.CONSUMER_STATUS_UNSPECIFIED;
+    message.consumerCreationTimestampMs = object.consumerCreationTimestampMs ?? 0;
+    message.streamArn = object.streamArn ?? '';
+    return message;
+  },
+};
+
+function createBaseRegisterStreamConsumerRequest(): RegisterStreamConsumerRequest {
+  return { streamArn: '', consumerName: '' };
+}
+
+export const RegisterStreamConsumerRequest: MessageFns<RegisterStreamConsumerRequest> = {
+  encode(
+    message: RegisterStreamConsumerRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.streamArn !== '') {
+      writer.uint32(10).string(message.streamArn);
+    }
+    if (message.consumerName !== '') {
+      writer.uint32(18).string(message.consumerName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterStreamConsumerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterStreamConsumerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.consumerName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RegisterStreamConsumerRequest>, I>>(
+    base?: I,
+  ): RegisterStreamConsumerRequest {
+    return RegisterStreamConsumerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterStreamConsumerRequest>, I>>(
+    object: I,
+  ): RegisterStreamConsumerRequest {
+    const message = createBaseRegisterStreamConsumerRequest();
+    message.streamArn = object.streamArn ?? '';
+    message.consumerName = object.consumerName ?? '';
+    return message;
+  },
+};
+
+function createBaseRegisterStreamConsumerResponse(): RegisterStreamConsumerResponse {
+  return { consumer: undefined };
+}
+
+export const RegisterStreamConsumerResponse: MessageFns<RegisterStreamConsumerResponse> = {
+  encode(
+    message: RegisterStreamConsumerResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.consumer !== undefined) {
+      Consumer.encode(message.consumer, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RegisterStreamConsumerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRegisterStreamConsumerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumer = Consumer.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RegisterStreamConsumerResponse>, I>>(
+    base?: I,
+  ): RegisterStreamConsumerResponse {
+    return RegisterStreamConsumerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RegisterStreamConsumerResponse>, I>>(
+    object: I,
+  ): RegisterStreamConsumerResponse {
+    const message = createBaseRegisterStreamConsumerResponse();
+    message.consumer =
+      object.consumer !== undefined && object.consumer !== null
+        ? Consumer.fromPartial(object.consumer)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseDescribeStreamConsumerRequest(): DescribeStreamConsumerRequest {
+  return { streamArn: '', consumerName: '', consumerArn: '' };
+}
+
+export const DescribeStreamConsumerRequest: MessageFns<DescribeStreamConsumerRequest> = {
+  encode(
+    message: DescribeStreamConsumerRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.streamArn !== '') {
+      writer.uint32(10).string(message.streamArn);
+    }
+    if (message.consumerName !== '') {
+      writer.uint32(18).string(message.consumerName);
+    }
+    if (message.consumerArn !== '') {
+      writer.uint32(26).string(message.consumerArn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeStreamConsumerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeStreamConsumerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.consumerName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.consumerArn = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DescribeStreamConsumerRequest>, I>>(
+    base?: I,
+  ): DescribeStreamConsumerRequest {
+    return DescribeStreamConsumerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeStreamConsumerRequest>, I>>(
+    object: I,
+  ): DescribeStreamConsumerRequest {
+    const message = createBaseDescribeStreamConsumerRequest();
+    message.streamArn = object.streamArn ?? '';
+    message.consumerName = object.consumerName ?? '';
+    message.consumerArn = object.consumerArn ?? '';
+    return message;
+  },
+};
+
+function createBaseDescribeStreamConsumerResponse(): DescribeStreamConsumerResponse {
+  return { consumerDescription: undefined };
+}
+
+export const DescribeStreamConsumerResponse: MessageFns<DescribeStreamConsumerResponse> = {
+  encode(
+    message: DescribeStreamConsumerResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.consumerDescription !== undefined) {
+      ConsumerDescription.encode(message.consumerDescription, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeStreamConsumerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeStreamConsumerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumerDescription = ConsumerDescription.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DescribeStreamConsumerResponse>, I>>(
+    base?: I,
+  ): DescribeStreamConsumerResponse {
+    return DescribeStreamConsumerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeStreamConsumerResponse>, I>>(
+    object: I,
+  ): DescribeStreamConsumerResponse {
+    const message = createBaseDescribeStreamConsumerResponse();
+    message.consumerDescription =
+      object.consumerDescription !== undefined && object.consumerDescription !== null
+        ? ConsumerDescription.fromPartial(object.consumerDescription)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseListStreamConsumersRequest(): ListStreamConsumersRequest {
+  return {
+    streamArn: '',
+    nextToken: '',
+    maxResults: undefined,
+    streamCreationTimestampMs: undefined,
+  };
+}
+
+export const ListStreamConsumersRequest: MessageFns<ListStreamConsumersRequest> = {
+  encode(
+    message: ListStreamConsumersRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.streamArn !== '') {
+      writer.uint32(10).string(message.streamArn);
+    }
+    if (message.nextToken !== '') {
+      writer.uint32(18).string(message.nextToken);
+    }
+    if (message.maxResults !== undefined) {
+      writer.uint32(24).uint32(message.maxResults);
+    }
+    if (message.streamCreationTimestampMs !== undefined) {
+      writer.uint32(32).int64(message.streamCreationTimestampMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListStreamConsumersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListStreamConsumersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxResults = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.streamCreationTimestampMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListStreamConsumersRequest>, I>>(
+    base?: I,
+  ): ListStreamConsumersRequest {
+    return ListStreamConsumersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListStreamConsumersRequest>, I>>(
+    object: I,
+  ): ListStreamConsumersRequest {
+    const message = createBaseListStreamConsumersRequest();
+    message.streamArn = object.streamArn ?? '';
+    message.nextToken = object.nextToken ?? '';
+    message.maxResults = object.maxResults ?? undefined;
+    message.streamCreationTimestampMs = object.streamCreationTimestampMs ?? undefined;
+    return message;
+  },
+};
+
+function createBaseListStreamConsumersResponse(): ListStreamConsumersResponse {
+  return { consumers: [], nextToken: '' };
+}
+
+export const ListStreamConsumersResponse: MessageFns<ListStreamConsumersResponse> = {
+  encode(
+    message: ListStreamConsumersResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    for (const v of message.consumers) {
+      Consumer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextToken !== '') {
+      writer.uint32(18).string(message.nextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListStreamConsumersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListStreamConsumersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumers.push(Consumer.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListStreamConsumersResponse>, I>>(
+    base?: I,
+  ): ListStreamConsumersResponse {
+    return ListStreamConsumersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListStreamConsumersResponse>, I>>(
+    object: I,
+  ): ListStreamConsumersResponse {
+    const message = createBaseListStreamConsumersResponse();
+    message.consumers = object.consumers?.map((e) => Consumer.fromPartial(e)) || [];
+    message.nextToken = object.nextToken ?? '';
+    return message;
+  },
+};
+
+function createBaseDeregisterStreamConsumerRequest(): DeregisterStreamConsumerRequest {
+  return { streamArn: '', consumerName: '', consumerArn: '' };
+}
+
+export const DeregisterStreamConsumerRequest: MessageFns<DeregisterStreamConsumerRequest> = {
+  encode(
+    message: DeregisterStreamConsumerRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.streamArn !== '') {
+      writer.uint32(10).string(message.streamArn);
+    }
+    if (message.consumerName !== '') {
+      writer.uint32(18).string(message.consumerName);
+    }
+    if (message.consumerArn !== '') {
+      writer.uint32(26).string(message.consumerArn);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeregisterStreamConsumerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeregisterStreamConsumerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamArn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.consumerName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.consumerArn = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeregisterStreamConsumerRequest>, I>>(
+    base?: I,
+  ): DeregisterStreamConsumerRequest {
+    return DeregisterStreamConsumerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeregisterStreamConsumerRequest>, I>>(
+    object: I,
+  ): DeregisterStreamConsumerRequest {
+    const message = createBaseDeregisterStreamConsumerRequest();
+    message.streamArn = object.streamArn ?? '';
+    message.consumerName = object.consumerName ?? '';
+    message.consumerArn = object.consumerArn ?? '';
+    return message;
+  },
+};
+
+function createBaseDeregisterStreamConsumerResponse(): DeregisterStreamConsumerResponse {
+  return {};
+}
+
+export const DeregisterStreamConsumerResponse: MessageFns<DeregisterStreamConsumerResponse> = {
+  encode(
+    _: DeregisterStreamConsumerResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeregisterStreamConsumerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeregisterStreamConsumerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeregisterStreamConsumerResponse>, I>>(
+    base?: I,
+  ): DeregisterStreamConsumerResponse {
+    return DeregisterStreamConsumerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeregisterStreamConsumerResponse>, I>>(
+    _: I,
+  ): DeregisterStreamConsumerResponse {
+    const message = createBaseDeregisterStreamConsumerResponse();
+    return message;
+  },
+};
+
 export type ControlPlaneServiceService = typeof ControlPlaneServiceService;
 export const ControlPlaneServiceService = {
   createStream: {
@@ -3206,6 +4117,59 @@ export const ControlPlaneServiceService = {
     responseDeserialize: (value: Buffer): UpdateShardCountResponse =>
       UpdateShardCountResponse.decode(value),
   },
+  /** Enhanced fan-out consumers: registered CREATING, ACTIVE shortly after; 20 per stream. */
+  registerStreamConsumer: {
+    path: '/rheos.v1.ControlPlaneService/RegisterStreamConsumer' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RegisterStreamConsumerRequest): Buffer =>
+      Buffer.from(RegisterStreamConsumerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RegisterStreamConsumerRequest =>
+      RegisterStreamConsumerRequest.decode(value),
+    responseSerialize: (value: RegisterStreamConsumerResponse): Buffer =>
+      Buffer.from(RegisterStreamConsumerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RegisterStreamConsumerResponse =>
+      RegisterStreamConsumerResponse.decode(value),
+  },
+  describeStreamConsumer: {
+    path: '/rheos.v1.ControlPlaneService/DescribeStreamConsumer' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeStreamConsumerRequest): Buffer =>
+      Buffer.from(DescribeStreamConsumerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeStreamConsumerRequest =>
+      DescribeStreamConsumerRequest.decode(value),
+    responseSerialize: (value: DescribeStreamConsumerResponse): Buffer =>
+      Buffer.from(DescribeStreamConsumerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeStreamConsumerResponse =>
+      DescribeStreamConsumerResponse.decode(value),
+  },
+  listStreamConsumers: {
+    path: '/rheos.v1.ControlPlaneService/ListStreamConsumers' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListStreamConsumersRequest): Buffer =>
+      Buffer.from(ListStreamConsumersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListStreamConsumersRequest =>
+      ListStreamConsumersRequest.decode(value),
+    responseSerialize: (value: ListStreamConsumersResponse): Buffer =>
+      Buffer.from(ListStreamConsumersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListStreamConsumersResponse =>
+      ListStreamConsumersResponse.decode(value),
+  },
+  deregisterStreamConsumer: {
+    path: '/rheos.v1.ControlPlaneService/DeregisterStreamConsumer' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeregisterStreamConsumerRequest): Buffer =>
+      Buffer.from(DeregisterStreamConsumerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeregisterStreamConsumerRequest =>
+      DeregisterStreamConsumerRequest.decode(value),
+    responseSerialize: (value: DeregisterStreamConsumerResponse): Buffer =>
+      Buffer.from(DeregisterStreamConsumerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeregisterStreamConsumerResponse =>
+      DeregisterStreamConsumerResponse.decode(value),
+  },
 } as const;
 
 export interface ControlPlaneServiceServer extends UntypedServiceImplementation {
@@ -3235,6 +4199,20 @@ export interface ControlPlaneServiceServer extends UntypedServiceImplementation 
   splitShard: handleUnaryCall<SplitShardRequest, SplitShardResponse>;
   mergeShards: handleUnaryCall<MergeShardsRequest, MergeShardsResponse>;
   updateShardCount: handleUnaryCall<UpdateShardCountRequest, UpdateShardCountResponse>;
+  /** Enhanced fan-out consumers: registered CREATING, ACTIVE shortly after; 20 per stream. */
+  registerStreamConsumer: handleUnaryCall<
+    RegisterStreamConsumerRequest,
+    RegisterStreamConsumerResponse
+  >;
+  describeStreamConsumer: handleUnaryCall<
+    DescribeStreamConsumerRequest,
+    DescribeStreamConsumerResponse
+  >;
+  listStreamConsumers: handleUnaryCall<ListStreamConsumersRequest, ListStreamConsumersResponse>;
+  deregisterStreamConsumer: handleUnaryCall<
+    DeregisterStreamConsumerRequest,
+    DeregisterStreamConsumerResponse
+  >;
 }
 
 export interface ControlPlaneServiceClient extends Client {
@@ -3478,6 +4456,67 @@ export interface ControlPlaneServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpdateShardCountResponse) => void,
+  ): ClientUnaryCall;
+  /** Enhanced fan-out consumers: registered CREATING, ACTIVE shortly after; 20 per stream. */
+  registerStreamConsumer(
+    request: RegisterStreamConsumerRequest,
+    callback: (error: ServiceError | null, response: RegisterStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  registerStreamConsumer(
+    request: RegisterStreamConsumerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RegisterStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  registerStreamConsumer(
+    request: RegisterStreamConsumerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RegisterStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  describeStreamConsumer(
+    request: DescribeStreamConsumerRequest,
+    callback: (error: ServiceError | null, response: DescribeStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  describeStreamConsumer(
+    request: DescribeStreamConsumerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  describeStreamConsumer(
+    request: DescribeStreamConsumerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  listStreamConsumers(
+    request: ListStreamConsumersRequest,
+    callback: (error: ServiceError | null, response: ListStreamConsumersResponse) => void,
+  ): ClientUnaryCall;
+  listStreamConsumers(
+    request: ListStreamConsumersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListStreamConsumersResponse) => void,
+  ): ClientUnaryCall;
+  listStreamConsumers(
+    request: ListStreamConsumersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListStreamConsumersResponse) => void,
+  ): ClientUnaryCall;
+  deregisterStreamConsumer(
+    request: DeregisterStreamConsumerRequest,
+    callback: (error: ServiceError | null, response: DeregisterStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  deregisterStreamConsumer(
+    request: DeregisterStreamConsumerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeregisterStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  deregisterStreamConsumer(
+    request: DeregisterStreamConsumerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeregisterStreamConsumerResponse) => void,
   ): ClientUnaryCall;
 }
 
