@@ -194,7 +194,7 @@ describe('buffered producer', () => {
     const outcomes = await producer.putMany(trickle());
     await producer.close();
     expect(outcomes.every((o) => o.ok)).toBe(true);
-    expect(lossy.lost).toBeGreaterThan(5);
+    expect(lossy.lost).toBeGreaterThan(0);
     expect(producer.stats().epochBumps).toBe(0);
     expect(producer.stats().duplicatesCaught).toBeGreaterThan(0);
     expect(await audit(client, 's', sent)).toEqual({
