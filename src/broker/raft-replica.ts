@@ -36,6 +36,7 @@ import type {
   ShardReplica,
 } from './replica.js';
 import { appendOutcome, sealedOutcome } from './producer-outcome.js';
+import { ReadableSignal } from './readable-signal.js';
 import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
 
 /**
@@ -122,6 +123,8 @@ export class RaftReplica implements ShardReplica {
    * overwritten, the coordinator seals again, and the refused writes were never stored.
    */
   private sealSeen: readonly string[] | undefined;
+  /** Wakes push readers when entries become readable (applied here). */
+  private readonly readableSignal: ReadableSignal;
 
   constructor(private readonly options: RaftReplicaOptions) {
     this.shard = options.shard;
@@ -130,6 +133,7 @@ export class RaftReplica implements ShardReplica {
     this.host = options.host;
     this.clock = options.clock;
     this.applied = options.appliedIndex;
+    this.readableSignal = new ReadableSignal(this.applied);
     this.lastArrivalMs = options.lastArrivalMs;
     this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
     this.proposalTimeoutMs = options.proposalTimeoutMs ?? 10_000;
@@ -338,6 +342,11 @@ export class RaftReplica implements ShardReplica {
       this.settleSeal(entry);
       this.settle(entry, 'applied', refused ? seal : undefined);
     }
+    this.readableSignal.advance(this.applied);
+  }
+
+  waitReadable(afterIndex: number, signal?: AbortSignal): Promise<void> {
+    return this.readableSignal.wait(afterIndex, signal);
   }
 
   private settleSeal(entry: Entry): void {
@@ -480,6 +489,7 @@ export class RaftReplica implements ShardReplica {
   /** Refuses new writes and fails those in flight (their outcome is unknown). */
   async close(): Promise<void> {
     this.closed = true;
+    this.readableSignal.close();
     this.failAll(
       () =>
         new ServiceUnavailableError(

@@ -77,6 +77,12 @@ export interface ShardReplica {
   /** The applied seal, if any. */
   sealed(): ShardSeal | undefined;
   read(from: LogPosition, limits: ReadLimits): Promise<ReadResult>;
+  /**
+   * Resolves once an entry above `afterIndex` is readable here, or the replica closes, or
+   * `signal` aborts (never rejects, except when too many readers already wait): a push reader
+   * sends records as they commit instead of polling.
+   */
+  waitReadable(afterIndex: number, signal?: AbortSignal): Promise<void>;
   /** The oldest position still stored. */
   trimHorizon(): LogPosition;
   /** The position just after the last committed entry. */

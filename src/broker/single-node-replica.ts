@@ -13,6 +13,7 @@ import type { ProducerDecision, ProducerHeader } from '../storage/producer-table
 import { encodeRecordBatch } from '../storage/record-batch.js';
 import { ShardLog, type ShardSeal, type TrimPoint } from '../storage/shard-log.js';
 import { appendOutcome, sealedOutcome } from './producer-outcome.js';
+import { ReadableSignal } from './readable-signal.js';
 import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
 import type {
   AppendResult,
@@ -67,6 +68,8 @@ export class SingleNodeReplica implements ShardReplica {
   /** The SEAL being written: every later proposal is refused. */
   private sealing:
     { readonly children: readonly string[]; readonly done: Promise<number> } | undefined;
+  /** Wakes push readers when entries become readable (committed: the one replica's commit is durable). */
+  private readonly readableSignal = new ReadableSignal(0);
 
   private constructor(options: SingleNodeReplicaOptions) {
     this.shard = options.shard;
@@ -110,6 +113,7 @@ export class SingleNodeReplica implements ShardReplica {
     await this.writer.write(this.log.applyOps(unapplied));
     this.applied = this.committed;
     this.applyCalled = this.committed;
+    this.readableSignal.advance(this.committed);
     const newest = await this.log.lastArrivedBefore(Number.MAX_SAFE_INTEGER);
     this.newestRecordArrivalMs = newest?.arrivalMs ?? 0;
   }
@@ -167,6 +171,7 @@ export class SingleNodeReplica implements ShardReplica {
     }
     // Batches complete in order; a SEAL written in the same batch may have been counted first.
     this.committed = Math.max(this.committed, entry.index);
+    this.readableSignal.advance(this.committed);
     const decision = this.apply(entry);
     if (decision === undefined || decision.kind === 'accept') {
       this.newestRecordArrivalMs = entry.arrivalMs;
@@ -186,6 +191,7 @@ export class SingleNodeReplica implements ShardReplica {
     const done = this.track(this.writer.write(this.log.appendOps([entry]))).then(
       async () => {
         this.committed = Math.max(this.committed, entry.index);
+        this.readableSignal.advance(this.committed);
         assert(entry.index > this.applyCalled, 'entries are applied in log order');
         this.applyCalled = entry.index;
         await this.track(this.writer.write(this.log.applyOps([entry])));
@@ -207,6 +213,10 @@ export class SingleNodeReplica implements ShardReplica {
 
   read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
     return readRecords(this.readable, from, limits);
+  }
+
+  waitReadable(afterIndex: number, signal?: AbortSignal): Promise<void> {
+    return this.readableSignal.wait(afterIndex, signal);
   }
 
   trimHorizon(): LogPosition {
@@ -251,6 +261,7 @@ export class SingleNodeReplica implements ShardReplica {
   /** Refuses new proposals and waits until every write already handed to storage has settled. */
   async close(): Promise<void> {
     this.closed = true;
+    this.readableSignal.close();
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 

@@ -558,6 +558,28 @@ describe('a Raft group with an idempotent producer', () => {
     },
   );
 
+  it('wakes push readers on every replica as entries are applied there, and when a replica closes', async () => {
+    const group = await RaftGroup.start();
+    await group.elect(1);
+    const tips = VOTERS.map((id) => group.replica(id).commitIndex());
+    const woken = new Set<NodeId>();
+    const waits = VOTERS.map((id, i) =>
+      group
+        .replica(id)
+        .waitReadable(tips[i] as number)
+        .then(() => woken.add(id)),
+    );
+    await settle();
+    expect(woken.size).toBe(0);
+    const outcome = await group.write(1, recs('x'));
+    await Promise.all(waits);
+    expect([...woken].sort()).toEqual([...VOTERS].sort());
+    expect(outcome.value?.index).toBe((tips[0] as number) + 1);
+    const stuck = group.replica(2).waitReadable(1_000_000);
+    await group.replica(2).close();
+    await stuck;
+  });
+
   it('a batch only the old leader had is lost with its term: the retry on the new leader is stored, once', async () => {
     const group = await RaftGroup.start();
     await group.elect(1);

@@ -191,6 +191,27 @@ describe('SingleNodeReplica log numbering', () => {
     expect((await rawLog(broker.kv, 1)).map((e) => e.index)).toEqual([1, 2, 3]);
   });
 
+  it('wakes a push reader when a proposal commits, and every reader when it closes', async () => {
+    const broker = await Broker.start();
+    const replica = await broker.open(1);
+    const tip = replica.commitIndex();
+    let woken = false;
+    const waiting = replica.waitReadable(tip).then(() => (woken = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(woken).toBe(false);
+    const { index } = await replica.propose([{ partitionKey: 'k', data: Buffer.from('x') }]);
+    await waiting;
+    expect(index).toBe(tip + 1);
+    const read = await replica.read(
+      { index: tip + 1, offset: 0 },
+      { maxRecords: 10, maxBytes: 1e6 },
+    );
+    expect(read.records.map((r) => r.data.toString())).toEqual(['x']);
+    const stuck = replica.waitReadable(index + 100);
+    await replica.close();
+    await stuck;
+  });
+
   it('refuses proposals after close()', async () => {
     const broker = await Broker.start();
     const replica = await broker.open(1);
