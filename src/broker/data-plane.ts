@@ -1,9 +1,10 @@
-import { resolveStreamName, type ServiceIdentity } from '../common/arn.js';
+import { parseConsumerArn, resolveStreamName, type ServiceIdentity } from '../common/arn.js';
 import { assert } from '../common/assert.js';
 import type { Clock } from '../common/clock.js';
 import {
   InvalidArgumentError,
   ProvisionedThroughputExceededError,
+  ResourceInUseError,
   ResourceNotFoundError,
   RheosError,
   NotLeaderError,
@@ -58,11 +59,20 @@ import {
   type PutRecordsRequest,
   type PutRecordsResponse,
   type PutRecordsResultEntry,
+  type StartingPosition,
+  type SubscribeToShardRequest,
+  type SubscribeToShardResponse,
 } from '../gen/rheos/v1/data.js';
-import { EncryptionType } from '../gen/rheos/v1/stream.js';
+import { EncryptionType, type ChildShard } from '../gen/rheos/v1/stream.js';
 import type { Broker } from './broker.js';
 import type { ShardLocation } from './stream-directory.js';
 import type { ShardReplica } from './replica.js';
+import { serveSubscription, type SubscriptionPacing } from './shard-subscription.js';
+import {
+  DEFAULT_SUBSCRIPTION_LIMITS,
+  SubscriptionRegistry,
+  type SubscriptionLimits,
+} from './subscriptions.js';
 import type { ProducerHeader } from '../storage/producer-table.js';
 
 /**
@@ -76,6 +86,10 @@ export interface DataPlaneOptions {
   readonly keyring: SigningKeyring;
   readonly clock: Clock;
   readonly identity: ServiceIdentity;
+  /** SubscribeToShard: lifetime, takeover time, how many at once (default Kinesis'). */
+  readonly subscriptionLimits?: SubscriptionLimits;
+  /** SubscribeToShard: bytes per second per consumer and shard, idle events, event size. */
+  readonly subscriptionPacing?: SubscriptionPacing;
 }
 
 const SEQUENCE_NUMBER_PATTERN = /^(0|[1-9]\d{0,128})$/;
@@ -101,7 +115,109 @@ interface RoutedRecord {
 }
 
 export class DataPlane {
-  constructor(private readonly options: DataPlaneOptions) {}
+  /** SubscribeToShard's rules for the subscriptions this broker serves. */
+  private readonly subscriptions: SubscriptionRegistry;
+
+  constructor(private readonly options: DataPlaneOptions) {
+    this.subscriptions = new SubscriptionRegistry(
+      options.clock,
+      options.subscriptionLimits ?? DEFAULT_SUBSCRIPTION_LIMITS,
+    );
+  }
+
+  /**
+   * SubscribeToShard: a registered, ACTIVE consumer's push subscription to a shard led here.
+   * Checks and resolves the request, claims the consumer's slot (a repeat within 5 s is refused,
+   * a later one takes over), then streams events through `emit` until the subscription ends
+   * (its lifetime, a takeover, the end of a closed shard, or `signal`: the client went).
+   */
+  async subscribeToShard(
+    request: SubscribeToShardRequest,
+    emit: (event: SubscribeToShardResponse) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const v = new Validator();
+    if (request.consumerArn === '') v.required('consumerARN', request.consumerArn);
+    else if (parseConsumerArn(request.consumerArn) === undefined) {
+      v.fail(
+        'consumerARN',
+        request.consumerArn,
+        'Member must satisfy regular expression pattern: ^(arn):aws.*:kinesis:.*:\\d{12}:.*stream\\/[a-zA-Z0-9_.-]+\\/consumer\\/[a-zA-Z0-9_.-]+:[0-9]+',
+      );
+    }
+    v.shardId('shardId', request.shardId);
+    const position = request.startingPosition;
+    if (position === undefined) v.required('startingPosition', undefined);
+    v.throwIfInvalid();
+    const iteratorRequest: GetShardIteratorRequest = {
+      streamName: '',
+      streamArn: '',
+      shardId: request.shardId,
+      shardIteratorType: (position as StartingPosition).type,
+      startingSequenceNumber: (position as StartingPosition).sequenceNumber,
+      ...((position as StartingPosition).timestampMs === undefined
+        ? {}
+        : { timestampMs: (position as StartingPosition).timestampMs }),
+    };
+    checkIteratorArguments(iteratorRequest);
+    const arn = parseConsumerArn(request.consumerArn) as NonNullable<
+      ReturnType<typeof parseConsumerArn>
+    >;
+    const ref = { streamName: arn.streamName, streamArn: '' };
+    const consumerIn = (s: StreamRecord) =>
+      (s.consumers ?? []).find(
+        (c) => c.name === arn.consumerName && Math.floor(c.createdMs / 1000) === arn.createdS,
+      );
+    let stream = await this.servingStream(ref);
+    let consumer = consumerIn(stream);
+    // The coordinators may have made the consumer ACTIVE before this broker heard.
+    if (consumer?.status !== 'ACTIVE' && (await this.options.broker.refreshMetadata())) {
+      stream = await this.servingStream(ref);
+      consumer = consumerIn(stream);
+    }
+    const accountId = this.options.identity.accountId;
+    if (consumer === undefined) {
+      throw new ResourceNotFoundError(
+        `Consumer ${request.consumerArn} under account ${accountId} not found.`,
+      );
+    }
+    if (consumer.status !== 'ACTIVE') {
+      throw new ResourceInUseError(
+        `Consumer ${request.consumerArn} under account ${accountId} is not ACTIVE (status ${consumer.status}).`,
+      );
+    }
+    const shard = stream.shards.find((s) => s.shardId === request.shardId && isListed(s));
+    if (shard === undefined) {
+      throw new ResourceNotFoundError(
+        `Shard ${request.shardId} in stream ${stream.name} under account ${accountId} does not exist`,
+      );
+    }
+    const replica = this.replica(shard);
+    // Pushed from the leader, which has every committed entry as soon as it commits.
+    replica.checkWritable();
+    const from = await this.startPosition(iteratorRequest, shard, replica);
+    this.subscriptions.sweep();
+    const subscription = this.subscriptions.subscribe(request.consumerArn, request.shardId);
+    const ended = AbortSignal.any([signal, subscription.signal]);
+    try {
+      await serveSubscription(
+        {
+          replica,
+          shardIncarnation: shard.incarnation,
+          from,
+          children: async () =>
+            (await this.openChildren(stream, shard))?.map((child) => childShardOf(child)),
+          clock: this.options.clock,
+          signal: ended,
+          endsAtMs: subscription.endsAtMs,
+        },
+        emit,
+        this.options.subscriptionPacing,
+      );
+    } finally {
+      subscription.close();
+    }
+  }
 
   async putRecord(request: PutRecordRequest): Promise<PutRecordResponse> {
     const v = new Validator();
@@ -594,13 +710,7 @@ export class DataPlane {
       records,
       nextShardIterator: children === undefined ? this.iterator(stream, shard, result.next) : '',
       millisBehindLatest,
-      childShards: (children ?? []).map((child) => ({
-        shardId: child.shardId,
-        parentShards: [child.parentShardId, child.adjacentParentShardId].filter(
-          (p): p is string => p !== undefined,
-        ),
-        hashKeyRange: { startingHashKey: child.hashKeyStart, endingHashKey: child.hashKeyEnd },
-      })),
+      childShards: (children ?? []).map(childShardOf),
     };
   }
 
@@ -786,6 +896,16 @@ async function proposeIdempotent(
     );
     return [...head, ...tail];
   }
+}
+
+function childShardOf(child: ShardRecord): ChildShard {
+  return {
+    shardId: child.shardId,
+    parentShards: [child.parentShardId, child.adjacentParentShardId].filter(
+      (p): p is string => p !== undefined,
+    ),
+    hashKeyRange: { startingHashKey: child.hashKeyStart, endingHashKey: child.hashKeyEnd },
+  };
 }
 
 function failure(error: unknown): PutRecordsResultEntry {

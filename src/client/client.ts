@@ -1,7 +1,7 @@
-import { streamNameOfArn } from '../common/arn.js';
+import { parseConsumerArn, streamNameOfArn } from '../common/arn.js';
 import { backoffDelayMs, sleep, type BackoffOptions } from '../common/backoff.js';
 import { NotLeaderError, RheosError, ShardSealedError } from '../common/errors.js';
-import { ChannelPool, unaryCall, type UnaryMethod } from '../common/grpc-call.js';
+import { ChannelPool, streamCall, unaryCall, type UnaryMethod } from '../common/grpc-call.js';
 import { checkPutRecords } from '../common/put-records-check.js';
 import {
   ClusterServiceService as Cluster,
@@ -47,8 +47,10 @@ import {
   GetShardIteratorRequest,
   PutRecordRequest,
   PutRecordsRequest,
+  SubscribeToShardRequest,
   type DeepPartial,
   type GetRecordsResponse,
+  type SubscribeToShardResponse,
   type GetShardIteratorResponse,
   type PutRecordResponse,
   type PutRecordsRequestEntry,
@@ -421,6 +423,26 @@ export class RheosClient {
     request: DeepPartial<UpdateShardCountRequest>,
   ): Promise<UpdateShardCountResponse> {
     return this.call(Control.updateShardCount, UpdateShardCountRequest.fromPartial(request));
+  }
+
+  /**
+   * SubscribeToShard: the shard's leader pushes events (records as they commit, a continuation
+   * sequence number, MillisBehindLatest, the children at a closed shard's end) for up to 5
+   * minutes; the iterator ends with the subscription, or when `signal` aborts.
+   */
+  async *subscribeToShard(
+    request: DeepPartial<SubscribeToShardRequest>,
+    options: { readonly signal?: AbortSignal } = {},
+  ): AsyncGenerator<SubscribeToShardResponse> {
+    const full = SubscribeToShardRequest.fromPartial(request);
+    const streamName = parseConsumerArn(full.consumerArn)?.streamName;
+    const route =
+      streamName === undefined
+        ? undefined
+        : (await this.routesOf(streamName))?.byId.get(full.shardId);
+    const endpoint =
+      (route === undefined ? undefined : endpointFor(route, 0)) ?? this.endpoint(this.preferred);
+    yield* streamCall(this.channels.get(endpoint), Data.subscribeToShard, full, options.signal);
   }
 
   registerStreamConsumer(

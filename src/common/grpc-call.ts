@@ -38,6 +38,42 @@ export function unaryCall<Req, Res>(
   });
 }
 
+/**
+ * A server-streaming call as an async iterator of its messages; the stream's failure comes back
+ * as a RheosError; `signal` cancels the call (the iterator then ends). The transport's flow
+ * control holds the server back while the consumer is slow: messages are pulled as consumed.
+ */
+export async function* streamCall<Req, Res>(
+  channel: Client,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  signal?: AbortSignal,
+): AsyncGenerator<Res> {
+  const call = channel.makeServerStreamRequest(
+    method.path,
+    method.requestSerialize,
+    method.responseDeserialize,
+    request,
+    new Metadata(),
+    {},
+  );
+  const cancel = () => call.cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    for await (const message of call as AsyncIterable<Res>) yield message;
+  } catch (error) {
+    if (signal?.aborted === true) return;
+    throw isServiceError(error) ? fromServiceError(error) : error;
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+    call.cancel();
+  }
+}
+
+function isServiceError(error: unknown): error is ServiceError {
+  return typeof error === 'object' && error !== null && 'code' in error && 'metadata' in error;
+}
+
 /** Channels by endpoint, opened on first use and closed together. */
 export class ChannelPool {
   private readonly channels = new Map<string, Client>();

@@ -176,11 +176,14 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
   }
   const [apiHost, apiPort] = splitHostPort(topology.apiListen);
   const adminListen = config.adminListen;
+  const dataPlane = new DataPlane({ broker, keyring: metadata, clock, identity });
   const front = await startFrontEnds({
     grpc: {
       host: apiHost,
       port: apiPort,
-      data: new DataPlane({ broker, keyring: metadata, clock, identity }),
+      data: dataPlane,
+      subscribeToShard: (request, emit, signal) =>
+        dataPlane.subscribeToShard(request, emit, signal),
       control: topology.controlPlane(),
       ...(topology.coordinatorApi === undefined ? {} : { coordinator: topology.coordinatorApi() }),
       shardMap: shardMap({ broker, identity, selfId: topology.id, endpointOf: apiOf }),

@@ -1,7 +1,9 @@
 import {
   Server,
   ServerCredentials,
+  type handleServerStreamingCall,
   type handleUnaryCall,
+  type ServerWritableStream,
   type MethodDefinition,
   type ServiceDefinition,
   type ServerUnaryCall,
@@ -37,7 +39,12 @@ import {
   type RegisterBrokerRequest,
   type RegisterBrokerResponse,
 } from '../gen/rheos/v1/coordinator.js';
-import { DataPlaneServiceService, type DataPlaneServiceServer } from '../gen/rheos/v1/data.js';
+import {
+  DataPlaneServiceService,
+  type DataPlaneServiceServer,
+  type SubscribeToShardRequest,
+  type SubscribeToShardResponse,
+} from '../gen/rheos/v1/data.js';
 import type { CallContext, ControlApi, DataApi } from './native-api.js';
 
 /** The coordinator service as its implementation sees it. */
@@ -65,8 +72,17 @@ export interface GrpcServerOptions {
   /** SEAL of a shard this broker leads (the coordinator's resharding); brokers serve it. */
   readonly sealShard?: (request: SealShardRequest) => Promise<SealShardResponse>;
   readonly coordinator?: CoordinatorApi;
+  /** SubscribeToShard (a broker's DataPlane); without it the call is ServiceUnavailable. */
+  readonly subscribeToShard?: SubscribeHandler;
   readonly logger: Logger;
 }
+
+/** Streams a subscription's events through `emit` until it ends or `signal` aborts. */
+export type SubscribeHandler = (
+  request: SubscribeToShardRequest,
+  emit: (event: SubscribeToShardResponse) => Promise<void>,
+  signal: AbortSignal,
+) => Promise<void>;
 
 export interface RunningGrpcServer {
   readonly port: number;
@@ -86,6 +102,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     fn: (request: Req, context: CallContext) => Promise<Res>,
   ) => handler(name, fn, logger);
   const empty = {};
+  /** Server streams open now: ended (not cut off) when the server closes. */
+  const streams = new Set<AbortController>();
   const data = options.data;
   if (data !== undefined) {
     const dataService: DataPlaneServiceServer = {
@@ -93,6 +111,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       putRecords: unary('PutRecords', (r) => data.putRecords(r)),
       getShardIterator: unary('GetShardIterator', (r) => data.getShardIterator(r)),
       getRecords: unary('GetRecords', (r) => data.getRecords(r)),
+      subscribeToShard: streaming(options.subscribeToShard, streams, logger),
     };
     server.addService(safeDecoding(DataPlaneServiceService), dataService);
   }
@@ -181,6 +200,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     port,
     close: (graceMs = 10_000) =>
       new Promise<void>((resolve) => {
+        for (const stream of streams) stream.abort();
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
@@ -251,6 +271,60 @@ export function raiseReceiveWindows(server: Server): void {
  * Wraps a handler so it answers exactly once, maps every error to the wire error model, and logs
  * what is not the caller's fault.
  */
+/**
+ * A server-streaming handler for SubscribeToShard: events are written as the subscription yields
+ * them, each waiting for the transport to drain when its buffer is full (backpressure); the
+ * subscription ends when the client cancels, the server closes, or it ends by itself; an error
+ * before or during it is sent as the call's status, with the Kinesis error name.
+ */
+function streaming(
+  subscribe: SubscribeHandler | undefined,
+  streams: Set<AbortController>,
+  logger: Logger,
+): handleServerStreamingCall<SubscribeToShardRequest, SubscribeToShardResponse> {
+  return (call: ServerWritableStream<SubscribeToShardRequest, SubscribeToShardResponse>) => {
+    const controller = new AbortController();
+    streams.add(controller);
+    const stop = () => controller.abort();
+    call.on('cancelled', stop);
+    call.on('close', stop);
+    const emit = (event: SubscribeToShardResponse) =>
+      new Promise<void>((resolve) => {
+        if (controller.signal.aborted) return resolve();
+        if (call.write(event)) return resolve();
+        const done = () => {
+          call.off('drain', done);
+          controller.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        call.on('drain', done);
+        controller.signal.addEventListener('abort', done, { once: true });
+      });
+    Promise.resolve()
+      .then(() => {
+        const request: unknown = call.request;
+        if (isUndecodable(request)) {
+          throw new ValidationError('The SubscribeToShard request could not be decoded.');
+        }
+        if (subscribe === undefined) {
+          throw new ServiceUnavailableError('This node does not serve SubscribeToShard.');
+        }
+        return subscribe(call.request, emit, controller.signal);
+      })
+      .then(
+        () => call.end(),
+        (error: unknown) => {
+          if (!(error instanceof RheosError) || error.name === 'InternalFailureException') {
+            logger.error({ err: error, method: 'SubscribeToShard' }, 'subscription failed');
+          }
+          // grpc-js sends an 'error' emitted on a server stream as the call's status.
+          call.emit('error', toServiceError(error));
+        },
+      )
+      .finally(() => streams.delete(controller));
+  };
+}
+
 function handler<Req, Res>(
   method: string,
   fn: (request: Req, context: CallContext) => Promise<Res> | Res,

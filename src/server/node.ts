@@ -24,6 +24,7 @@ import { startGrpcServer, type RunningGrpcServer } from './grpc-server.js';
 import { createNodeMetrics } from './node-metrics.js';
 import { inProcessApi } from './native-api.js';
 import type { LimitsMode } from './shard-limits.js';
+import type { SubscriptionLimits } from '../broker/subscriptions.js';
 
 /**
  * A single-node Rheos (what `rheos dev` runs): the metadata service, one broker, the native gRPC
@@ -46,6 +47,8 @@ export interface NodeConfig {
   /** 'off': no stream's shard limits are enforced on this node (default 'aws': they are). */
   readonly limits?: LimitsMode;
   readonly accountLimits?: AccountLimits;
+  /** SubscribeToShard's lifetime and takeover time (default Kinesis': 5 minutes, 5 seconds). */
+  readonly subscriptionLimits?: SubscriptionLimits;
   readonly retentionCheckIntervalMs?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -114,7 +117,15 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const stopPoking = metadata.onChange(() => resharding.poke());
   resharding.start();
   resharding.poke();
-  const dataPlane = new DataPlane({ broker, keyring: metadata, clock, identity });
+  const dataPlane = new DataPlane({
+    broker,
+    keyring: metadata,
+    clock,
+    identity,
+    ...(config.subscriptionLimits === undefined
+      ? {}
+      : { subscriptionLimits: config.subscriptionLimits }),
+  });
   const controlPlane = new ControlPlane({
     metadata,
     clock,
@@ -134,6 +145,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       port: config.grpcPort,
       data: api,
       control: api,
+      subscribeToShard: (request, emit, signal) =>
+        dataPlane.subscribeToShard(request, emit, signal),
       // The single node holds every shard; clients reach it where they already are.
       shardMap: shardMap({
         broker,

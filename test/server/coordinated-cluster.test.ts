@@ -264,7 +264,7 @@ describe('brokers placed by a coordinator (in one process)', () => {
     expect(one.shardId).not.toBe('shardId-000000000000');
   });
 
-  it('registers fan-out consumers through any broker; the coordinator leader makes them ACTIVE and removes them', async () => {
+  it('registers fan-out consumers through any broker; the coordinator leader makes them ACTIVE and removes them; the shard leader pushes records to them', async () => {
     const c = await startCluster();
     for (let n = 0; n < 3; n++) await c.start(n);
     const client = c.client();
@@ -283,6 +283,32 @@ describe('brokers placed by a coordinator (in one process)', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(await statusOf()).toBe('CONSUMER_STATUS_ACTIVE');
+    // The shard's leader pushes what is put, whichever broker the client reached first.
+    const controller = new AbortController();
+    const events = client.subscribeToShard(
+      {
+        consumerArn,
+        shardId: 'shardId-000000000000',
+        startingPosition: { type: ShardIteratorType.SHARD_ITERATOR_TYPE_TRIM_HORIZON },
+      },
+      { signal: controller.signal },
+    );
+    const received: string[] = [];
+    const reading = (async () => {
+      for await (const event of events) {
+        received.push(...event.records.map((r) => Buffer.from(r.data).toString()));
+        if (received.length >= 100) controller.abort();
+      }
+    })();
+    await client.putRecords({
+      streamName: 'fan',
+      records: Array.from({ length: 100 }, (_, i) => ({
+        partitionKey: `k${i}`,
+        data: Buffer.from(`r${i}`),
+      })),
+    });
+    await reading;
+    expect(received).toEqual(Array.from({ length: 100 }, (_, i) => `r${i}`));
     await client.deregisterStreamConsumer({ streamArn, consumerName: 'app' });
     let listed = 1;
     for (let attempt = 0; attempt < 200 && listed > 0; attempt++) {

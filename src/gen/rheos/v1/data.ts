@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -178,6 +180,30 @@ export interface GetRecordsResponse {
   nextShardIterator: string;
   millisBehindLatest: number;
   /** Set when the shard is sealed and has been read to its end. */
+  childShards: ChildShard[];
+}
+
+export interface StartingPosition {
+  type: ShardIteratorType;
+  /** AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER. */
+  sequenceNumber: string;
+  /** AT_TIMESTAMP. */
+  timestampMs?: number | undefined;
+}
+
+export interface SubscribeToShardRequest {
+  consumerArn: string;
+  shardId: string;
+  startingPosition?: StartingPosition | undefined;
+}
+
+/** One SubscribeToShardEvent of the subscription. */
+export interface SubscribeToShardResponse {
+  records: Record[];
+  /** Subscribe again AFTER_SEQUENCE_NUMBER this to go on where this event ends. */
+  continuationSequenceNumber: string;
+  millisBehindLatest: number;
+  /** At the end of a closed shard (the last event): its children. */
   childShards: ChildShard[];
 }
 
@@ -1204,6 +1230,276 @@ export const GetRecordsResponse: MessageFns<GetRecordsResponse> = {
   },
 };
 
+function createBaseStartingPosition(): StartingPosition {
+  return {
+    type: ShardIteratorType.SHARD_ITERATOR_TYPE_UNSPECIFIED,
+    sequenceNumber: '',
+    timestampMs: undefined,
+  };
+}
+
+export const StartingPosition: MessageFns<StartingPosition> = {
+  encode(message: StartingPosition, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== ShardIteratorType.SHARD_ITERATOR_TYPE_UNSPECIFIED) {
+      writer.uint32(8).int32(shardIteratorTypeToNumber(message.type));
+    }
+    if (message.sequenceNumber !== '') {
+      writer.uint32(18).string(message.sequenceNumber);
+    }
+    if (message.timestampMs !== undefined) {
+      writer.uint32(24).int64(message.timestampMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartingPosition {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartingPosition();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = shardIteratorTypeFromJSON(reader.int32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sequenceNumber = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timestampMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<StartingPosition>, I>>(base?: I): StartingPosition {
+    return StartingPosition.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartingPosition>, I>>(object: I): StartingPosition {
+    const message = createBaseStartingPosition();
+    message.type = object.type ?? ShardIteratorType.SHARD_ITERATOR_TYPE_UNSPECIFIED;
+    message.sequenceNumber = object.sequenceNumber ?? '';
+    message.timestampMs = object.timestampMs ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSubscribeToShardRequest(): SubscribeToShardRequest {
+  return { consumerArn: '', shardId: '', startingPosition: undefined };
+}
+
+export const SubscribeToShardRequest: MessageFns<SubscribeToShardRequest> = {
+  encode(
+    message: SubscribeToShardRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.consumerArn !== '') {
+      writer.uint32(10).string(message.consumerArn);
+    }
+    if (message.shardId !== '') {
+      writer.uint32(18).string(message.shardId);
+    }
+    if (message.startingPosition !== undefined) {
+      StartingPosition.encode(message.startingPosition, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeToShardRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscribeToShardRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumerArn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.shardId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.startingPosition = StartingPosition.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SubscribeToShardRequest>, I>>(
+    base?: I,
+  ): SubscribeToShardRequest {
+    return SubscribeToShardRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubscribeToShardRequest>, I>>(
+    object: I,
+  ): SubscribeToShardRequest {
+    const message = createBaseSubscribeToShardRequest();
+    message.consumerArn = object.consumerArn ?? '';
+    message.shardId = object.shardId ?? '';
+    message.startingPosition =
+      object.startingPosition !== undefined && object.startingPosition !== null
+        ? StartingPosition.fromPartial(object.startingPosition)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseSubscribeToShardResponse(): SubscribeToShardResponse {
+  return { records: [], continuationSequenceNumber: '', millisBehindLatest: 0, childShards: [] };
+}
+
+export const SubscribeToShardResponse: MessageFns<SubscribeToShardResponse> = {
+  encode(
+    message: SubscribeToShardResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    for (const v of message.records) {
+      Record.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.continuationSequenceNumber !== '') {
+      writer.uint32(18).string(message.continuationSequenceNumber);
+    }
+    if (message.millisBehindLatest !== 0) {
+      writer.uint32(24).int64(message.millisBehindLatest);
+    }
+    for (const v of message.childShards) {
+      ChildShard.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscribeToShardResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscribeToShardResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.records.push(Record.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.continuationSequenceNumber = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.millisBehindLatest = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.childShards.push(ChildShard.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SubscribeToShardResponse>, I>>(
+    base?: I,
+  ): SubscribeToShardResponse {
+    return SubscribeToShardResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubscribeToShardResponse>, I>>(
+    object: I,
+  ): SubscribeToShardResponse {
+    const message = createBaseSubscribeToShardResponse();
+    message.records = object.records?.map((e) => Record.fromPartial(e)) || [];
+    message.continuationSequenceNumber = object.continuationSequenceNumber ?? '';
+    message.millisBehindLatest = object.millisBehindLatest ?? 0;
+    message.childShards = object.childShards?.map((e) => ChildShard.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type DataPlaneServiceService = typeof DataPlaneServiceService;
 export const DataPlaneServiceService = {
   putRecord: {
@@ -1252,6 +1548,23 @@ export const DataPlaneServiceService = {
       Buffer.from(GetRecordsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetRecordsResponse => GetRecordsResponse.decode(value),
   },
+  /**
+   * Enhanced fan-out: the shard's leader pushes records to a registered consumer as they commit,
+   * for up to 5 minutes; then the consumer subscribes again from the last continuation.
+   */
+  subscribeToShard: {
+    path: '/rheos.v1.DataPlaneService/SubscribeToShard' as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: SubscribeToShardRequest): Buffer =>
+      Buffer.from(SubscribeToShardRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubscribeToShardRequest =>
+      SubscribeToShardRequest.decode(value),
+    responseSerialize: (value: SubscribeToShardResponse): Buffer =>
+      Buffer.from(SubscribeToShardResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SubscribeToShardResponse =>
+      SubscribeToShardResponse.decode(value),
+  },
 } as const;
 
 export interface DataPlaneServiceServer extends UntypedServiceImplementation {
@@ -1259,6 +1572,11 @@ export interface DataPlaneServiceServer extends UntypedServiceImplementation {
   putRecords: handleUnaryCall<PutRecordsRequest, PutRecordsResponse>;
   getShardIterator: handleUnaryCall<GetShardIteratorRequest, GetShardIteratorResponse>;
   getRecords: handleUnaryCall<GetRecordsRequest, GetRecordsResponse>;
+  /**
+   * Enhanced fan-out: the shard's leader pushes records to a registered consumer as they commit,
+   * for up to 5 minutes; then the consumer subscribes again from the last continuation.
+   */
+  subscribeToShard: handleServerStreamingCall<SubscribeToShardRequest, SubscribeToShardResponse>;
 }
 
 export interface DataPlaneServiceClient extends Client {
@@ -1322,6 +1640,19 @@ export interface DataPlaneServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetRecordsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Enhanced fan-out: the shard's leader pushes records to a registered consumer as they commit,
+   * for up to 5 minutes; then the consumer subscribes again from the last continuation.
+   */
+  subscribeToShard(
+    request: SubscribeToShardRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<SubscribeToShardResponse>;
+  subscribeToShard(
+    request: SubscribeToShardRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<SubscribeToShardResponse>;
 }
 
 export const DataPlaneServiceClient = makeGenericClientConstructor(
