@@ -158,7 +158,13 @@ export class CoordinatorSession {
       // A heartbeat that cannot get through soon is dropped; the next one tries again.
       { deadlineMs: Math.max(1_000, 4 * this.options.heartbeatIntervalMs), maxAttempts: 4 },
     );
-    if (response.metadataVersion > this.options.mirror.version) await this.fetch();
+    if (response.metadataVersion > this.options.mirror.version) {
+      // Not awaited: the next heartbeat must not wait behind a slow metadata fetch, or the
+      // coordinators judge this broker down while it is only busy.
+      this.fetch().catch((error: unknown) => {
+        this.options.logger.warn({ err: error }, 'metadata fetch after a heartbeat failed');
+      });
+    }
   }
 
   private schedule(): void {

@@ -45,7 +45,15 @@ export {
   type LineageItem,
   type LineageReaderOptions,
   type LineageStart,
+  type ShardReadArgs,
 } from './lineage-reader.js';
+// Enhanced fan-out: pushed records through SubscribeToShard, renewed and re-routed as needed.
+export {
+  subscribeShard,
+  type FanOutClient,
+  type ShardSubscriberOptions,
+} from './shard-subscriber.js';
+export { readFanOut, type FanOutReaderOptions } from './fanout-consumer.js';
 
 // Writing: batched PutRecords that keeps per-shard order through retries.
 export {

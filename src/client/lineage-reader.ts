@@ -60,6 +60,20 @@ export interface LineageReaderOptions {
   readonly deaggregate?: boolean;
   /** Least time between two GetRecords calls of one shard (default: the poller's, 200). */
   readonly minCallIntervalMs?: number;
+  /**
+   * Reads one shard instead of `pollShard` (the fan-out consumer subscribes to it). It must call
+   * `onEnd` with the children once a closed shard has been read to its end, and stop on `signal`.
+   */
+  readonly readShard?: (args: ShardReadArgs) => AsyncIterable<UserRecord>;
+}
+
+export interface ShardReadArgs {
+  readonly shardId: string;
+  readonly from: StartPosition;
+  /** Keep reading once caught up (false: stop at the shard's current end). */
+  readonly follow: boolean;
+  readonly signal: AbortSignal;
+  readonly onEnd: (childShards: readonly ChildShard[]) => void;
 }
 
 type ShardState = 'waiting' | 'reading' | 'ended' | 'stopped';
@@ -125,21 +139,30 @@ export async function* readLineage(options: LineageReaderOptions): AsyncGenerato
     if (from.type === 'TRIM_HORIZON') shard.reached = true;
     let children: readonly ChildShard[] | undefined;
     const task = (async () => {
-      const records = pollShard({
-        client,
-        streamName,
-        shardId,
-        from,
-        follow: follow || shard.closed,
-        signal: stop.signal,
-        ...(options.idlePollMs === undefined ? {} : { idlePollMs: options.idlePollMs }),
-        ...(options.limit === undefined ? {} : { limit: options.limit }),
-        ...(options.deaggregate === undefined ? {} : { deaggregate: options.deaggregate }),
-        ...(options.minCallIntervalMs === undefined
-          ? {}
-          : { minCallIntervalMs: options.minCallIntervalMs }),
-        onEnd: (childShards) => (children = childShards),
-      });
+      const onEnd = (childShards: readonly ChildShard[]) => (children = childShards);
+      const records =
+        options.readShard?.({
+          shardId,
+          from,
+          follow: follow || shard.closed,
+          signal: stop.signal,
+          onEnd,
+        }) ??
+        pollShard({
+          client,
+          streamName,
+          shardId,
+          from,
+          follow: follow || shard.closed,
+          signal: stop.signal,
+          ...(options.idlePollMs === undefined ? {} : { idlePollMs: options.idlePollMs }),
+          ...(options.limit === undefined ? {} : { limit: options.limit }),
+          ...(options.deaggregate === undefined ? {} : { deaggregate: options.deaggregate }),
+          ...(options.minCallIntervalMs === undefined
+            ? {}
+            : { minCallIntervalMs: options.minCallIntervalMs }),
+          onEnd,
+        });
       for await (const record of records) {
         shard.reached = true;
         await push({ shardId, record });

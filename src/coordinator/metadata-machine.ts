@@ -344,7 +344,13 @@ function createStream(
   checkShardLimit(state, command.shardCount, context);
   if (command.mode === 'ON_DEMAND') checkOnDemandRoom(state, context);
   const counters = state.counters;
-  const placement = placeReplicas(state, command.shardCount, command.replicationFactor);
+  let placement;
+  try {
+    placement = placeReplicas(state, command.shardCount, command.replicationFactor);
+  } catch (error) {
+    if (!(error instanceof PlacementError)) throw error;
+    throw new InvalidArgumentError(error.message, { cause: error });
+  }
   const ranges = evenHashRanges(command.shardCount);
   const shards = ranges.map((range, ordinal): ShardRecord => {
     const incarnation = counters.nextShardIncarnation + ordinal;
@@ -406,22 +412,16 @@ function placeReplicas(
       where.push({ stream: stream.name, shard: i });
     });
   }
-  let placement;
-  try {
-    placement = placeShards({
-      brokers: [...state.brokers.values()].map((b) => ({
-        id: b.id,
-        zone: b.zone,
-        up: b.state === 'up',
-      })),
-      existing,
-      shardCount,
-      replicationFactor,
-    });
-  } catch (error) {
-    if (!(error instanceof PlacementError)) throw error;
-    throw new InvalidArgumentError(error.message, { cause: error });
-  }
+  const placement = placeShards({
+    brokers: [...state.brokers.values()].map((b) => ({
+      id: b.id,
+      zone: b.zone,
+      up: b.state === 'up',
+    })),
+    existing,
+    shardCount,
+    replicationFactor,
+  });
   const changed = new Map<string, StreamRecord>();
   for (const { index, leader } of placement.leaderChanges) {
     const at = where[index] as { stream: string; shard: number };
@@ -586,6 +586,28 @@ function startReshard(
   }
 }
 
+/**
+ * Replica sets for a step's children: placed like a new stream's shards while enough brokers are
+ * up, else on the first parent's replicas. A broker whose heartbeats are late (or one that is down
+ * for a while) must not stop a split: the parent already lives on those brokers and keeps a
+ * majority, so its children can too, and balancing can move them later.
+ */
+function placeChildren(
+  state: MetadataState,
+  stream: StreamRecord,
+  count: number,
+  parents: readonly ShardRecord[],
+): ReadonlyArray<readonly number[]> | undefined {
+  try {
+    return placeReplicas(state, count, stream.replicationFactor)?.shards;
+  } catch (error) {
+    const fallback = parents[0]?.replicas;
+    if (!(error instanceof PlacementError) || fallback === undefined) throw error;
+    if (fallback.length < stream.replicationFactor) throw error;
+    return Array.from({ length: count }, () => [...fallback]);
+  }
+}
+
 /** Creates a step's children (placed like a new stream's shards) and names them in the intent. */
 function startNextStep(
   state: MetadataState,
@@ -604,7 +626,7 @@ function startNextStep(
     base,
     nowMs,
     counters.nextShardIncarnation,
-    (count) => placeReplicas(state, count, stream.replicationFactor)?.shards,
+    (count, parents) => placeChildren(state, stream, count, parents),
   );
   const childCount = next.shards.length - stream.shards.length;
   return [

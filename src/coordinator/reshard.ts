@@ -26,8 +26,14 @@ export interface ReshardContext {
   readonly accountId: string;
 }
 
-/** Where the children of a step go: one replica set per child (undefined on a single node). */
-export type PlaceChildren = (count: number) => ReadonlyArray<readonly number[]> | undefined;
+/**
+ * Where the children of a step go: one replica set per child (undefined on a single node), given
+ * the step's parents (the parent first, then the adjacent parent of a merge).
+ */
+export type PlaceChildren = (
+  count: number,
+  parents: readonly ShardRecord[],
+) => ReadonlyArray<readonly number[]> | undefined;
 
 /** SplitShard's checks; the step that carries it out. */
 export function planSplit(
@@ -161,8 +167,8 @@ export function startStep(
   if (step.kind === 'split') {
     const parent = open.find((s) => BigInt(s.hashKeyStart) < key && key <= BigInt(s.hashKeyEnd));
     if (parent === undefined) throw new StaleStepError(step);
-    const placement = place(2);
     parents = [parent];
+    const placement = place(2, parents);
     children = [
       child(
         parent.hashKeyStart,
@@ -179,8 +185,8 @@ export function startStep(
     const lower = open.find((s) => BigInt(s.hashKeyEnd) + 1n === key);
     if (upper === undefined || lower === undefined) throw new StaleStepError(step);
     const [parent, adjacent] = step.upperIsParent === true ? [upper, lower] : [lower, upper];
-    const placement = place(1);
     parents = [parent, adjacent];
+    const placement = place(1, parents);
     children = [
       child(
         lower.hashKeyStart,
