@@ -186,7 +186,14 @@ export class DataPlane {
         `Consumer ${request.consumerArn} under account ${accountId} is not ACTIVE (status ${consumer.status}).`,
       );
     }
-    const shard = stream.shards.find((s) => s.shardId === request.shardId && isListed(s));
+    const shardIn = (s: StreamRecord) =>
+      s.shards.find((shard) => shard.shardId === request.shardId && isListed(shard));
+    let shard = shardIn(stream);
+    // A child of a split this broker has not heard of yet: look at the newest metadata first.
+    if (shard === undefined && (await this.options.broker.refreshMetadata())) {
+      stream = await this.servingStream(ref);
+      shard = shardIn(stream);
+    }
     if (shard === undefined) {
       throw new ResourceNotFoundError(
         `Shard ${request.shardId} in stream ${stream.name} under account ${accountId} does not exist`,

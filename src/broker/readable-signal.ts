@@ -1,10 +1,11 @@
-import { LimitExceededError } from '../common/errors.js';
+import { LimitExceededError, ServiceUnavailableError } from '../common/errors.js';
 
 /**
  * Wakes readers waiting for a shard's log to become readable past an index: what lets a push
  * consumer (SubscribeToShard) send a record as soon as it commits, without polling storage. The
  * replica calls `advance` whenever its readable index moves; waiters resolve (never reject) when
- * the index passes theirs, when they give up (their signal aborts), or when the replica closes.
+ * the index passes theirs, when they give up (their signal aborts), or when the replica closes
+ * (a wait begun after that is refused with ServiceUnavailableException).
  * Bounded: beyond `maxWaiters` a new wait is refused, so a flood of subscribers cannot grow it
  * without limit.
  */
@@ -34,7 +35,13 @@ export class ReadableSignal {
 
   /** Resolves once an index above `after` is readable (or at once if one is). */
   wait(after: number, signal?: AbortSignal): Promise<void> {
-    if (this.closed || this.readable > after || signal?.aborted === true) return Promise.resolve();
+    if (this.closed) {
+      // Resolving would let a push reader spin on a replica that reads nothing new, ever.
+      return Promise.reject(
+        new ServiceUnavailableError('The shard replica closed here; subscribe again.'),
+      );
+    }
+    if (this.readable > after || signal?.aborted === true) return Promise.resolve();
     if (this.waiters.size >= this.maxWaiters) {
       return Promise.reject(
         new LimitExceededError(
@@ -49,7 +56,7 @@ export class ReadableSignal {
     });
   }
 
-  /** The replica is closing: every waiter resolves, and later waits resolve at once. */
+  /** The replica is closing: every waiter resolves, and later waits are refused. */
   close(): void {
     this.closed = true;
     for (const waiter of this.waiters) this.settle(waiter);

@@ -16,13 +16,15 @@ import type { NativeApi } from '../server/native-api.js';
 import { readBody } from './body.js';
 import { GatewayRequestError, toHttpError } from './http-errors.js';
 import type { JsonObject } from './json-shapes.js';
-import { NOT_YET_SUPPORTED, OPERATIONS } from './operations.js';
+import { serveSubscription } from './event-stream.js';
+import { NOT_YET_SUPPORTED, OPERATIONS, subscribeToShardRequest } from './operations.js';
 import { sniffProtocol } from './protocol-sniffer.js';
 
 /**
  * The Kinesis-compatible HTTP API: `POST /` with `X-Amz-Target: Kinesis_20131202.<Operation>` and
  * an AWS JSON 1.1 body, over HTTP/1.1 or cleartext HTTP/2 on one port. It translates each call
- * onto the native API and holds no data. Signatures (SigV4) are accepted without being checked:
+ * onto the native API and holds no data; SubscribeToShard answers with an event stream
+ * (event-stream.ts). Signatures (SigV4) are accepted without being checked:
  * authentication arrives with the security work.
  */
 
@@ -198,6 +200,14 @@ async function handle(
         'UnsupportedOperationException',
         `Rheos does not support ${name} yet (see docs/KINESIS-API.md).`,
       );
+    }
+    if (name === 'SubscribeToShard') {
+      const subscription = new AbortController();
+      const events = api.subscribeToShard(subscribeToShardRequest(parseJsonObject(body)), {
+        signal: subscription.signal,
+      });
+      await serveSubscription(res, requestId, events, () => subscription.abort(), logger);
+      return;
     }
     // hasOwn: names such as 'constructor' or 'toString' must not reach Object.prototype.
     const operation = Object.hasOwn(OPERATIONS, name) ? OPERATIONS[name] : undefined;

@@ -2,11 +2,16 @@ import { Validator } from '../common/validation.js';
 import type { NativeApi } from '../server/native-api.js';
 
 import { ScalingType, ShardFilterType, type Consumer } from '../gen/rheos/v1/control.js';
-import { ShardIteratorType } from '../gen/rheos/v1/data.js';
+import {
+  ShardIteratorType,
+  type SubscribeToShardRequest,
+  type SubscribeToShardResponse,
+} from '../gen/rheos/v1/data.js';
 import {
   EncryptionType,
   StreamMode,
   type ChildShard,
+  type Record as StreamRecord,
   type Shard,
   type StreamDescription,
   type StreamDescriptionSummary,
@@ -51,7 +56,6 @@ export const NOT_YET_SUPPORTED: ReadonlySet<string> = new Set([
   'PutResourcePolicy',
   'StartStreamEncryption',
   'StopStreamEncryption',
-  'SubscribeToShard',
   'TagResource',
   'UntagResource',
   'UpdateAccountSettings',
@@ -149,6 +153,54 @@ function childShardJson(child: ChildShard): JsonObject {
       EndingHashKey: child.hashKeyRange?.endingHashKey,
     },
   };
+}
+
+function recordJson(record: StreamRecord): JsonObject {
+  return {
+    SequenceNumber: record.sequenceNumber,
+    ApproximateArrivalTimestamp: seconds(record.approximateArrivalTimestampMs),
+    Data: record.data.toString('base64'),
+    PartitionKey: record.partitionKey,
+  };
+}
+
+/**
+ * SubscribeToShard's input (ConsumerARN, ShardId, StartingPosition) as the native request. The
+ * answer is an event stream, not one JSON object, so it is not in OPERATIONS: the gateway serves
+ * it itself (see event-stream.ts).
+ */
+export function subscribeToShardRequest(input: JsonObject): SubscribeToShardRequest {
+  const position = optionalObject(input, 'StartingPosition');
+  const timestampMs =
+    position === undefined ? undefined : optionalTimestampMs(position, 'Timestamp');
+  return {
+    consumerArn: string(input, 'ConsumerARN'),
+    shardId: string(input, 'ShardId'),
+    ...(position === undefined
+      ? {}
+      : {
+          startingPosition: {
+            type: toEnum(
+              ShardIteratorType,
+              'SHARD_ITERATOR_TYPE_',
+              optionalString(position, 'Type'),
+              'startingPosition.type',
+            ),
+            sequenceNumber: string(position, 'SequenceNumber'),
+            ...(timestampMs === undefined ? {} : { timestampMs }),
+          },
+        }),
+  };
+}
+
+/** One SubscribeToShardEvent's payload, as Kinesis sends it. */
+export function subscribeToShardEventJson(event: SubscribeToShardResponse): JsonObject {
+  return compact({
+    Records: event.records.map(recordJson),
+    ContinuationSequenceNumber: event.continuationSequenceNumber,
+    MillisBehindLatest: event.millisBehindLatest,
+    ChildShards: event.childShards.length > 0 ? event.childShards.map(childShardJson) : undefined,
+  });
 }
 
 function encryptionName(type: EncryptionType): string {
@@ -462,12 +514,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       streamArn: string(input, 'StreamARN'),
     });
     return compact({
-      Records: r.records.map((record) => ({
-        SequenceNumber: record.sequenceNumber,
-        ApproximateArrivalTimestamp: seconds(record.approximateArrivalTimestampMs),
-        Data: record.data.toString('base64'),
-        PartitionKey: record.partitionKey,
-      })),
+      Records: r.records.map(recordJson),
       // '' once a closed shard is read to its end: Kinesis then sends no NextShardIterator (the
       // SDKs and the KCL take its absence as the end of the shard), only ChildShards.
       NextShardIterator: r.nextShardIterator === '' ? undefined : r.nextShardIterator,

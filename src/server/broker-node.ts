@@ -1,3 +1,4 @@
+import { DEFAULT_SUBSCRIPTION_LIMITS } from '../broker/subscriptions.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Broker } from '../broker/broker.js';
@@ -72,6 +73,8 @@ export interface BrokerNodeConfig {
   readonly retentionCheckIntervalMs?: number;
   /** 'off': no stream's shard limits are enforced on this broker (default 'aws': they are). */
   readonly limits?: LimitsMode;
+  /** How long a SubscribeToShard subscription lasts (default 5 minutes, as in Kinesis). */
+  readonly subscriptionLifetimeMs?: number;
   /** Test-only: acknowledge writes before they commit (to prove the cluster test can fail). */
   readonly unsafeAckBeforeCommit?: boolean;
 }
@@ -176,7 +179,20 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
   }
   const [apiHost, apiPort] = splitHostPort(topology.apiListen);
   const adminListen = config.adminListen;
-  const dataPlane = new DataPlane({ broker, keyring: metadata, clock, identity });
+  const dataPlane = new DataPlane({
+    broker,
+    keyring: metadata,
+    clock,
+    identity,
+    ...(config.subscriptionLifetimeMs === undefined
+      ? {}
+      : {
+          subscriptionLimits: {
+            ...DEFAULT_SUBSCRIPTION_LIMITS,
+            lifetimeMs: config.subscriptionLifetimeMs,
+          },
+        }),
+  });
   const front = await startFrontEnds({
     grpc: {
       host: apiHost,

@@ -33,6 +33,8 @@ export interface DevClusterConfig {
   readonly bin: string;
   /** Passed to every broker: quotas are enforced where the shards are (default 'aws'). */
   readonly limits?: LimitsMode;
+  /** Passed to every broker (default 5 minutes). */
+  readonly subscriptionLifetimeMs?: number;
 }
 
 export interface RunningDevCluster {
@@ -112,6 +114,9 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
           'warn',
           '--limits',
           config.limits ?? 'aws',
+          ...(config.subscriptionLifetimeMs === undefined
+            ? []
+            : ['--subscription-lifetime-ms', String(config.subscriptionLifetimeMs)]),
           '--exit-with-parent',
         ],
         // stdin stays open while this process lives: brokers exit when it closes.

@@ -40,20 +40,36 @@ import type {
   PutRecordResponse,
   PutRecordsRequest,
   PutRecordsResponse,
+  SubscribeToShardRequest,
+  SubscribeToShardResponse,
 } from '../gen/rheos/v1/data.js';
+import { pushIterable } from '../common/push-iterable.js';
 
 /**
  * The native API as the gateway sees it: the operations of rheos.v1 with their generated message
  * types. The gateway only translates between Kinesis JSON and these calls; `RheosClient` (over
  * gRPC) and `inProcessApi` (in the same process as the broker) both satisfy it.
  */
-export interface NativeApi extends DataApi, ControlApi {}
+export interface NativeApi extends DataApi, SubscribeApi, ControlApi {}
 
 export interface DataApi {
   putRecord(request: PutRecordRequest): Promise<PutRecordResponse>;
   putRecords(request: PutRecordsRequest): Promise<PutRecordsResponse>;
   getShardIterator(request: GetShardIteratorRequest): Promise<GetShardIteratorResponse>;
   getRecords(request: GetRecordsRequest): Promise<GetRecordsResponse>;
+}
+
+/** Enhanced fan-out: a server stream, where the data API's other calls are request and answer. */
+export interface SubscribeApi {
+  /**
+   * The events of one subscription, pushed as records commit. The first `next()` throws what
+   * refuses the subscription (an unknown consumer, a takeover too soon); it ends with the
+   * subscription's lifetime, and on `signal`.
+   */
+  subscribeToShard(
+    request: SubscribeToShardRequest,
+    options?: { readonly signal?: AbortSignal },
+  ): AsyncIterable<SubscribeToShardResponse>;
 }
 
 /**
@@ -125,6 +141,11 @@ export function inProcessApi(data: DataPlane, control: ControlPlane): NativeApi 
     putRecords: (r) => data.putRecords(r),
     getShardIterator: (r) => data.getShardIterator(r),
     getRecords: (r) => data.getRecords(r),
+    subscribeToShard: (r, options) =>
+      pushIterable<SubscribeToShardResponse>(
+        (emit, signal) => data.subscribeToShard(r, emit, signal),
+        options?.signal,
+      ),
     ...controlApiOf(control),
   };
 }

@@ -1,3 +1,4 @@
+import { ServiceUnavailableError } from '../../src/common/errors.js';
 import { describe, expect, it } from 'vitest';
 import { ReadableSignal } from '../../src/broker/readable-signal.js';
 import { LimitExceededError } from '../../src/common/errors.js';
@@ -50,8 +51,11 @@ describe('ReadableSignal', () => {
     expect(await settled(other)).toBe(false);
     signal.close();
     expect(await settled(other)).toBe(true);
-    expect(await settled(signal.wait(100))).toBe(true);
-    expect(await settled(signal.wait(0, AbortSignal.abort()))).toBe(true);
+    // A wait begun after the close is refused, so a push reader cannot spin on a closed replica.
+    await expect(signal.wait(100)).rejects.toBeInstanceOf(ServiceUnavailableError);
+    await expect(signal.wait(0, AbortSignal.abort())).rejects.toBeInstanceOf(
+      ServiceUnavailableError,
+    );
   });
 
   it('refuses waiters beyond its bound', async () => {

@@ -50,6 +50,8 @@ export interface ClusterOptions {
   readonly coordinators?: number;
   /** Zone label per broker id (coordinated clusters only). */
   readonly zones?: Readonly<Record<number, string>>;
+  /** SubscribeToShard subscription lifetime on every broker (default 5 minutes). */
+  readonly subscriptionLifetimeMs?: number;
 }
 
 export interface CoordinatorInfo {
@@ -243,6 +245,9 @@ export class ClusterHarness {
       b.dataDir,
       '--tick-ms',
       String(this.options.tickMs ?? 50),
+      ...(this.options.subscriptionLifetimeMs === undefined
+        ? []
+        : ['--subscription-lifetime-ms', String(this.options.subscriptionLifetimeMs)]),
     ];
     for (const link of this.links.values()) {
       if (link.low === id) args.push('--peer', `${link.high}=127.0.0.1:${link.proxy.port}`);

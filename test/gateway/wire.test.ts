@@ -776,7 +776,7 @@ describe.each(PROTOCOLS)('malformed requests over %s', (protocol) => {
     expect(reply.headers['x-amzn-errortype']).toBe('UnknownOperationException');
   });
 
-  it.each(['SubscribeToShard', 'EnableEnhancedMonitoring', 'StartStreamEncryption'])(
+  it.each(['EnableEnhancedMonitoring', 'StartStreamEncryption'])(
     'known but unsupported %s -> 400 UnsupportedOperationException',
     async (operation) => {
       const reply = await call(protocol, main, PREFIX + operation, '{"StreamName": "junk"}');

@@ -30,6 +30,7 @@ interface BrokerOptions {
   region: string;
   tickMs: number;
   limits: LimitsMode;
+  subscriptionLifetimeMs: number;
   logLevel: string;
   exitWithParent?: boolean;
 }
@@ -86,6 +87,12 @@ export function registerBroker(program: Command): void {
       parseLimitsMode,
       'aws',
     )
+    .option(
+      '--subscription-lifetime-ms <ms>',
+      'how long a SubscribeToShard subscription lasts before the consumer must subscribe again',
+      parsePositiveInt,
+      300_000,
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .option(
       '--exit-with-parent',
@@ -132,6 +139,7 @@ export function registerBroker(program: Command): void {
         identity: { region: options.region, accountId: DEFAULT_IDENTITY.accountId },
         tickMs: options.tickMs,
         limits: options.limits,
+        subscriptionLifetimeMs: options.subscriptionLifetimeMs,
         logger,
         unsafeAckBeforeCommit,
       });

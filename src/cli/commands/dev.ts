@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEFAULT_SUBSCRIPTION_LIMITS } from '../../broker/subscriptions.js';
 import { DEFAULT_IDENTITY } from '../../common/arn.js';
 import { createLogger } from '../../common/logger.js';
 import { startDevCluster } from '../../server/dev-cluster.js';
@@ -16,6 +17,7 @@ interface DevOptions {
   dataDir: string;
   brokers?: number;
   limits: LimitsMode;
+  subscriptionLifetimeMs: number;
   logLevel: string;
 }
 
@@ -51,6 +53,12 @@ export function registerDev(program: Command): void {
       parseLimitsMode,
       'aws',
     )
+    .option(
+      '--subscription-lifetime-ms <ms>',
+      'how long a SubscribeToShard subscription lasts before the consumer must subscribe again',
+      parsePositiveInt,
+      300_000,
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: DevOptions) => {
       const logger = createLogger({ level: options.logLevel });
@@ -67,6 +75,7 @@ export function registerDev(program: Command): void {
           logger,
           bin: process.argv[1] as string,
           limits: options.limits,
+          subscriptionLifetimeMs: options.subscriptionLifetimeMs,
         });
         logger.info(
           {
@@ -91,6 +100,10 @@ export function registerDev(program: Command): void {
         identity,
         logger,
         limits: options.limits,
+        subscriptionLimits: {
+          ...DEFAULT_SUBSCRIPTION_LIMITS,
+          lifetimeMs: options.subscriptionLifetimeMs,
+        },
       });
       logger.info(
         {
