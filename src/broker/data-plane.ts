@@ -186,19 +186,7 @@ export class DataPlane {
         `Consumer ${request.consumerArn} under account ${accountId} is not ACTIVE (status ${consumer.status}).`,
       );
     }
-    const shardIn = (s: StreamRecord) =>
-      s.shards.find((shard) => shard.shardId === request.shardId && isListed(shard));
-    let shard = shardIn(stream);
-    // A child of a split this broker has not heard of yet: look at the newest metadata first.
-    if (shard === undefined && (await this.options.broker.refreshMetadata())) {
-      stream = await this.servingStream(ref);
-      shard = shardIn(stream);
-    }
-    if (shard === undefined) {
-      throw new ResourceNotFoundError(
-        `Shard ${request.shardId} in stream ${stream.name} under account ${accountId} does not exist`,
-      );
-    }
+    const { shard } = await this.listedShard(ref, stream, request.shardId);
     const replica = this.replica(shard);
     // Pushed from the leader, which has every committed entry as soon as it commits.
     replica.checkWritable();
@@ -323,21 +311,11 @@ export class DataPlane {
     ) {
       throw new InvalidArgumentError('Producer ids and sequence numbers must be below 2^53.');
     }
-    let stream = await this.servingStream(request);
-    const named = (s: StreamRecord) =>
-      s.shards.find((x) => x.shardId === producer.shardId && isListed(x));
-    let shard = named(stream);
-    // The producer learns of a split's children from the coordinators, maybe before this broker
-    // has: look at the newest metadata once before calling the shard unknown.
-    if (shard === undefined && (await this.options.broker.refreshMetadata())) {
-      stream = await this.servingStream(request);
-      shard = named(stream);
-    }
-    if (shard === undefined) {
-      throw new ResourceNotFoundError(
-        `Shard ${producer.shardId} in stream ${stream.name} under account ${this.options.identity.accountId} does not exist`,
-      );
-    }
+    const { stream, shard } = await this.listedShard(
+      request,
+      await this.servingStream(request),
+      producer.shardId,
+    );
     const start = BigInt(shard.hashKeyStart);
     const end = BigInt(shard.hashKeyEnd);
     entries.forEach((entry, i) => {
@@ -755,6 +733,31 @@ export class DataPlane {
     } catch {
       return 0;
     }
+  }
+
+  /**
+   * The listed shard `shardId` of `stream`. Clients learn of a split's children from the
+   * coordinators, maybe before this broker has: it looks at the newest metadata once before
+   * calling the shard unknown.
+   */
+  private async listedShard(
+    ref: { streamName: string; streamArn: string },
+    stream: StreamRecord,
+    shardId: string,
+  ): Promise<{ stream: StreamRecord; shard: ShardRecord }> {
+    const find = (s: StreamRecord) => s.shards.find((x) => x.shardId === shardId && isListed(x));
+    let shard = find(stream);
+    let latest = stream;
+    if (shard === undefined && (await this.options.broker.refreshMetadata())) {
+      latest = await this.servingStream(ref);
+      shard = find(latest);
+    }
+    if (shard === undefined) {
+      throw new ResourceNotFoundError(
+        `Shard ${shardId} in stream ${latest.name} under account ${this.options.identity.accountId} does not exist`,
+      );
+    }
+    return { stream: latest, shard };
   }
 
   private async servingStream(ref: {
