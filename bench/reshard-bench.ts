@@ -6,10 +6,8 @@
  * the time from the request to ACTIVE, records/s acknowledged meanwhile, the worst 250 ms window,
  * and the records that failed. Appends one JSON line to bench/results/resharding.jsonl.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,7 +16,7 @@ import { MAX_HASH_KEY } from '../src/common/hash-key.js';
 import { ScalingType } from '../src/gen/rheos/v1/control.js';
 import { StreamStatus } from '../src/gen/rheos/v1/stream.js';
 import { runContext } from './lib/machine.js';
-import { freePort } from './lib/ports.js';
+import { startBenchServer } from './lib/dev-server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -38,40 +36,10 @@ const settleMs = Number(values['settle-s']) * 1000;
 const RECORD_BYTES = 1024;
 const BUCKET_MS = 250;
 
-const dataDir = await mkdtemp(join(tmpdir(), 'rheos-reshard-bench-'));
-const grpcPort = await freePort();
-const dev = spawn(
-  process.execPath,
-  [
-    join(root, 'bin', 'rheos.js'),
-    'dev',
-    '--brokers',
-    '3',
-    '--data-dir',
-    dataDir,
-    '--grpc-port',
-    String(grpcPort),
-    '--http-port',
-    String(await freePort()),
-    '--admin-port',
-    String(await freePort()),
-  ],
-  { stdio: ['pipe', 'pipe', 'inherit'] },
-);
-let output = '';
-dev.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-const stopDev = async () => {
-  dev.kill('SIGTERM');
-  await new Promise((resolve) => dev.once('exit', resolve));
-  await rm(dataDir, { recursive: true, force: true });
-};
+const server = await startBenchServer(root, 'rheos-reshard-bench-', ['--brokers', '3']);
 
 try {
-  for (let i = 0; !output.includes('rheos dev is ready'); i++) {
-    if (i > 600 || dev.exitCode !== null) throw new Error(`rheos dev did not start:\n${output}`);
-    await sleep(100);
-  }
-  const client = createClient({ endpoint: `127.0.0.1:${grpcPort}`, deadlineMs: 30_000 });
+  const client = createClient({ endpoint: server.endpoint, deadlineMs: 30_000 });
   await client.createStream({
     streamName: 'bench',
     shardCount: Number(values.shards),
@@ -199,7 +167,7 @@ try {
     await appendFile(join(out, 'resharding.jsonl'), JSON.stringify(result) + '\n');
   }
 } finally {
-  await stopDev();
+  await server.stop();
 }
 
 function sleep(ms: number): Promise<void> {

@@ -2,20 +2,32 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient } from '../../src/client/client.js';
 import { freePort } from './ports.js';
 
-/** A `rheos dev` child process on a temporary data folder, for single-node benchmarks. */
+/** A `rheos dev` child process on a temporary data folder, for benchmarks. */
 export interface BenchServer {
   readonly endpoint: string;
   readonly httpPort: number;
   readonly pid: number;
+  /** Every process of the server: the dev process itself, and with `--brokers` each broker. */
+  readonly pids: readonly number[];
   /** Stops the server (SIGTERM) and removes its data. */
   stop(): Promise<void>;
 }
 
-/** Starts `rheos dev` from the checkout at `root` and waits until its gRPC API answers. */
-export async function startBenchServer(root: string, prefix: string): Promise<BenchServer> {
+/** The server's output kept for a failure message; older output is dropped. */
+const OUTPUT_TAIL_CHARS = 64 * 1024;
+const READY_TIMEOUT_MS = 60_000;
+
+/**
+ * Starts `rheos dev` from the checkout at `root` with `extraArgs` (such as `--brokers 3`) and
+ * waits until it logs that it is ready, which a cluster does once its brokers have registered.
+ */
+export async function startBenchServer(
+  root: string,
+  prefix: string,
+  extraArgs: readonly string[] = [],
+): Promise<BenchServer> {
   const dataDir = await mkdtemp(join(tmpdir(), prefix));
   const grpcPort = await freePort();
   const adminPort = await freePort();
@@ -34,34 +46,53 @@ export async function startBenchServer(root: string, prefix: string): Promise<Be
       String(adminPort),
       '--http-port',
       String(httpPort),
+      // Info, for the ready line; the server logs no line per request.
       '--log-level',
-      'warn',
+      'info',
+      ...extraArgs,
     ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const stop = async () => {
-    if (server.exitCode === null) {
+    if (server.exitCode === null && server.signalCode === null) {
       server.kill('SIGTERM');
       await new Promise((resolve) => server.once('exit', resolve));
     }
     await rm(dataDir, { recursive: true, force: true });
   };
-  const client = createClient({ endpoint, deadlineMs: 5_000 });
+  let output = '';
+  let isReady = false;
+  let pids: number[] = [server.pid as number];
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`rheos dev was not ready in ${READY_TIMEOUT_MS} ms:\n${output}`)),
+      READY_TIMEOUT_MS,
+    );
+    server.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`rheos dev exited (${code}) before it was ready:\n${output}`));
+    });
+    server.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      if (isReady) return;
+      output = (output + chunk).slice(-OUTPUT_TAIL_CHARS);
+      // Whole lines only: the last piece may be a line still being written.
+      const line = output
+        .split('\n')
+        .slice(0, -1)
+        .find((l) => l.includes('rheos dev is ready'));
+      if (line === undefined) return;
+      const logged = JSON.parse(line) as { pids?: Record<string, number> };
+      pids = [...pids, ...Object.values(logged.pids ?? {})];
+      isReady = true;
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await client.describeLimits();
-        break;
-      } catch (error) {
-        if (attempt > 100) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
+    await ready;
   } catch (error) {
     await stop();
     throw error;
-  } finally {
-    client.close();
   }
-  return { endpoint, httpPort, pid: server.pid as number, stop };
+  return { endpoint, httpPort, pid: server.pid as number, pids, stop };
 }

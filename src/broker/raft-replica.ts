@@ -21,6 +21,7 @@ import {
   isSealEntry,
   sealChildren,
   stampedPayload,
+  toLogEntry,
 } from '../storage/raft-entry.js';
 import type { ShardSeal } from '../storage/shard-log.js';
 import {
@@ -35,6 +36,7 @@ import type {
   ReadResult,
   ShardReplica,
 } from './replica.js';
+import { CommittedTail } from './committed-tail.js';
 import { appendOutcome, sealedOutcome } from './producer-outcome.js';
 import { ReadableSignal } from './readable-signal.js';
 import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
@@ -73,6 +75,8 @@ export interface RaftReplicaOptions {
   readonly proposalTimeoutMs?: number;
   /** Test-only: acknowledge once the leader's own write is durable, before commit (unsafe). */
   readonly unsafeAckBeforeCommit?: boolean;
+  /** Payload bytes of the newest applied entries kept in memory for readers. */
+  readonly tailBytes?: number;
 }
 
 interface SealWaiter {
@@ -125,6 +129,7 @@ export class RaftReplica implements ShardReplica {
   private sealSeen: readonly string[] | undefined;
   /** Wakes push readers when entries become readable (applied here). */
   private readonly readableSignal: ReadableSignal;
+  private readonly tail: CommittedTail;
 
   constructor(private readonly options: RaftReplicaOptions) {
     this.shard = options.shard;
@@ -137,11 +142,13 @@ export class RaftReplica implements ShardReplica {
     this.lastArrivalMs = options.lastArrivalMs;
     this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
     this.proposalTimeoutMs = options.proposalTimeoutMs ?? 10_000;
+    this.tail = new CommittedTail(options.tailBytes);
     this.readable = {
       log: this.store.log,
       trimHorizon: () => this.trimHorizon(),
       readableIndex: () => this.applied,
       tipArrivalMs: () => this.newestAppliedArrivalMs,
+      tail: this.tail,
     };
   }
 
@@ -325,6 +332,8 @@ export class RaftReplica implements ShardReplica {
   /** Committed entries were applied (their index keys are durable): acknowledge their writers. */
   appliedEntries(entries: readonly Entry[], snapshot: Snapshot | undefined): void {
     if (snapshot !== undefined) {
+      // The log now starts after the snapshot: the tail's entries are no longer next to it.
+      this.tail.clear();
       this.applied = snapshot.index;
       this.newestAppliedArrivalMs = Math.max(
         this.newestAppliedArrivalMs,
@@ -342,6 +351,7 @@ export class RaftReplica implements ShardReplica {
       this.settleSeal(entry);
       this.settle(entry, 'applied', refused ? seal : undefined);
     }
+    if (entries.length > 0) this.tail.append(entries.map(toLogEntry));
     this.readableSignal.advance(this.applied);
   }
 
@@ -490,6 +500,7 @@ export class RaftReplica implements ShardReplica {
   async close(): Promise<void> {
     this.closed = true;
     this.readableSignal.close();
+    this.tail.clear();
     this.failAll(
       () =>
         new ServiceUnavailableError(

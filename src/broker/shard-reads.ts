@@ -1,7 +1,7 @@
 import type { LogPosition } from '../common/sequence-number.js';
 import { EntryType } from '../storage/entry-codec.js';
-import { decodeRecordBatch } from '../storage/record-batch.js';
 import { LogGapError, type ShardLog } from '../storage/shard-log.js';
+import { ReadableEntry, type CommittedTail } from './committed-tail.js';
 import type { ReadLimits, ReadRecord, ReadResult } from './replica.js';
 
 /**
@@ -17,6 +17,8 @@ export interface ReadableLog {
   readableIndex(): number;
   /** Arrival time of the newest readable record (millisBehindLatest). */
   tipArrivalMs(): number;
+  /** The newest readable entries in memory; reads from before it go to storage. */
+  readonly tail?: CommittedTail;
 }
 
 export async function readRecords(
@@ -53,10 +55,10 @@ async function readOnce(
   let next: LogPosition = { index: Math.max(start.index, last + 1), offset: 0 };
   if (start.index <= last) {
     next = { index: last + 1, offset: 0 };
-    scan: for await (const entry of shard.log.entries(start.index, last)) {
+    scan: for await (const entry of readableEntries(shard, start.index, last)) {
       // Refused at apply (an idempotent producer's retry): its records were never stored.
       if (entry.type !== EntryType.Records || shard.log.isRefused(entry.index)) continue;
-      const batch = decodeRecordBatch(entry.index, entry.payload);
+      const batch = entry.records();
       const firstOffset = entry.index === start.index ? start.offset : 0;
       for (let offset = firstOffset; offset < batch.length; offset++) {
         const record = batch[offset] as (typeof batch)[number];
@@ -81,6 +83,36 @@ async function readOnce(
   const endOfShard = seal !== undefined && next.index > seal.index;
   if (endOfShard) next = { index: seal.index + 1, offset: 0 };
   return { records, next, tipArrivalMs, caughtUp: next.index > last, endOfShard };
+}
+
+/**
+ * Entries from..to in order: from the in-memory tail where it holds them, from storage before it.
+ * The tail moves on while storage is read, so where it starts is looked at again each time.
+ */
+async function* readableEntries(
+  shard: ReadableLog,
+  from: number,
+  to: number,
+): AsyncGenerator<ReadableEntry> {
+  let next = from;
+  while (next <= to) {
+    const first = shard.tail?.firstIndex;
+    if (shard.tail !== undefined && first !== undefined && next >= first) {
+      // Taken as one list, so appends while the reader works cannot shift it.
+      const held = shard.tail.range(next, to);
+      yield* held;
+      next = (held[held.length - 1]?.index ?? next - 1) + 1;
+      // The tail reaches the readable index; should it not, storage has the rest.
+      for await (const entry of shard.log.entries(next, to)) yield new ReadableEntry(entry);
+      return;
+    }
+    const end = first === undefined || first > to ? to : first - 1;
+    for await (const entry of shard.log.entries(next, end)) {
+      yield new ReadableEntry(entry);
+      next = entry.index + 1;
+    }
+    next = end + 1;
+  }
 }
 
 /**

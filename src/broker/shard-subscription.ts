@@ -11,8 +11,8 @@ import type { ShardReplica } from './replica.js';
 
 /**
  * One SubscribeToShard subscription, served by the shard's leader: records are read from the
- * replica (the page cache holds the tail; laggards read older entries from storage the same way)
- * and pushed as events as soon as they are readable, waking on the replica's ReadableSignal rather
+ * replica (its newest entries from the in-memory committed tail, decoded once for every consumer;
+ * laggards' older entries from storage) and pushed as events as soon as they are readable, waking on the replica's ReadableSignal rather
  * than polling. Each event says where to go on from (ContinuationSequenceNumber, to subscribe again
  * AFTER_SEQUENCE_NUMBER) and how far behind the tip it is; an idle subscription still gets an event
  * every `idleEventMs`, so its checkpoint stays fresh; a closed shard read to its end gets a last

@@ -13,6 +13,7 @@ import type { ProducerDecision, ProducerHeader } from '../storage/producer-table
 import { encodeRecordBatch } from '../storage/record-batch.js';
 import { ShardLog, type ShardSeal, type TrimPoint } from '../storage/shard-log.js';
 import { appendOutcome, sealedOutcome } from './producer-outcome.js';
+import { CommittedTail } from './committed-tail.js';
 import { ReadableSignal } from './readable-signal.js';
 import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
 import type {
@@ -37,6 +38,8 @@ export interface SingleNodeReplicaOptions {
   readonly clock: Clock;
   /** Uncommitted bytes this replica may have queued before it refuses more writes. */
   readonly maxPendingBytes?: number;
+  /** Payload bytes of the newest committed entries kept in memory for readers. */
+  readonly tailBytes?: number;
 }
 
 /** The replica's own id in the one-member configuration (what Raft would store as its vote). */
@@ -70,6 +73,7 @@ export class SingleNodeReplica implements ShardReplica {
     { readonly children: readonly string[]; readonly done: Promise<number> } | undefined;
   /** Wakes push readers when entries become readable (committed: the one replica's commit is durable). */
   private readonly readableSignal = new ReadableSignal(0);
+  private readonly tail: CommittedTail;
 
   private constructor(options: SingleNodeReplicaOptions) {
     this.shard = options.shard;
@@ -77,12 +81,14 @@ export class SingleNodeReplica implements ShardReplica {
     this.writer = options.writer;
     this.clock = options.clock;
     this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
+    this.tail = new CommittedTail(options.tailBytes);
     // What shared reads see: everything committed (the single replica's commit is durable).
     this.readable = {
       log: this.log,
       trimHorizon: () => this.trimHorizon(),
       readableIndex: () => this.committed,
       tipArrivalMs: () => this.newestRecordArrivalMs,
+      tail: this.tail,
     };
   }
 
@@ -171,6 +177,7 @@ export class SingleNodeReplica implements ShardReplica {
     }
     // Batches complete in order; a SEAL written in the same batch may have been counted first.
     this.committed = Math.max(this.committed, entry.index);
+    this.tail.append([entry]);
     this.readableSignal.advance(this.committed);
     const decision = this.apply(entry);
     if (decision === undefined || decision.kind === 'accept') {
@@ -191,6 +198,7 @@ export class SingleNodeReplica implements ShardReplica {
     const done = this.track(this.writer.write(this.log.appendOps([entry]))).then(
       async () => {
         this.committed = Math.max(this.committed, entry.index);
+        this.tail.append([entry]);
         this.readableSignal.advance(this.committed);
         assert(entry.index > this.applyCalled, 'entries are applied in log order');
         this.applyCalled = entry.index;
@@ -262,6 +270,7 @@ export class SingleNodeReplica implements ShardReplica {
   async close(): Promise<void> {
     this.closed = true;
     this.readableSignal.close();
+    this.tail.clear();
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 

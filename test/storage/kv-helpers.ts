@@ -73,6 +73,8 @@ export class RecordingKvStore implements KvStore {
   readonly clears: KvRange[] = [];
   inFlight = 0;
   maxInFlight = 0;
+  /** Iterators opened (reads that went to storage). */
+  iterations = 0;
   /** Event-loop turns each write spends before reaching the store. */
   turnsPerWrite = 0;
   private gate: Promise<void> | undefined;
@@ -145,6 +147,7 @@ export class RecordingKvStore implements KvStore {
   }
 
   iterate(range: KvRange): AsyncIterable<[Buffer, Buffer]> {
+    this.iterations++;
     return this.inner.iterate(range);
   }
 

@@ -44,13 +44,14 @@ class Broker {
     return new GroupCommitWriter(this.kv, { onFatal: (error) => this.fatal.push(error) });
   }
 
-  open(shard: number, maxPendingBytes?: number): Promise<SingleNodeReplica> {
+  open(shard: number, maxPendingBytes?: number, tailBytes?: number): Promise<SingleNodeReplica> {
     return SingleNodeReplica.open({
       shard,
       log: new ShardLog(this.kv, shard),
       writer: this.writer,
       clock: this.clock,
       ...(maxPendingBytes === undefined ? {} : { maxPendingBytes }),
+      ...(tailBytes === undefined ? {} : { tailBytes }),
     });
   }
 
@@ -350,7 +351,8 @@ describe('SingleNodeReplica reads', () => {
 
   it('reports a corrupted entry as an error, not as a shorter log', async () => {
     const broker = await Broker.start();
-    const replica = await broker.open(1);
+    // No in-memory tail: every read goes to storage, where the corruption is.
+    const replica = await broker.open(1, undefined, 0);
     for (const text of ['a', 'b', 'c']) await replica.propose([rec(text)]);
     await broker.writer.drain();
     const stored = (await broker.kv.get(logKey(1, 3))) as Buffer;
@@ -375,6 +377,69 @@ describe('SingleNodeReplica reads', () => {
     await broker.kv.inner.write([{ type: 'put', key: logKey(1, 4), value: bad }], { sync: true });
     await broker.restart();
     await expect(broker.open(1)).rejects.toBeInstanceOf(StorageCorruptionError);
+  });
+});
+
+describe('SingleNodeReplica committed tail', () => {
+  it('serves readers at the tip from memory, with the records storage holds', async () => {
+    const broker = await Broker.start();
+    const replica = await broker.open(1);
+    const first = (await replica.propose([rec('r0')])).index;
+    for (let i = 1; i < 30; i++) await replica.propose([rec(`r${i}`), rec(`s${i}`)]);
+    const before = broker.kv.iterations;
+    const fromTail = await readAll(
+      replica,
+      { index: first, offset: 0 },
+      { maxRecords: 7, maxBytes: 1 << 20 },
+    );
+    expect(broker.kv.iterations).toBe(before);
+    await replica.close();
+    await broker.restart();
+    // After a restart the tail is empty: the same read comes from storage.
+    const reopened = await broker.open(1);
+    const fromStorage = await readAll(
+      reopened,
+      { index: first, offset: 0 },
+      { maxRecords: 7, maxBytes: 1 << 20 },
+    );
+    expect(broker.kv.iterations).toBeGreaterThan(0);
+    expect(
+      fromTail.map((r) => [r.position, r.arrivalMs, r.partitionKey, r.data.toString()]),
+    ).toEqual(fromStorage.map((r) => [r.position, r.arrivalMs, r.partitionKey, r.data.toString()]));
+    expect(fromTail).toHaveLength(59);
+  });
+
+  it('a reader behind the bounded tail reads storage, then the tail, missing and repeating nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 0, max: 400 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.integer({ min: 0, max: 39 }),
+        async (batchSizes, tailBytes, maxRecords, startAt) => {
+          const broker = await Broker.start();
+          const replica = await broker.open(1, undefined, tailBytes);
+          const written: string[] = [];
+          const indexes: number[] = [];
+          for (const [b, size] of batchSizes.entries()) {
+            const records = Array.from({ length: size }, (_, i) =>
+              rec(`b${b}-${i}`.padEnd(8 + b, 'x')),
+            );
+            indexes.push((await replica.propose(records)).index);
+            written.push(...records.map((r) => r.data.toString()));
+          }
+          const startEntry = Math.min(startAt, indexes.length - 1);
+          const from = { index: indexes[startEntry] as number, offset: 0 };
+          const expected = written.slice(
+            batchSizes.slice(0, startEntry).reduce((a, b) => a + b, 0),
+          );
+          const got = await readAll(replica, from, { maxRecords, maxBytes: 1 << 20 });
+          expect(texts(got)).toEqual(expected);
+          await replica.close();
+        },
+      ),
+      { numRuns: 30 },
+    );
   });
 });
 
