@@ -1,5 +1,6 @@
 import { sleep } from '../common/backoff.js';
 import type { Clock } from '../common/clock.js';
+import { TokenBucket } from '../common/token-bucket.js';
 import {
   formatSequenceNumber,
   MAX_RECORDS_PER_ENTRY,
@@ -31,6 +32,8 @@ export interface SubscriptionSource {
   /** Ends the subscription (lifetime, takeover, the client went). */
   readonly signal: AbortSignal;
   readonly endsAtMs: number;
+  /** How the subscription waits out its pace (tests pass one that moves a manual clock). */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 export interface SubscriptionPacing {
@@ -51,14 +54,27 @@ export async function serveSubscription(
   pacing: SubscriptionPacing = DEFAULT_SUBSCRIPTION_PACING,
 ): Promise<void> {
   const { replica, clock, signal } = source;
+  const wait = source.sleep ?? sleep;
+  // The consumer's own throughput: a bucket of one second's bytes, refilled continuously. A read
+  // asks for no more than the bucket holds; a record larger than that still goes (a read returns
+  // at least one), leaving the bucket in debt that the next reads wait out.
+  const bucket = new TokenBucket(
+    pacing.bytesPerSecond,
+    pacing.bytesPerSecond,
+    clock,
+    2 * pacing.maxEventBytes,
+  );
   let from = source.from;
-  let windowStartMs = clock.nowMs();
-  let windowBytes = 0;
   let lastEventMs = Number.NEGATIVE_INFINITY;
   while (!signal.aborted && clock.nowMs() < source.endsAtMs) {
+    const budget = bucket.available();
+    if (budget < 1) {
+      await wait(Math.ceil(((1 - budget) * 1000) / pacing.bytesPerSecond), signal);
+      continue;
+    }
     const result = await replica.read(from, {
       maxRecords: 10_000,
-      maxBytes: pacing.maxEventBytes,
+      maxBytes: Math.max(1, Math.min(pacing.maxEventBytes, Math.floor(budget))),
     });
     let bytes = 0;
     const records = result.records.map((r) => {
@@ -94,20 +110,13 @@ export async function serveSubscription(
     }
     if (children !== undefined) return;
     from = result.next;
-    // The consumer's own throughput: past its bytes for this second, wait for the next one.
-    if (nowMs - windowStartMs >= 1_000) {
-      windowStartMs = nowMs;
-      windowBytes = 0;
-    }
-    windowBytes += bytes;
-    if (windowBytes >= pacing.bytesPerSecond) {
-      await sleep(Math.max(1, windowStartMs + 1_000 - nowMs), signal);
-      continue;
-    }
+    bucket.takeWithDebt(bytes);
     if (result.endOfShard) {
       // A merge's child opens once both parents are sealed: look again shortly.
-      await sleep(50, signal);
+      await wait(50, signal);
     } else if (result.caughtUp) {
+      // Ended while the event was being sent: an abort listener added now would never fire.
+      if (signal.aborted) return;
       const idle = new AbortController();
       const wake = () => idle.abort();
       signal.addEventListener('abort', wake, { once: true });
