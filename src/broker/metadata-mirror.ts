@@ -19,6 +19,7 @@ export class MetadataMirror implements MetadataSource, SigningKeyring {
     brokers: new Map(),
     counters: INITIAL_COUNTERS,
     iteratorKeys: [],
+    groups: new Map(),
   };
   private currentVersion = 0;
   private readonly listeners = new Set<

@@ -32,6 +32,7 @@ export class StaticMetadata implements MetadataSource, SigningKeyring {
       // No registered brokers: placement comes from the file, not from the placement planner.
       brokers: new Map(),
       counters: { ...INITIAL_COUNTERS, nextIteratorKeyId: 2 },
+      groups: new Map(),
       iteratorKeys: [
         { id: 1, secretBase64: config.iteratorSecret.toString('base64'), createdMs: 0 },
       ],

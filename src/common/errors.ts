@@ -32,7 +32,9 @@ export type KinesisErrorName =
   // Rheos' own (idempotent producers): a newer epoch of the producer id has written.
   | 'ProducerFencedException'
   // Rheos' own (idempotent producers): a batch is not the next in the producer's sequence.
-  | 'OutOfOrderSequenceException';
+  | 'OutOfOrderSequenceException'
+  // Rheos' own (consumer groups): the worker no longer holds the lease it acted on.
+  | 'LeaseLostException';
 
 export class RheosError extends Error {
   override readonly name: KinesisErrorName;
@@ -197,6 +199,17 @@ export class OutOfOrderSequenceError extends RheosError {
   }
 }
 
+/**
+ * A consumer-group worker acted on a lease it no longer holds (another worker took it, or the
+ * lease counter moved on): as the KCL's leaseLost, the worker must stop processing the shard and
+ * must not checkpoint it. Definite (nothing was changed) and not retriable.
+ */
+export class LeaseLostError extends RheosError {
+  constructor(message: string, options: RheosErrorOptions = {}) {
+    super('LeaseLostException', message, options);
+  }
+}
+
 const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptions) => RheosError> =
   {
     ResourceNotFoundException: ResourceNotFoundError,
@@ -214,6 +227,7 @@ const constructors: Record<KinesisErrorName, new (m: string, o?: RheosErrorOptio
     ShardSealedException: ShardSealedError,
     ProducerFencedException: ProducerFencedError,
     OutOfOrderSequenceException: OutOfOrderSequenceError,
+    LeaseLostException: LeaseLostError,
   };
 
 export function isKinesisErrorName(name: string): name is KinesisErrorName {

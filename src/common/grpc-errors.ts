@@ -35,6 +35,7 @@ const STATUS_BY_NAME: Record<KinesisErrorName, status> = {
   ShardSealedException: status.FAILED_PRECONDITION,
   ProducerFencedException: status.FAILED_PRECONDITION,
   OutOfOrderSequenceException: status.FAILED_PRECONDITION,
+  LeaseLostException: status.FAILED_PRECONDITION,
 };
 
 const LEADER_ID_KEY = 'rheos-leader-id';

@@ -25,6 +25,11 @@ export const CONSUMERS_PER_STREAM_MAX = 20;
 export const CONSUMERS_CREATING_MAX = 5;
 /** Consumer names: 1 to 128 of these characters. */
 export const CONSUMER_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,128}$/;
+/** Consumer groups (KCL applications) and their workers' ids. */
+export const GROUP_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,128}$/;
+export const WORKER_ID_PATTERN = /^[a-zA-Z0-9_.:@-]{1,128}$/;
+/** Groups in the cluster: each is part of the coordinator's metadata. */
+export const GROUPS_MAX = 1000;
 export const TAG_KEY_MAX_LENGTH = 128;
 export const TAG_VALUE_MAX_LENGTH = 256;
 

@@ -141,7 +141,7 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
     if (options.reports.record(request.brokerId, request, request.replicas, nowMs)) {
       options.detector.heartbeat(request.brokerId, nowMs);
     }
-    return { metadataVersion: replica.appliedIndex };
+    return { metadataVersion: replica.brokerVersion };
   };
 
   const describeLocally = async (): Promise<DescribeClusterResponse> => {
@@ -168,7 +168,7 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
         };
       });
     return {
-      metadataVersion: replica.appliedIndex,
+      metadataVersion: replica.brokerVersion,
       coordinators: [...options.coordinators]
         .sort(([a], [b]) => a - b)
         .map(([id, endpoint]) => ({
@@ -200,8 +200,11 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
     getMetadata: (request): Promise<GetMetadataResponse> => {
       checkCluster(request.clusterId);
       return linearizable(() => ({
-        version: replica.appliedIndex,
-        recordsJson: Buffer.from(JSON.stringify(recordsOf(replica.state)), 'utf8'),
+        version: replica.brokerVersion,
+        recordsJson: Buffer.from(
+          JSON.stringify(recordsOf(replica.state, { groups: false })),
+          'utf8',
+        ),
       }));
     },
     describeCluster: (request, context) =>

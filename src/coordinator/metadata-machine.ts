@@ -19,6 +19,17 @@ import {
   withDeregisteredConsumer,
   withRegisteredConsumer,
 } from './consumers.js';
+import {
+  joinedGroup,
+  requireGroup,
+  streamOfGroup,
+  withCheckpoint,
+  withReleasedLease,
+  withTakenLease,
+  type LeaseCheckpoint,
+  type LeaseRelease,
+  type LeaseTake,
+} from './groups.js';
 import { PlacementError, placeShards } from './placement.js';
 import {
   checkCanReshard,
@@ -39,6 +50,8 @@ import {
   type BrokerRecord,
   type BrokerState,
   type Counters,
+  type GroupRecord,
+  type GroupStart,
   type IteratorKeyRecord,
   type MetadataState,
   type ShardRecord,
@@ -160,6 +173,18 @@ export type MetadataCommand =
       readonly nowMs: number;
     }
   | {
+      /** A worker of a consumer group starts: the group is created on its first worker. */
+      readonly type: 'joinGroup';
+      readonly application: string;
+      readonly streamName: string;
+      readonly start: GroupStart;
+      readonly nowMs: number;
+    }
+  | ({ readonly type: 'takeLease'; readonly application: string } & LeaseTake)
+  | ({ readonly type: 'checkpointLease'; readonly application: string } & LeaseCheckpoint)
+  | ({ readonly type: 'releaseLease'; readonly application: string } & LeaseRelease)
+  | { readonly type: 'deleteGroup'; readonly application: string }
+  | {
       readonly type: 'rotateIteratorKey';
       readonly secretBase64: string;
       readonly nowMs: number;
@@ -171,7 +196,12 @@ export type MetadataChange =
   | { readonly kind: 'stream'; readonly name: string; readonly value: StreamRecord | undefined }
   | { readonly kind: 'broker'; readonly id: number; readonly value: BrokerRecord | undefined }
   | { readonly kind: 'counters'; readonly value: Counters }
-  | { readonly kind: 'iteratorKeys'; readonly value: readonly IteratorKeyRecord[] };
+  | { readonly kind: 'iteratorKeys'; readonly value: readonly IteratorKeyRecord[] }
+  | {
+      readonly kind: 'group';
+      readonly application: string;
+      readonly value: GroupRecord | undefined;
+    };
 
 export interface MachineContext {
   readonly accountId: string;
@@ -287,6 +317,27 @@ export function applyCommand(
         },
       ];
     }
+    case 'joinGroup': {
+      const stream = requireStream(state, command.streamName, context);
+      const group = joinedGroup(state, command.application, stream, command.start, command.nowMs);
+      return group === undefined ? [] : [groupChange(group)];
+    }
+    case 'takeLease': {
+      const group = requireGroup(state, command.application);
+      return [groupChange(withTakenLease(group, streamOfGroup(state, group), command))];
+    }
+    case 'checkpointLease': {
+      const group = requireGroup(state, command.application);
+      return [groupChange(withCheckpoint(group, streamOfGroup(state, group), command))];
+    }
+    case 'releaseLease': {
+      const group = requireGroup(state, command.application);
+      return [groupChange(withReleasedLease(group, streamOfGroup(state, group), command))];
+    }
+    case 'deleteGroup': {
+      requireGroup(state, command.application);
+      return [{ kind: 'group', application: command.application, value: undefined }];
+    }
     case 'rotateIteratorKey': {
       const key: IteratorKeyRecord = {
         id: state.counters.nextIteratorKeyId,
@@ -311,6 +362,7 @@ export function withChanges(
   let brokers = state.brokers;
   let counters = state.counters;
   let iteratorKeys = state.iteratorKeys;
+  let groups = state.groups;
   for (const change of changes) {
     if (change.kind === 'stream') {
       const next = new Map(streams);
@@ -322,13 +374,18 @@ export function withChanges(
       if (change.value === undefined) next.delete(change.id);
       else next.set(change.id, change.value);
       brokers = next;
+    } else if (change.kind === 'group') {
+      const next = new Map(groups);
+      if (change.value === undefined) next.delete(change.application);
+      else next.set(change.application, change.value);
+      groups = next;
     } else if (change.kind === 'counters') {
       counters = change.value;
     } else {
       iteratorKeys = change.value;
     }
   }
-  return { streams, brokers, counters, iteratorKeys };
+  return { streams, brokers, counters, iteratorKeys, groups };
 }
 
 function createStream(
@@ -664,6 +721,10 @@ function recordSealCommand(
 
 function streamChange(stream: StreamRecord): MetadataChange {
   return { kind: 'stream', name: stream.name, value: stream };
+}
+
+function groupChange(group: GroupRecord): MetadataChange {
+  return { kind: 'group', application: group.application, value: group };
 }
 
 export function streamNotFound(

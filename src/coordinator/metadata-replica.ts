@@ -34,7 +34,13 @@ import {
   type MetadataChange,
   type MetadataCommand,
 } from './metadata-machine.js';
-import { diffStates, recordsOf, stateFromRecords, toRecord } from './metadata-records.js';
+import {
+  concernsBrokers,
+  diffStates,
+  recordsOf,
+  stateFromRecords,
+  toRecord,
+} from './metadata-records.js';
 import type { MetadataState } from './model.js';
 
 /**
@@ -107,6 +113,8 @@ export class MetadataReplica implements HostedGroup {
   /** The state after the commands of the batch being written (published once it is durable). */
   private pending: MetadataState;
   private applied: number;
+  /** The last applied index that changed what brokers are sent (not consumer groups). */
+  private brokerApplied: number;
   private readonly outcomes = new Map<number, Outcome>();
   private readonly waiters = new Map<number, Waiter>();
   private readonly listeners = new Set<MetadataListener>();
@@ -124,6 +132,8 @@ export class MetadataReplica implements HostedGroup {
     this.published = options.state;
     this.pending = options.state;
     this.applied = options.appliedIndex;
+    // Not stored: after a restart brokers fetch the metadata once more, which is harmless.
+    this.brokerApplied = options.appliedIndex;
   }
 
   get state(): MetadataState {
@@ -132,6 +142,14 @@ export class MetadataReplica implements HostedGroup {
 
   get appliedIndex(): number {
     return this.applied;
+  }
+
+  /**
+   * The metadata version brokers see: it moves only with changes they are sent, so the frequent
+   * checkpoints of consumer groups do not make every broker fetch the whole metadata again.
+   */
+  get brokerVersion(): number {
+    return this.brokerApplied;
   }
 
   get isLeader(): boolean {
@@ -287,6 +305,7 @@ export class MetadataReplica implements HostedGroup {
       const before = this.published;
       this.published = this.pending;
       this.applied = Math.max(this.applied, snapshot.index);
+      this.brokerApplied = Math.max(this.brokerApplied, snapshot.index);
       for (const index of [...this.outcomes.keys()]) {
         if (index <= snapshot.index) this.outcomes.delete(index);
       }
@@ -305,7 +324,10 @@ export class MetadataReplica implements HostedGroup {
       this.applied = entry.index;
       const outcome = this.outcomes.get(entry.index);
       this.outcomes.delete(entry.index);
-      if (outcome?.ok === true) all.push(...outcome.changes);
+      if (outcome?.ok === true) {
+        all.push(...outcome.changes);
+        if (outcome.changes.some(concernsBrokers)) this.brokerApplied = entry.index;
+      }
       const waiter = this.waiters.get(entry.index);
       if (waiter === undefined) continue;
       this.waiters.delete(entry.index);

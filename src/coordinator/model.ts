@@ -92,6 +92,45 @@ export interface ConsumerRecord {
   readonly createdMs: number;
 }
 
+/** Where a consumer group starts in a shard it has never checkpointed (the KCL's initial position). */
+export type GroupStart =
+  | { readonly type: 'TRIM_HORIZON' }
+  | { readonly type: 'LATEST' }
+  | { readonly type: 'AT_TIMESTAMP'; readonly timestampMs: number };
+
+/** Checkpoints that are not sequence numbers, named as the KCL names them. */
+export type CheckpointSentinel = 'TRIM_HORIZON' | 'LATEST' | 'AT_TIMESTAMP' | 'SHARD_END';
+
+/**
+ * A consumer group's lease on one shard, with the KCL lease table's columns. `counter` is the
+ * fencing token: it moves on at every change of owner, and every write names the counter it saw.
+ */
+export interface LeaseRecord {
+  readonly shardId: string;
+  /** The worker holding the lease; absent: nobody (free to take). */
+  readonly owner?: string;
+  readonly counter: number;
+  /** A sequence number of the shard, or a sentinel. */
+  readonly checkpoint: string;
+  readonly checkpointSubSequenceNumber: number;
+  readonly ownerSwitchesSinceCheckpoint: number;
+}
+
+/**
+ * A consumer group (a KCL application): workers sharing one stream's shards. Only leases that
+ * differ from a fresh one are stored; every listed shard without one has a fresh lease (nobody's,
+ * counter 0, at the group's start), so a split needs no shard sync to give its children leases.
+ */
+export interface GroupRecord {
+  readonly application: string;
+  readonly streamName: string;
+  readonly streamIncarnation: number;
+  readonly createdMs: number;
+  readonly start: GroupStart;
+  /** In shard-id order. */
+  readonly leases: readonly LeaseRecord[];
+}
+
 export interface IteratorKeyRecord {
   readonly id: number;
   readonly secretBase64: string;
@@ -135,6 +174,8 @@ export interface MetadataState {
   readonly counters: Counters;
   /** Oldest first; the last one signs new iterators. */
   readonly iteratorKeys: readonly IteratorKeyRecord[];
+  /** Consumer groups by application name. Brokers are not sent them. */
+  readonly groups: ReadonlyMap<string, GroupRecord>;
 }
 
 export const INITIAL_COUNTERS: Counters = {

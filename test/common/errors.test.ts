@@ -20,6 +20,7 @@ import {
   ShardSealedError,
   ProducerFencedError,
   OutOfOrderSequenceError,
+  LeaseLostError,
 } from '../../src/common/errors.js';
 
 type ErrorClass = new (message: string, options?: RheosErrorOptions) => RheosError;
@@ -60,6 +61,7 @@ const EXPECTED: Record<
     retriable: false,
     indeterminate: false,
   },
+  LeaseLostException: { cls: LeaseLostError, retriable: false, indeterminate: false },
 };
 
 const NAMES = Object.keys(EXPECTED) as KinesisErrorName[];

@@ -19,6 +19,7 @@ export const EMPTY: MetadataState = {
   brokers: new Map(),
   counters: INITIAL_COUNTERS,
   iteratorKeys: [],
+  groups: new Map(),
 };
 
 /** The state after `command` (which must be accepted). */
