@@ -37,5 +37,13 @@ export function remoteControlPlane(link: CoordinatorLink): ControlApi {
     describeStreamConsumer: (r) => call(Control.describeStreamConsumer, r, true),
     listStreamConsumers: (r) => call(Control.listStreamConsumers, r, true),
     deregisterStreamConsumer: change(Control.deregisterStreamConsumer),
+    groupHeartbeat: (r) => call(Control.groupHeartbeat, r, true),
+    takeLease: (r) => call(Control.takeLease, r, false),
+    // Repeating a checkpoint at the same counter stores the same thing.
+    checkpointLease: async (r) => void (await call(Control.checkpointLease, r, true)),
+    releaseLease: change(Control.releaseLease),
+    describeGroup: (r) => call(Control.describeGroup, r, true),
+    listGroups: (r) => call(Control.listGroups, r, true),
+    deleteGroup: change(Control.deleteGroup),
   };
 }

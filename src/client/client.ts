@@ -10,6 +10,17 @@ import {
 } from '../gen/rheos/v1/cluster.js';
 import {
   AddTagsToStreamRequest,
+  CheckpointLeaseRequest,
+  DeleteGroupRequest,
+  DescribeGroupRequest,
+  type DescribeGroupResponse,
+  GroupHeartbeatRequest,
+  type GroupHeartbeatResponse,
+  ListGroupsRequest,
+  type ListGroupsResponse,
+  ReleaseLeaseRequest,
+  TakeLeaseRequest,
+  type TakeLeaseResponse,
   DeregisterStreamConsumerRequest,
   DescribeStreamConsumerRequest,
   type DescribeStreamConsumerResponse,
@@ -479,6 +490,37 @@ export class RheosClient {
       Control.deregisterStreamConsumer,
       DeregisterStreamConsumerRequest.fromPartial(request),
     );
+  }
+
+  // Consumer groups. Heartbeats and describes are safe to repeat on another node; a take is not
+  // (it moves the lease counter), a checkpoint at the same counter is.
+
+  groupHeartbeat(request: DeepPartial<GroupHeartbeatRequest>): Promise<GroupHeartbeatResponse> {
+    return this.anyNode(Control.groupHeartbeat, GroupHeartbeatRequest.fromPartial(request));
+  }
+
+  takeLease(request: DeepPartial<TakeLeaseRequest>): Promise<TakeLeaseResponse> {
+    return this.anyNode(Control.takeLease, TakeLeaseRequest.fromPartial(request), false);
+  }
+
+  async checkpointLease(request: DeepPartial<CheckpointLeaseRequest>): Promise<void> {
+    await this.anyNode(Control.checkpointLease, CheckpointLeaseRequest.fromPartial(request));
+  }
+
+  async releaseLease(request: DeepPartial<ReleaseLeaseRequest>): Promise<void> {
+    await this.anyNode(Control.releaseLease, ReleaseLeaseRequest.fromPartial(request), false);
+  }
+
+  describeGroup(request: DeepPartial<DescribeGroupRequest>): Promise<DescribeGroupResponse> {
+    return this.anyNode(Control.describeGroup, DescribeGroupRequest.fromPartial(request));
+  }
+
+  listGroups(): Promise<ListGroupsResponse> {
+    return this.anyNode(Control.listGroups, ListGroupsRequest.fromPartial({}));
+  }
+
+  async deleteGroup(request: DeepPartial<DeleteGroupRequest>): Promise<void> {
+    await this.anyNode(Control.deleteGroup, DeleteGroupRequest.fromPartial(request), false);
   }
 
   describeLimits(): Promise<DescribeLimitsResponse> {

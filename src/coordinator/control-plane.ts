@@ -1,4 +1,5 @@
 import { ConsumerOperations } from './consumer-operations.js';
+import { GroupOperations } from './group-operations.js';
 import { consumersOf } from './consumers.js';
 import { resolveStreamName, streamArn, type ServiceIdentity } from '../common/arn.js';
 import type { Clock } from '../common/clock.js';
@@ -77,7 +78,10 @@ import {
  * the API's shapes and the metadata model. State changes go through the metadata state machine.
  */
 
-export type ControlPlaneMetadata = Pick<MetadataService, 'state' | 'context' | 'propose'>;
+export type ControlPlaneMetadata = Pick<MetadataService, 'state' | 'context' | 'propose'> & {
+  /** The leadership calls are served under (the coordinator's Raft term); absent: one. */
+  readonly leadershipEpoch?: () => number;
+};
 
 export interface ControlPlaneOptions {
   /** The metadata service, or a cluster's static metadata (which refuses changes). */
@@ -89,6 +93,8 @@ export interface ControlPlaneOptions {
   readonly defaultReplicationFactor: number;
   /** Replicas per shard cannot exceed the number of brokers. */
   readonly maxReplicationFactor: number;
+  /** A consumer-group worker silent this long loses its leases (10 s by default, as the KCL). */
+  readonly groupFailoverMs?: number;
 }
 
 const HASH_KEY_PATTERN = /^(0|[1-9]\d{0,38})$/;
@@ -108,9 +114,16 @@ interface ListStreamsToken {
 
 export class ControlPlane {
   private readonly consumers: ConsumerOperations;
+  /** Consumer groups: their heartbeats, leases and checkpoints. */
+  readonly groups: GroupOperations;
 
   constructor(private readonly options: ControlPlaneOptions) {
     this.consumers = new ConsumerOperations(options);
+    this.groups = new GroupOperations({
+      metadata: options.metadata,
+      clock: options.clock,
+      ...(options.groupFailoverMs === undefined ? {} : { failoverMs: options.groupFailoverMs }),
+    });
   }
 
   registerStreamConsumer(

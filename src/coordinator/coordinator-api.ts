@@ -257,6 +257,19 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
     deregisterStreamConsumer: change(Control.deregisterStreamConsumer, (r) =>
       cp.deregisterStreamConsumer(r),
     ),
+    // Groups are served by the leader: it alone has heard the workers' heartbeats.
+    groupHeartbeat: (request, context) =>
+      onLeader(Control.groupHeartbeat, request, context, true, () => cp.groups.heartbeat(request)),
+    takeLease: (request, context) =>
+      onLeader(Control.takeLease, request, context, false, () => cp.groups.take(request)),
+    checkpointLease: change(Control.checkpointLease, (r) => cp.groups.checkpoint(r)),
+    releaseLease: change(Control.releaseLease, (r) => cp.groups.release(r)),
+    describeGroup: (request, context) =>
+      onLeader(Control.describeGroup, request, context, true, async () =>
+        cp.groups.describe(request),
+      ),
+    listGroups: () => linearizable(() => cp.groups.list()),
+    deleteGroup: change(Control.deleteGroup, (r) => cp.groups.delete(r)),
   };
 
   return { coordinator, control };

@@ -152,6 +152,11 @@ export class MetadataReplica implements HostedGroup {
     return this.brokerApplied;
   }
 
+  /** The Raft term this member knows: a new leadership has a new one. */
+  get leadershipTerm(): number {
+    return this.node.status().term;
+  }
+
   get isLeader(): boolean {
     return this.node.status().role === Role.Leader;
   }

@@ -57,6 +57,8 @@ export interface CoordinatorNodeConfig {
   readonly downAfterMs?: number;
   readonly defaultReplicationFactor?: number;
   readonly keyRotationMs?: number;
+  /** A consumer-group worker silent this long loses its leases (default 10 s). */
+  readonly groupFailoverMs?: number;
   readonly onFatal?: (error: unknown) => void;
   /**
    * Data-plane and routing calls to serve on the coordinator's API by passing them on to brokers
@@ -166,12 +168,14 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
       },
       context,
       propose: (command) => replica.propose(command),
+      leadershipEpoch: () => replica.leadershipTerm,
     },
     clock,
     identity,
     defaultShardLimits: DEFAULT_SHARD_LIMITS,
     defaultReplicationFactor: config.defaultReplicationFactor ?? 3,
     maxReplicationFactor: 7,
+    ...(config.groupFailoverMs === undefined ? {} : { groupFailoverMs: config.groupFailoverMs }),
   });
   const services = coordinatorServices({
     replica,

@@ -175,6 +175,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         'DeregisterStreamConsumer',
         async (r, c) => (await api.deregisterStreamConsumer(r, c), empty),
       ),
+      groupHeartbeat: unary('GroupHeartbeat', (r, c) => api.groupHeartbeat(r, c)),
+      takeLease: unary('TakeLease', (r, c) => api.takeLease(r, c)),
+      checkpointLease: unary(
+        'CheckpointLease',
+        async (r, c) => (await api.checkpointLease(r, c), empty),
+      ),
+      releaseLease: unary('ReleaseLease', async (r, c) => (await api.releaseLease(r, c), empty)),
+      describeGroup: unary('DescribeGroup', (r, c) => api.describeGroup(r, c)),
+      listGroups: unary('ListGroups', (r, c) => api.listGroups(r, c)),
+      deleteGroup: unary('DeleteGroup', async (r, c) => (await api.deleteGroup(r, c), empty)),
     };
     server.addService(safeDecoding(ControlPlaneServiceService), controlService);
   }

@@ -30,6 +30,17 @@ import type {
   ListStreamConsumersRequest,
   ListStreamConsumersResponse,
   DeregisterStreamConsumerRequest,
+  CheckpointLeaseRequest,
+  DeleteGroupRequest,
+  DescribeGroupRequest,
+  DescribeGroupResponse,
+  GroupHeartbeatRequest,
+  GroupHeartbeatResponse,
+  ListGroupsRequest,
+  ListGroupsResponse,
+  ReleaseLeaseRequest,
+  TakeLeaseRequest,
+  TakeLeaseResponse,
 } from '../gen/rheos/v1/control.js';
 import type {
   GetRecordsRequest,
@@ -76,7 +87,7 @@ export interface SubscribeApi {
  * The control-plane operations. `context` says how the call arrived: a coordinator that is not
  * the leader forwards changes once, and answers NOT_LEADER to a call that was already forwarded.
  */
-export interface ControlApi {
+export interface ControlApi extends GroupApi {
   createStream(request: CreateStreamRequest, context?: CallContext): Promise<void>;
   deleteStream(request: DeleteStreamRequest, context?: CallContext): Promise<void>;
   describeStream(
@@ -129,6 +140,23 @@ export interface ControlApi {
   ): Promise<void>;
 }
 
+/** Consumer groups: served by the coordinator leader, whose memory holds the heartbeats. */
+export interface GroupApi {
+  groupHeartbeat(
+    request: GroupHeartbeatRequest,
+    context?: CallContext,
+  ): Promise<GroupHeartbeatResponse>;
+  takeLease(request: TakeLeaseRequest, context?: CallContext): Promise<TakeLeaseResponse>;
+  checkpointLease(request: CheckpointLeaseRequest, context?: CallContext): Promise<void>;
+  releaseLease(request: ReleaseLeaseRequest, context?: CallContext): Promise<void>;
+  describeGroup(
+    request: DescribeGroupRequest,
+    context?: CallContext,
+  ): Promise<DescribeGroupResponse>;
+  listGroups(request: ListGroupsRequest, context?: CallContext): Promise<ListGroupsResponse>;
+  deleteGroup(request: DeleteGroupRequest, context?: CallContext): Promise<void>;
+}
+
 export interface CallContext {
   /** Another coordinator forwarded this call (so it must not be forwarded again). */
   readonly forwarded: boolean;
@@ -173,5 +201,12 @@ export function controlApiOf(control: ControlPlane): ControlApi {
     describeStreamConsumer: async (r) => control.describeStreamConsumer(r),
     listStreamConsumers: async (r) => control.listStreamConsumers(r),
     deregisterStreamConsumer: (r) => control.deregisterStreamConsumer(r),
+    groupHeartbeat: (r) => control.groups.heartbeat(r),
+    takeLease: (r) => control.groups.take(r),
+    checkpointLease: (r) => control.groups.checkpoint(r),
+    releaseLease: (r) => control.groups.release(r),
+    describeGroup: async (r) => control.groups.describe(r),
+    listGroups: async () => control.groups.list(),
+    deleteGroup: (r) => control.groups.delete(r),
   };
 }

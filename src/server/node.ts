@@ -49,6 +49,8 @@ export interface NodeConfig {
   readonly accountLimits?: AccountLimits;
   /** SubscribeToShard's lifetime and takeover time (default Kinesis': 5 minutes, 5 seconds). */
   readonly subscriptionLimits?: SubscriptionLimits;
+  /** A consumer-group worker silent this long loses its leases (default 10 s). */
+  readonly groupFailoverMs?: number;
   readonly retentionCheckIntervalMs?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -133,6 +135,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     defaultShardLimits: config.defaultShardLimits ?? DEFAULT_SHARD_LIMITS,
     defaultReplicationFactor: 1,
     maxReplicationFactor: 1,
+    ...(config.groupFailoverMs === undefined ? {} : { groupFailoverMs: config.groupFailoverMs }),
   });
   const api = inProcessApi(dataPlane, controlPlane);
   let grpc: RunningGrpcServer | undefined;

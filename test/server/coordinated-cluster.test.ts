@@ -32,6 +32,7 @@ import { sdkClient } from '../gateway/sdk-helpers.js';
  */
 
 const CLUSTER = 'inproc';
+const GROUP_FAILOVER_MS = 1_500;
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
@@ -71,6 +72,7 @@ async function startCluster(): Promise<Cluster> {
       clock: systemClock,
       tickMs: 20,
       heartbeatIntervalMs: 100,
+      groupFailoverMs: GROUP_FAILOVER_MS,
     });
   const coordinator = await launch();
   cleanups.push(async () => {
@@ -316,6 +318,71 @@ describe('brokers placed by a coordinator (in one process)', () => {
       if (listed > 0) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(listed).toBe(0);
+  });
+
+  it('serves consumer groups through any broker; checkpoints do not move the metadata version brokers fetch; a coordinator restart keeps leases and restarts their timers', async () => {
+    const c = await startCluster();
+    for (let n = 0; n < 3; n++) await c.start(n);
+    const client = c.client();
+    await client.createStream({ streamName: 'grp', shardCount: 2 });
+    await client.waitForStreamActive('grp', 20_000);
+    const app = { application: 'app' };
+    await client.groupHeartbeat({ ...app, workerId: 'w1', streamName: 'grp' });
+    const { lease } = await client.takeLease({
+      ...app,
+      workerId: 'w1',
+      shardId: 'shardId-000000000000',
+      expectedCounter: 0,
+    });
+    expect(lease).toMatchObject({ owner: 'w1', counter: 1 });
+    const { records } = await client.putRecords({
+      streamName: 'grp',
+      records: Array.from({ length: 20 }, (_, i) => ({
+        partitionKey: `k${i}`,
+        data: Buffer.from(`r${i}`),
+      })),
+    });
+    const inShard = records.filter((r) => r.shardId === 'shardId-000000000000');
+    expect(inShard.length).toBeGreaterThan(0);
+    const brokerVersion = c.coordinator.replica.brokerVersion;
+    const applied = c.coordinator.replica.appliedIndex;
+    for (const r of inShard) {
+      await client.checkpointLease({
+        ...app,
+        workerId: 'w1',
+        shardId: 'shardId-000000000000',
+        counter: 1,
+        sequenceNumber: r.sequenceNumber,
+      });
+    }
+    expect(c.coordinator.replica.appliedIndex).toBeGreaterThanOrEqual(applied + inShard.length);
+    expect(c.coordinator.replica.brokerVersion).toBe(brokerVersion);
+
+    await c.stopCoordinator();
+    await c.restartCoordinator();
+    const leaseNow = async () =>
+      (await client.describeGroup(app)).group?.leases.find(
+        (l) => l.shardId === 'shardId-000000000000',
+      );
+    // Kept, and not expired: the new leadership has not heard from w1 yet, so its timer starts now.
+    const kept = await waitUntil('the coordinator to answer again', () =>
+      leaseNow().catch(() => undefined),
+    );
+    expect(kept).toMatchObject({
+      owner: 'w1',
+      counter: 1,
+      checkpoint: inShard[inShard.length - 1]?.sequenceNumber,
+      expired: false,
+    });
+    // w1 stays silent: after the failover time another worker may take its lease.
+    await waitUntil('w1 to expire', async () => ((await leaseNow())?.expired ? true : undefined));
+    await client.takeLease({
+      ...app,
+      workerId: 'w2',
+      shardId: 'shardId-000000000000',
+      expectedCounter: 1,
+    });
+    expect(await leaseNow()).toMatchObject({ owner: 'w2', counter: 2 });
   });
 
   it('a broker refuses a data folder of another cluster, and a second id for its folder', async () => {

@@ -175,6 +175,52 @@ export function consumerStatusToNumber(object: ConsumerStatus): number {
   }
 }
 
+/** Where a consumer group starts in a shard it has never checkpointed. */
+export enum GroupInitialPosition {
+  GROUP_INITIAL_POSITION_UNSPECIFIED = 'GROUP_INITIAL_POSITION_UNSPECIFIED',
+  GROUP_INITIAL_POSITION_TRIM_HORIZON = 'GROUP_INITIAL_POSITION_TRIM_HORIZON',
+  GROUP_INITIAL_POSITION_LATEST = 'GROUP_INITIAL_POSITION_LATEST',
+  GROUP_INITIAL_POSITION_AT_TIMESTAMP = 'GROUP_INITIAL_POSITION_AT_TIMESTAMP',
+  UNRECOGNIZED = 'UNRECOGNIZED',
+}
+
+export function groupInitialPositionFromJSON(object: any): GroupInitialPosition {
+  switch (object) {
+    case 0:
+    case 'GROUP_INITIAL_POSITION_UNSPECIFIED':
+      return GroupInitialPosition.GROUP_INITIAL_POSITION_UNSPECIFIED;
+    case 1:
+    case 'GROUP_INITIAL_POSITION_TRIM_HORIZON':
+      return GroupInitialPosition.GROUP_INITIAL_POSITION_TRIM_HORIZON;
+    case 2:
+    case 'GROUP_INITIAL_POSITION_LATEST':
+      return GroupInitialPosition.GROUP_INITIAL_POSITION_LATEST;
+    case 3:
+    case 'GROUP_INITIAL_POSITION_AT_TIMESTAMP':
+      return GroupInitialPosition.GROUP_INITIAL_POSITION_AT_TIMESTAMP;
+    case -1:
+    case 'UNRECOGNIZED':
+    default:
+      return GroupInitialPosition.UNRECOGNIZED;
+  }
+}
+
+export function groupInitialPositionToNumber(object: GroupInitialPosition): number {
+  switch (object) {
+    case GroupInitialPosition.GROUP_INITIAL_POSITION_UNSPECIFIED:
+      return 0;
+    case GroupInitialPosition.GROUP_INITIAL_POSITION_TRIM_HORIZON:
+      return 1;
+    case GroupInitialPosition.GROUP_INITIAL_POSITION_LATEST:
+      return 2;
+    case GroupInitialPosition.GROUP_INITIAL_POSITION_AT_TIMESTAMP:
+      return 3;
+    case GroupInitialPosition.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
 export interface CreateStreamRequest {
   streamName: string;
   /** Required in PROVISIONED mode; ON_DEMAND streams start with the server's default shard count. */
@@ -411,6 +457,108 @@ export interface DeregisterStreamConsumerRequest {
 }
 
 export interface DeregisterStreamConsumerResponse {}
+
+/** A group's lease on one shard, with the KCL lease table's columns. */
+export interface Lease {
+  shardId: string;
+  /** Empty: nobody holds it. */
+  owner: string;
+  /** The fencing token: it moves on at every change of owner; writes name the counter they saw. */
+  counter: number;
+  /** A sequence number of the shard, or TRIM_HORIZON, LATEST, AT_TIMESTAMP or SHARD_END. */
+  checkpoint: string;
+  checkpointSubSequenceNumber: number;
+  ownerSwitchesSinceCheckpoint: number;
+  parentShardIds: string[];
+  /** Set once a split or merge closed the shard. */
+  endingSequenceNumber: string;
+  /** The owner has not heartbeated within the failover time (the coordinator leader's view). */
+  expired: boolean;
+  /** Every parent has been read to its end: the lease may be taken. */
+  ready: boolean;
+}
+
+export interface GroupDescription {
+  application: string;
+  streamName: string;
+  createdMs: number;
+  initialPosition: GroupInitialPosition;
+  initialTimestampMs: number;
+  leases: Lease[];
+  /** Workers heard from within the failover time, sorted. */
+  liveWorkers: string[];
+  failoverMs: number;
+}
+
+/**
+ * One heartbeat per worker (not per lease), answered with the whole group. The first worker's
+ * heartbeat creates the group on `stream_name`.
+ */
+export interface GroupHeartbeatRequest {
+  application: string;
+  workerId: string;
+  streamName: string;
+  initialPosition: GroupInitialPosition;
+  initialTimestampMs: number;
+}
+
+export interface GroupHeartbeatResponse {
+  group?: GroupDescription | undefined;
+}
+
+/** Takes a free lease, one whose owner expired, or (with `steal`) one a live worker holds. */
+export interface TakeLeaseRequest {
+  application: string;
+  workerId: string;
+  shardId: string;
+  expectedCounter: number;
+  steal: boolean;
+}
+
+export interface TakeLeaseResponse {
+  lease?: Lease | undefined;
+}
+
+export interface CheckpointLeaseRequest {
+  application: string;
+  workerId: string;
+  shardId: string;
+  counter: number;
+  sequenceNumber: string;
+  subSequenceNumber: number;
+}
+
+export interface CheckpointLeaseResponse {}
+
+export interface ReleaseLeaseRequest {
+  application: string;
+  workerId: string;
+  shardId: string;
+  counter: number;
+}
+
+export interface ReleaseLeaseResponse {}
+
+export interface DescribeGroupRequest {
+  application: string;
+}
+
+export interface DescribeGroupResponse {
+  group?: GroupDescription | undefined;
+}
+
+export interface ListGroupsRequest {}
+
+export interface ListGroupsResponse {
+  /** Sorted. */
+  applications: string[];
+}
+
+export interface DeleteGroupRequest {
+  application: string;
+}
+
+export interface DeleteGroupResponse {}
 
 function createBaseCreateStreamRequest(): CreateStreamRequest {
   return {
@@ -3916,6 +4064,1286 @@ export const DeregisterStreamConsumerResponse: MessageFns<DeregisterStreamConsum
   },
 };
 
+function createBaseLease(): Lease {
+  return {
+    shardId: '',
+    owner: '',
+    counter: 0,
+    checkpoint: '',
+    checkpointSubSequenceNumber: 0,
+    ownerSwitchesSinceCheckpoint: 0,
+    parentShardIds: [],
+    endingSequenceNumber: '',
+    expired: false,
+    ready: false,
+  };
+}
+
+export const Lease: MessageFns<Lease> = {
+  encode(message: Lease, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shardId !== '') {
+      writer.uint32(10).string(message.shardId);
+    }
+    if (message.owner !== '') {
+      writer.uint32(18).string(message.owner);
+    }
+    if (message.counter !== 0) {
+      writer.uint32(24).int64(message.counter);
+    }
+    if (message.checkpoint !== '') {
+      writer.uint32(34).string(message.checkpoint);
+    }
+    if (message.checkpointSubSequenceNumber !== 0) {
+      writer.uint32(40).int64(message.checkpointSubSequenceNumber);
+    }
+    if (message.ownerSwitchesSinceCheckpoint !== 0) {
+      writer.uint32(48).int64(message.ownerSwitchesSinceCheckpoint);
+    }
+    for (const v of message.parentShardIds) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.endingSequenceNumber !== '') {
+      writer.uint32(66).string(message.endingSequenceNumber);
+    }
+    if (message.expired !== false) {
+      writer.uint32(72).bool(message.expired);
+    }
+    if (message.ready !== false) {
+      writer.uint32(80).bool(message.ready);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Lease {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLease();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.shardId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.owner = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.counter = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.checkpoint = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.checkpointSubSequenceNumber = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.ownerSwitchesSinceCheckpoint = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.parentShardIds.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.endingSequenceNumber = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.expired = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.ready = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Lease>, I>>(base?: I): Lease {
+    return Lease.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Lease>, I>>(object: I): Lease {
+    const message = createBaseLease();
+    message.shardId = object.shardId ?? '';
+    message.owner = object.owner ?? '';
+    message.counter = object.counter ?? 0;
+    message.checkpoint = object.checkpoint ?? '';
+    message.checkpointSubSequenceNumber = object.checkpointSubSequenceNumber ?? 0;
+    message.ownerSwitchesSinceCheckpoint = object.ownerSwitchesSinceCheckpoint ?? 0;
+    message.parentShardIds = object.parentShardIds?.map((e) => e) || [];
+    message.endingSequenceNumber = object.endingSequenceNumber ?? '';
+    message.expired = object.expired ?? false;
+    message.ready = object.ready ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupDescription(): GroupDescription {
+  return {
+    application: '',
+    streamName: '',
+    createdMs: 0,
+    initialPosition: GroupInitialPosition.GROUP_INITIAL_POSITION_UNSPECIFIED,
+    initialTimestampMs: 0,
+    leases: [],
+    liveWorkers: [],
+    failoverMs: 0,
+  };
+}
+
+export const GroupDescription: MessageFns<GroupDescription> = {
+  encode(message: GroupDescription, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== '') {
+      writer.uint32(10).string(message.application);
+    }
+    if (message.streamName !== '') {
+      writer.uint32(18).string(message.streamName);
+    }
+    if (message.createdMs !== 0) {
+      writer.uint32(24).int64(message.createdMs);
+    }
+    if (message.initialPosition !== GroupInitialPosition.GROUP_INITIAL_POSITION_UNSPECIFIED) {
+      writer.uint32(32).int32(groupInitialPositionToNumber(message.initialPosition));
+    }
+    if (message.initialTimestampMs !== 0) {
+      writer.uint32(40).int64(message.initialTimestampMs);
+    }
+    for (const v of message.leases) {
+      Lease.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.liveWorkers) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.failoverMs !== 0) {
+      writer.uint32(64).int64(message.failoverMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupDescription {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupDescription();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.streamName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.createdMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.initialPosition = groupInitialPositionFromJSON(reader.int32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.initialTimestampMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.leases.push(Lease.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.liveWorkers.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.failoverMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GroupDescription>, I>>(base?: I): GroupDescription {
+    return GroupDescription.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GroupDescription>, I>>(object: I): GroupDescription {
+    const message = createBaseGroupDescription();
+    message.application = object.application ?? '';
+    message.streamName = object.streamName ?? '';
+    message.createdMs = object.createdMs ?? 0;
+    message.initialPosition =
+      object.initialPosition ?? GroupInitialPosition.GROUP_INITIAL_POSITION_UNSPECIFIED;
+    message.initialTimestampMs = object.initialTimestampMs ?? 0;
+    message.leases = object.leases?.map((e) => Lease.fromPartial(e)) || [];
+    message.liveWorkers = object.liveWorkers?.map((e) => e) || [];
+    message.failoverMs = object.failoverMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseGroupHeartbeatRequest(): GroupHeartbeatRequest {
+  return {
+    application: '',
+    workerId: '',
+    streamName: '',
+    initialPosition: GroupInitialPosition.GROUP_INITIAL_POSITION_UNSPECIFIED,
+    initialTimestampMs: 0,
+  };
+}
+
+export const GroupHeartbeatRequest: MessageFns<GroupHeartbeatRequest> = {
+  encode(message: GroupHeartbeatRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== '') {
+      writer.uint32(10).string(message.application);
+    }
+    if (message.workerId !== '') {
+      writer.uint32(18).string(message.workerId);
+    }
+    if (message.streamName !== '') {
+      writer.uint32(26).string(message.streamName);
+    }
+    if (message.initialPosition !== GroupInitialPosition.GROUP_INITIAL_POSITION_UNSPECIFIED) {
+      writer.uint32(32).int32(groupInitialPositionToNumber(message.initialPosition));
+    }
+    if (message.initialTimestampMs !== 0) {
+      writer.uint32(40).int64(message.initialTimestampMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupHeartbeatRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupHeartbeatRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.streamName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.initialPosition = groupInitialPositionFromJSON(reader.int32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.initialTimestampMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GroupHeartbeatRequest>, I>>(base?: I): GroupHeartbeatRequest {
+    return GroupHeartbeatRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GroupHeartbeatRequest>, I>>(
+    object: I,
+  ): GroupHeartbeatRequest {
+    const message = createBaseGroupHeartbeatRequest();
+    message.application = object.application ?? '';
+    message.workerId = object.workerId ?? '';
+    message.streamName = object.streamName ?? '';
+    message.initialPosition =
+      object.initialPosition ?? GroupInitialPosition.GROUP_INITIAL_POSITION_UNSPECIFIED;
+    message.initialTimestampMs = object.initialTimestampMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseGroupHeartbeatResponse(): GroupHeartbeatResponse {
+  return { group: undefined };
+}
+
+export const GroupHeartbeatResponse: MessageFns<GroupHeartbeatResponse> = {
+  encode(message: GroupHeartbeatResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      GroupDescription.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupHeartbeatResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupHeartbeatResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = GroupDescription.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GroupHeartbeatResponse>, I>>(
+    base?: I,
+  ): GroupHeartbeatResponse {
+    return GroupHeartbeatResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GroupHeartbeatResponse>, I>>(
+    object: I,
+  ): GroupHeartbeatResponse {
+    const message = createBaseGroupHeartbeatResponse();
+    message.group =
+      object.group !== undefined && object.group !== null
+        ? GroupDescription.fromPartial(object.group)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseTakeLeaseRequest(): TakeLeaseRequest {
+  return { application: '', workerId: '', shardId: '', expectedCounter: 0, steal: false };
+}
+
+export const TakeLeaseRequest: MessageFns<TakeLeaseRequest> = {
+  encode(message: TakeLeaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== '') {
+      writer.uint32(10).string(message.application);
+    }
+    if (message.workerId !== '') {
+      writer.uint32(18).string(message.workerId);
+    }
+    if (message.shardId !== '') {
+      writer.uint32(26).string(message.shardId);
+    }
+    if (message.expectedCounter !== 0) {
+      writer.uint32(32).int64(message.expectedCounter);
+    }
+    if (message.steal !== false) {
+      writer.uint32(40).bool(message.steal);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TakeLeaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTakeLeaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.shardId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expectedCounter = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.steal = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TakeLeaseRequest>, I>>(base?: I): TakeLeaseRequest {
+    return TakeLeaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TakeLeaseRequest>, I>>(object: I): TakeLeaseRequest {
+    const message = createBaseTakeLeaseRequest();
+    message.application = object.application ?? '';
+    message.workerId = object.workerId ?? '';
+    message.shardId = object.shardId ?? '';
+    message.expectedCounter = object.expectedCounter ?? 0;
+    message.steal = object.steal ?? false;
+    return message;
+  },
+};
+
+function createBaseTakeLeaseResponse(): TakeLeaseResponse {
+  return { lease: undefined };
+}
+
+export const TakeLeaseResponse: MessageFns<TakeLeaseResponse> = {
+  encode(message: TakeLeaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.lease !== undefined) {
+      Lease.encode(message.lease, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TakeLeaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTakeLeaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.lease = Lease.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TakeLeaseResponse>, I>>(base?: I): TakeLeaseResponse {
+    return TakeLeaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TakeLeaseResponse>, I>>(object: I): TakeLeaseResponse {
+    const message = createBaseTakeLeaseResponse();
+    message.lease =
+      object.lease !== undefined && object.lease !== null
+        ? Lease.fromPartial(object.lease)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseCheckpointLeaseRequest(): CheckpointLeaseRequest {
+  return {
+    application: '',
+    workerId: '',
+    shardId: '',
+    counter: 0,
+    sequenceNumber: '',
+    subSequenceNumber: 0,
+  };
+}
+
+export const CheckpointLeaseRequest: MessageFns<CheckpointLeaseRequest> = {
+  encode(message: CheckpointLeaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== '') {
+      writer.uint32(10).string(message.application);
+    }
+    if (message.workerId !== '') {
+      writer.uint32(18).string(message.workerId);
+    }
+    if (message.shardId !== '') {
+      writer.uint32(26).string(message.shardId);
+    }
+    if (message.counter !== 0) {
+      writer.uint32(32).int64(message.counter);
+    }
+    if (message.sequenceNumber !== '') {
+      writer.uint32(42).string(message.sequenceNumber);
+    }
+    if (message.subSequenceNumber !== 0) {
+      writer.uint32(48).int64(message.subSequenceNumber);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointLeaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointLeaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.shardId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.counter = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.sequenceNumber = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.subSequenceNumber = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CheckpointLeaseRequest>, I>>(
+    base?: I,
+  ): CheckpointLeaseRequest {
+    return CheckpointLeaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckpointLeaseRequest>, I>>(
+    object: I,
+  ): CheckpointLeaseRequest {
+    const message = createBaseCheckpointLeaseRequest();
+    message.application = object.application ?? '';
+    message.workerId = object.workerId ?? '';
+    message.shardId = object.shardId ?? '';
+    message.counter = object.counter ?? 0;
+    message.sequenceNumber = object.sequenceNumber ?? '';
+    message.subSequenceNumber = object.subSequenceNumber ?? 0;
+    return message;
+  },
+};
+
+function createBaseCheckpointLeaseResponse(): CheckpointLeaseResponse {
+  return {};
+}
+
+export const CheckpointLeaseResponse: MessageFns<CheckpointLeaseResponse> = {
+  encode(_: CheckpointLeaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointLeaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointLeaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CheckpointLeaseResponse>, I>>(
+    base?: I,
+  ): CheckpointLeaseResponse {
+    return CheckpointLeaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckpointLeaseResponse>, I>>(
+    _: I,
+  ): CheckpointLeaseResponse {
+    const message = createBaseCheckpointLeaseResponse();
+    return message;
+  },
+};
+
+function createBaseReleaseLeaseRequest(): ReleaseLeaseRequest {
+  return { application: '', workerId: '', shardId: '', counter: 0 };
+}
+
+export const ReleaseLeaseRequest: MessageFns<ReleaseLeaseRequest> = {
+  encode(message: ReleaseLeaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== '') {
+      writer.uint32(10).string(message.application);
+    }
+    if (message.workerId !== '') {
+      writer.uint32(18).string(message.workerId);
+    }
+    if (message.shardId !== '') {
+      writer.uint32(26).string(message.shardId);
+    }
+    if (message.counter !== 0) {
+      writer.uint32(32).int64(message.counter);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseLeaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseLeaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.shardId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.counter = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseLeaseRequest>, I>>(base?: I): ReleaseLeaseRequest {
+    return ReleaseLeaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseLeaseRequest>, I>>(
+    object: I,
+  ): ReleaseLeaseRequest {
+    const message = createBaseReleaseLeaseRequest();
+    message.application = object.application ?? '';
+    message.workerId = object.workerId ?? '';
+    message.shardId = object.shardId ?? '';
+    message.counter = object.counter ?? 0;
+    return message;
+  },
+};
+
+function createBaseReleaseLeaseResponse(): ReleaseLeaseResponse {
+  return {};
+}
+
+export const ReleaseLeaseResponse: MessageFns<ReleaseLeaseResponse> = {
+  encode(_: ReleaseLeaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseLeaseResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseLeaseResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseLeaseResponse>, I>>(base?: I): ReleaseLeaseResponse {
+    return ReleaseLeaseResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseLeaseResponse>, I>>(_: I): ReleaseLeaseResponse {
+    const message = createBaseReleaseLeaseResponse();
+    return message;
+  },
+};
+
+function createBaseDescribeGroupRequest(): DescribeGroupRequest {
+  return { application: '' };
+}
+
+export const DescribeGroupRequest: MessageFns<DescribeGroupRequest> = {
+  encode(message: DescribeGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== '') {
+      writer.uint32(10).string(message.application);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DescribeGroupRequest>, I>>(base?: I): DescribeGroupRequest {
+    return DescribeGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeGroupRequest>, I>>(
+    object: I,
+  ): DescribeGroupRequest {
+    const message = createBaseDescribeGroupRequest();
+    message.application = object.application ?? '';
+    return message;
+  },
+};
+
+function createBaseDescribeGroupResponse(): DescribeGroupResponse {
+  return { group: undefined };
+}
+
+export const DescribeGroupResponse: MessageFns<DescribeGroupResponse> = {
+  encode(message: DescribeGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      GroupDescription.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = GroupDescription.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DescribeGroupResponse>, I>>(base?: I): DescribeGroupResponse {
+    return DescribeGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeGroupResponse>, I>>(
+    object: I,
+  ): DescribeGroupResponse {
+    const message = createBaseDescribeGroupResponse();
+    message.group =
+      object.group !== undefined && object.group !== null
+        ? GroupDescription.fromPartial(object.group)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseListGroupsRequest(): ListGroupsRequest {
+  return {};
+}
+
+export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
+  encode(_: ListGroupsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListGroupsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListGroupsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListGroupsRequest>, I>>(base?: I): ListGroupsRequest {
+    return ListGroupsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListGroupsRequest>, I>>(_: I): ListGroupsRequest {
+    const message = createBaseListGroupsRequest();
+    return message;
+  },
+};
+
+function createBaseListGroupsResponse(): ListGroupsResponse {
+  return { applications: [] };
+}
+
+export const ListGroupsResponse: MessageFns<ListGroupsResponse> = {
+  encode(message: ListGroupsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.applications) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListGroupsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListGroupsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.applications.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListGroupsResponse>, I>>(base?: I): ListGroupsResponse {
+    return ListGroupsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListGroupsResponse>, I>>(object: I): ListGroupsResponse {
+    const message = createBaseListGroupsResponse();
+    message.applications = object.applications?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteGroupRequest(): DeleteGroupRequest {
+  return { application: '' };
+}
+
+export const DeleteGroupRequest: MessageFns<DeleteGroupRequest> = {
+  encode(message: DeleteGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== '') {
+      writer.uint32(10).string(message.application);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeleteGroupRequest>, I>>(base?: I): DeleteGroupRequest {
+    return DeleteGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteGroupRequest>, I>>(object: I): DeleteGroupRequest {
+    const message = createBaseDeleteGroupRequest();
+    message.application = object.application ?? '';
+    return message;
+  },
+};
+
+function createBaseDeleteGroupResponse(): DeleteGroupResponse {
+  return {};
+}
+
+export const DeleteGroupResponse: MessageFns<DeleteGroupResponse> = {
+  encode(_: DeleteGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeleteGroupResponse>, I>>(base?: I): DeleteGroupResponse {
+    return DeleteGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteGroupResponse>, I>>(_: I): DeleteGroupResponse {
+    const message = createBaseDeleteGroupResponse();
+    return message;
+  },
+};
+
 export type ControlPlaneServiceService = typeof ControlPlaneServiceService;
 export const ControlPlaneServiceService = {
   createStream: {
@@ -4170,6 +5598,90 @@ export const ControlPlaneServiceService = {
     responseDeserialize: (value: Buffer): DeregisterStreamConsumerResponse =>
       DeregisterStreamConsumerResponse.decode(value),
   },
+  /** Consumer groups (what the KCL keeps in DynamoDB): leases per shard and their checkpoints. */
+  groupHeartbeat: {
+    path: '/rheos.v1.ControlPlaneService/GroupHeartbeat' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GroupHeartbeatRequest): Buffer =>
+      Buffer.from(GroupHeartbeatRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GroupHeartbeatRequest =>
+      GroupHeartbeatRequest.decode(value),
+    responseSerialize: (value: GroupHeartbeatResponse): Buffer =>
+      Buffer.from(GroupHeartbeatResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GroupHeartbeatResponse =>
+      GroupHeartbeatResponse.decode(value),
+  },
+  takeLease: {
+    path: '/rheos.v1.ControlPlaneService/TakeLease' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TakeLeaseRequest): Buffer =>
+      Buffer.from(TakeLeaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TakeLeaseRequest => TakeLeaseRequest.decode(value),
+    responseSerialize: (value: TakeLeaseResponse): Buffer =>
+      Buffer.from(TakeLeaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TakeLeaseResponse => TakeLeaseResponse.decode(value),
+  },
+  checkpointLease: {
+    path: '/rheos.v1.ControlPlaneService/CheckpointLease' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CheckpointLeaseRequest): Buffer =>
+      Buffer.from(CheckpointLeaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CheckpointLeaseRequest =>
+      CheckpointLeaseRequest.decode(value),
+    responseSerialize: (value: CheckpointLeaseResponse): Buffer =>
+      Buffer.from(CheckpointLeaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CheckpointLeaseResponse =>
+      CheckpointLeaseResponse.decode(value),
+  },
+  releaseLease: {
+    path: '/rheos.v1.ControlPlaneService/ReleaseLease' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReleaseLeaseRequest): Buffer =>
+      Buffer.from(ReleaseLeaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReleaseLeaseRequest => ReleaseLeaseRequest.decode(value),
+    responseSerialize: (value: ReleaseLeaseResponse): Buffer =>
+      Buffer.from(ReleaseLeaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReleaseLeaseResponse =>
+      ReleaseLeaseResponse.decode(value),
+  },
+  describeGroup: {
+    path: '/rheos.v1.ControlPlaneService/DescribeGroup' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeGroupRequest): Buffer =>
+      Buffer.from(DescribeGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeGroupRequest => DescribeGroupRequest.decode(value),
+    responseSerialize: (value: DescribeGroupResponse): Buffer =>
+      Buffer.from(DescribeGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeGroupResponse =>
+      DescribeGroupResponse.decode(value),
+  },
+  listGroups: {
+    path: '/rheos.v1.ControlPlaneService/ListGroups' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListGroupsRequest): Buffer =>
+      Buffer.from(ListGroupsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListGroupsRequest => ListGroupsRequest.decode(value),
+    responseSerialize: (value: ListGroupsResponse): Buffer =>
+      Buffer.from(ListGroupsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListGroupsResponse => ListGroupsResponse.decode(value),
+  },
+  deleteGroup: {
+    path: '/rheos.v1.ControlPlaneService/DeleteGroup' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteGroupRequest): Buffer =>
+      Buffer.from(DeleteGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteGroupRequest => DeleteGroupRequest.decode(value),
+    responseSerialize: (value: DeleteGroupResponse): Buffer =>
+      Buffer.from(DeleteGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteGroupResponse => DeleteGroupResponse.decode(value),
+  },
 } as const;
 
 export interface ControlPlaneServiceServer extends UntypedServiceImplementation {
@@ -4213,6 +5725,14 @@ export interface ControlPlaneServiceServer extends UntypedServiceImplementation 
     DeregisterStreamConsumerRequest,
     DeregisterStreamConsumerResponse
   >;
+  /** Consumer groups (what the KCL keeps in DynamoDB): leases per shard and their checkpoints. */
+  groupHeartbeat: handleUnaryCall<GroupHeartbeatRequest, GroupHeartbeatResponse>;
+  takeLease: handleUnaryCall<TakeLeaseRequest, TakeLeaseResponse>;
+  checkpointLease: handleUnaryCall<CheckpointLeaseRequest, CheckpointLeaseResponse>;
+  releaseLease: handleUnaryCall<ReleaseLeaseRequest, ReleaseLeaseResponse>;
+  describeGroup: handleUnaryCall<DescribeGroupRequest, DescribeGroupResponse>;
+  listGroups: handleUnaryCall<ListGroupsRequest, ListGroupsResponse>;
+  deleteGroup: handleUnaryCall<DeleteGroupRequest, DeleteGroupResponse>;
 }
 
 export interface ControlPlaneServiceClient extends Client {
@@ -4517,6 +6037,112 @@ export interface ControlPlaneServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeregisterStreamConsumerResponse) => void,
+  ): ClientUnaryCall;
+  /** Consumer groups (what the KCL keeps in DynamoDB): leases per shard and their checkpoints. */
+  groupHeartbeat(
+    request: GroupHeartbeatRequest,
+    callback: (error: ServiceError | null, response: GroupHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  groupHeartbeat(
+    request: GroupHeartbeatRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GroupHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  groupHeartbeat(
+    request: GroupHeartbeatRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GroupHeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  takeLease(
+    request: TakeLeaseRequest,
+    callback: (error: ServiceError | null, response: TakeLeaseResponse) => void,
+  ): ClientUnaryCall;
+  takeLease(
+    request: TakeLeaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TakeLeaseResponse) => void,
+  ): ClientUnaryCall;
+  takeLease(
+    request: TakeLeaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TakeLeaseResponse) => void,
+  ): ClientUnaryCall;
+  checkpointLease(
+    request: CheckpointLeaseRequest,
+    callback: (error: ServiceError | null, response: CheckpointLeaseResponse) => void,
+  ): ClientUnaryCall;
+  checkpointLease(
+    request: CheckpointLeaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CheckpointLeaseResponse) => void,
+  ): ClientUnaryCall;
+  checkpointLease(
+    request: CheckpointLeaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CheckpointLeaseResponse) => void,
+  ): ClientUnaryCall;
+  releaseLease(
+    request: ReleaseLeaseRequest,
+    callback: (error: ServiceError | null, response: ReleaseLeaseResponse) => void,
+  ): ClientUnaryCall;
+  releaseLease(
+    request: ReleaseLeaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReleaseLeaseResponse) => void,
+  ): ClientUnaryCall;
+  releaseLease(
+    request: ReleaseLeaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReleaseLeaseResponse) => void,
+  ): ClientUnaryCall;
+  describeGroup(
+    request: DescribeGroupRequest,
+    callback: (error: ServiceError | null, response: DescribeGroupResponse) => void,
+  ): ClientUnaryCall;
+  describeGroup(
+    request: DescribeGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeGroupResponse) => void,
+  ): ClientUnaryCall;
+  describeGroup(
+    request: DescribeGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeGroupResponse) => void,
+  ): ClientUnaryCall;
+  listGroups(
+    request: ListGroupsRequest,
+    callback: (error: ServiceError | null, response: ListGroupsResponse) => void,
+  ): ClientUnaryCall;
+  listGroups(
+    request: ListGroupsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListGroupsResponse) => void,
+  ): ClientUnaryCall;
+  listGroups(
+    request: ListGroupsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListGroupsResponse) => void,
+  ): ClientUnaryCall;
+  deleteGroup(
+    request: DeleteGroupRequest,
+    callback: (error: ServiceError | null, response: DeleteGroupResponse) => void,
+  ): ClientUnaryCall;
+  deleteGroup(
+    request: DeleteGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteGroupResponse) => void,
+  ): ClientUnaryCall;
+  deleteGroup(
+    request: DeleteGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteGroupResponse) => void,
   ): ClientUnaryCall;
 }
 
