@@ -26,6 +26,7 @@ export {
   ShardSealedError,
   ProducerFencedError,
   OutOfOrderSequenceError,
+  LeaseLostError,
   type KinesisErrorName,
   type LeaderHint,
   type RheosErrorOptions,
@@ -54,6 +55,18 @@ export {
   type ShardSubscriberOptions,
 } from './shard-subscriber.js';
 export { readFanOut, type FanOutReaderOptions } from './fanout-consumer.js';
+
+// Consumer groups: workers sharing a stream's shards through leases (what the KCL does).
+export {
+  startGroupWorker,
+  type Checkpointer,
+  type GroupWorker,
+  type GroupWorkerClient,
+  type GroupWorkerOptions,
+  type ProcessRecordsInput,
+  type ShutdownInput,
+  type ShutdownReason,
+} from './group-worker.js';
 
 // Writing: batched PutRecords that keeps per-shard order through retries.
 export {
