@@ -23,3 +23,14 @@ export function shardLine(shard: Shard): string {
     parents.length === 0 ? '-' : parents.join(','),
   ].join('\t');
 }
+
+/** Rows as aligned columns (the first row is the header). */
+export function table(rows: readonly string[][]): string[] {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
+}

@@ -4,6 +4,7 @@ import { registerAdmin } from './commands/admin.js';
 import { registerBroker } from './commands/broker.js';
 import { registerCoordinator } from './commands/coordinator.js';
 import { registerDev } from './commands/dev.js';
+import { registerGroups } from './commands/groups.js';
 import { registerPut } from './commands/put.js';
 import { registerStream } from './commands/stream.js';
 import { registerTail } from './commands/tail.js';
@@ -24,6 +25,7 @@ registerStream(program);
 registerPut(program);
 registerTail(program);
 registerAdmin(program);
+registerGroups(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof RheosError) {

@@ -35,6 +35,8 @@ export interface DevClusterConfig {
   readonly limits?: LimitsMode;
   /** Passed to every broker (default 5 minutes). */
   readonly subscriptionLifetimeMs?: number;
+  /** The coordinator's failover time of consumer-group workers (default 10 s). */
+  readonly groupFailoverMs?: number;
 }
 
 export interface RunningDevCluster {
@@ -81,6 +83,7 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
       identity: config.identity,
       logger,
       defaultReplicationFactor: Math.min(3, config.brokers),
+      ...(config.groupFailoverMs === undefined ? {} : { groupFailoverMs: config.groupFailoverMs }),
       adminListen: config.adminPort === null ? null : `${config.host}:${config.adminPort}`,
       proxy: {
         data: toBrokers,

@@ -8,7 +8,13 @@ import {
 import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/node.js';
-import { killAllChildren, runRheos, startDevServer, type DevServer } from '../helpers/processes.js';
+import {
+  DEV_READY_TIMEOUT_MS,
+  killAllChildren,
+  runRheos,
+  startDevServer,
+  type DevServer,
+} from '../helpers/processes.js';
 import { parseTail, type TailLine } from '../helpers/tail-output.js';
 import { waitUntil } from '../helpers/wait.js';
 import { sdkClient } from '../gateway/sdk-helpers.js';
@@ -68,15 +74,19 @@ describe('rheos dev --brokers 3', () => {
     const dataDir = await tempDir('rheos-dev-cluster-');
     dirs.push(dataDir);
     const server: DevServer = await startDevServer(dataDir, ['--brokers', '3']);
-    const ready = await waitUntil('rheos dev to be ready', async () => {
-      const line = server
-        .output()
-        .split('\n')
-        .find((l) => l.includes('rheos dev is ready'));
-      return line === undefined
-        ? undefined
-        : (JSON.parse(line) as { pids: Record<string, number> });
-    });
+    const ready = await waitUntil(
+      'rheos dev to be ready',
+      async () => {
+        const line = server
+          .output()
+          .split('\n')
+          .find((l) => l.includes('rheos dev is ready'));
+        return line === undefined
+          ? undefined
+          : (JSON.parse(line) as { pids: Record<string, number> });
+      },
+      DEV_READY_TIMEOUT_MS,
+    );
     const pids = Object.values(ready.pids);
     brokerPids.push(...pids);
     expect(pids).toHaveLength(3);

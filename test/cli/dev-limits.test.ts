@@ -13,7 +13,13 @@ import { createClient } from '../../src/client/client.js';
 import { DEFAULT_SHARD_LIMITS } from '../../src/common/limits.js';
 import { sdkClient } from '../gateway/sdk-helpers.js';
 import { tempDir } from '../helpers/node.js';
-import { killAllChildren, runRheos, startDevServer, type DevServer } from '../helpers/processes.js';
+import {
+  DEV_READY_TIMEOUT_MS,
+  killAllChildren,
+  runRheos,
+  startDevServer,
+  type DevServer,
+} from '../helpers/processes.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /**
@@ -44,8 +50,10 @@ async function start(args: readonly string[]): Promise<{ server: DevServer; sdk:
   dirs.push(dataDir);
   const server = await startDevServer(dataDir, args);
   // With --brokers, the Kinesis HTTP API opens once the brokers are up, just before this line.
-  await waitUntil('rheos dev to be ready', () =>
-    server.output().includes('rheos dev is ready') ? true : undefined,
+  await waitUntil(
+    'rheos dev to be ready',
+    () => (server.output().includes('rheos dev is ready') ? true : undefined),
+    DEV_READY_TIMEOUT_MS,
   );
   const sdk = sdkClient(Number(new URL(server.httpEndpoint).port), 'h2', { maxAttempts: 1 });
   sdks.push(sdk);

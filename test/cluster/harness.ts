@@ -52,6 +52,8 @@ export interface ClusterOptions {
   readonly zones?: Readonly<Record<number, string>>;
   /** SubscribeToShard subscription lifetime on every broker (default 5 minutes). */
   readonly subscriptionLifetimeMs?: number;
+  /** Consumer-group failover time on every coordinator (default 10 s). */
+  readonly groupFailoverMs?: number;
 }
 
 export interface CoordinatorInfo {
@@ -311,6 +313,9 @@ export class ClusterHarness {
       '250',
       '--replication-factor',
       String(Math.min(3, this.options.brokers)),
+      ...(this.options.groupFailoverMs === undefined
+        ? []
+        : ['--group-failover-ms', String(this.options.groupFailoverMs)]),
     ];
     for (const m of this.coordinators.values()) args.push('--member', `${m.id}=${m.api},${m.peer}`);
     c.log ??= createWriteStream(c.logFile, { flags: 'a' });

@@ -9,6 +9,12 @@ import { createClient } from '../../src/client/client.js';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const RHEOS_BIN = join(ROOT, 'bin', 'rheos.js');
 
+/**
+ * How long `rheos dev` (with --brokers, a coordinator and broker processes) may take to say it is
+ * ready: seconds alone, but far longer while the rest of the suite loads both cores.
+ */
+export const DEV_READY_TIMEOUT_MS = 60_000;
+
 const children = new Set<ChildProcess>();
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {

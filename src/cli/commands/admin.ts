@@ -5,7 +5,7 @@ import {
   ReplicaRole,
   type DescribeClusterResponse,
 } from '../../gen/rheos/v1/coordinator.js';
-import { printJson } from '../format.js';
+import { printJson, table } from '../format.js';
 import { endpointsFrom } from '../options.js';
 
 interface GlobalOptions {
@@ -78,14 +78,4 @@ export function formatCluster(cluster: DescribeClusterResponse): string {
     lines.push(...table(shardRows), '');
   }
   return lines.join('\n');
-}
-
-function table(rows: readonly string[][]): string[] {
-  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) =>
-    r
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd(),
-  );
 }

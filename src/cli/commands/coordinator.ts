@@ -17,6 +17,7 @@ interface CoordinatorOptions {
   tickMs: number;
   heartbeatMs: number;
   replicationFactor: number;
+  groupFailoverMs: number;
   logLevel: string;
 }
 
@@ -56,6 +57,12 @@ export function registerCoordinator(program: Command): void {
     .option('--tick-ms <ms>', 'Raft tick (election timeout is 10-20 ticks)', parsePositiveInt, 50)
     .option('--heartbeat-ms <ms>', 'broker heartbeat period', parsePositiveInt, 500)
     .option('--replication-factor <n>', 'replicas per shard by default', parsePositiveInt, 3)
+    .option(
+      '--group-failover-ms <ms>',
+      'how long a consumer-group worker may be silent before others may take its leases',
+      parsePositiveInt,
+      10_000,
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: CoordinatorOptions) => {
       const logger = createLogger({ level: options.logLevel });
@@ -76,6 +83,7 @@ export function registerCoordinator(program: Command): void {
         tickMs: options.tickMs,
         heartbeatIntervalMs: options.heartbeatMs,
         defaultReplicationFactor: options.replicationFactor,
+        groupFailoverMs: options.groupFailoverMs,
         logger,
       });
       logger.info(

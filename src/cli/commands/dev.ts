@@ -18,6 +18,7 @@ interface DevOptions {
   brokers?: number;
   limits: LimitsMode;
   subscriptionLifetimeMs: number;
+  groupFailoverMs: number;
   logLevel: string;
 }
 
@@ -59,6 +60,12 @@ export function registerDev(program: Command): void {
       parsePositiveInt,
       300_000,
     )
+    .option(
+      '--group-failover-ms <ms>',
+      'how long a consumer-group worker may be silent before others may take its leases',
+      parsePositiveInt,
+      10_000,
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: DevOptions) => {
       const logger = createLogger({ level: options.logLevel });
@@ -76,6 +83,7 @@ export function registerDev(program: Command): void {
           bin: process.argv[1] as string,
           limits: options.limits,
           subscriptionLifetimeMs: options.subscriptionLifetimeMs,
+          groupFailoverMs: options.groupFailoverMs,
         });
         logger.info(
           {
@@ -104,6 +112,7 @@ export function registerDev(program: Command): void {
           ...DEFAULT_SUBSCRIPTION_LIMITS,
           lifetimeMs: options.subscriptionLifetimeMs,
         },
+        groupFailoverMs: options.groupFailoverMs,
       });
       logger.info(
         {
