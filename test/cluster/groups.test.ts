@@ -21,7 +21,9 @@ import { ClusterHarness } from './harness.js';
  */
 
 const STREAM = 'grouped';
-const TOTAL = Number(process.env['RHEOS_GROUP_RECORDS'] ?? 100_000);
+// `npm run test:soak` reads 1,000,000 (RHEOS_SOAK=1); RHEOS_GROUP_RECORDS sets any count.
+const SOAK = process.env['RHEOS_SOAK'] === '1';
+const TOTAL = Number(process.env['RHEOS_GROUP_RECORDS'] ?? (SOAK ? 1_000_000 : 100_000));
 const KEYS = 200;
 const FAILOVER_MS = 3_000;
 const WRITE_MS = 24_000;
@@ -43,173 +45,177 @@ interface Processed {
 }
 
 describe('consumer groups on a 3-broker cluster', () => {
-  it(`workers process all ${TOTAL} records at least once through a crash, a join and a split`, async () => {
-    harness = await ClusterHarness.start({
-      brokers: 3,
-      coordinators: 1,
-      streams: [{ name: STREAM, shardCount: 4 }],
-      tickMs: 50,
-      groupFailoverMs: FAILOVER_MS,
-    });
-    const h = harness;
-    const t0 = performance.now();
-    const lines: string[] = [];
-    const log = (line: string) =>
-      lines.push(`${((performance.now() - t0) / 1000).toFixed(1).padStart(6)}s ${line}`);
-    const control = h.client(10_000);
-    await waitActive(control, STREAM);
-
-    const processed: Processed[] = [];
-    const started = new Set<string>();
-    const shutdowns: Array<{ worker: string; shardId: string; reason: ShutdownReason }> = [];
-    const start = (workerId: string) => {
-      let lastCheckpointMs = 0;
-      const worker = startGroupWorker({
-        client: h.client(5_000),
-        application: 'app',
-        streamName: STREAM,
-        workerId,
-        processRecords: async ({ shardId, records, checkpointer }) => {
-          if (!started.has(`${workerId}/${shardId}`)) {
-            started.add(`${workerId}/${shardId}`);
-            log(`${workerId} processes ${shardId} from ${records[0]?.sequenceNumber.slice(-12)}`);
-          }
-          for (const r of records) {
-            processed.push({ worker: workerId, shardId, n: Number(r.data.toString().slice(1)) });
-          }
-          if (performance.now() - lastCheckpointMs >= 300) {
-            lastCheckpointMs = performance.now();
-            await checkpointer.checkpoint().catch(() => undefined);
-          }
-        },
-        shutdown: async ({ shardId, reason, checkpointer }) => {
-          shutdowns.push({ worker: workerId, shardId, reason });
-          log(`${workerId} shutdown ${reason} ${shardId}`);
-          started.delete(`${workerId}/${shardId}`);
-          if (reason === 'REQUESTED') await checkpointer?.checkpoint();
-        },
+  it(
+    `workers process all ${TOTAL} records at least once through a crash, a join and a split`,
+    async () => {
+      harness = await ClusterHarness.start({
+        brokers: 3,
+        coordinators: 1,
+        streams: [{ name: STREAM, shardCount: 4 }],
+        tickMs: 50,
+        groupFailoverMs: FAILOVER_MS,
       });
-      workers.push(worker);
-      log(`worker ${workerId} started`);
-      return worker;
-    };
-    const w1 = start('w1');
-    const w2 = start('w2');
-    const w3 = start('w3');
+      const h = harness;
+      const t0 = performance.now();
+      const lines: string[] = [];
+      const log = (line: string) =>
+        lines.push(`${((performance.now() - t0) / 1000).toFixed(1).padStart(6)}s ${line}`);
+      const control = h.client(10_000);
+      await waitActive(control, STREAM);
 
-    // The writer: batches of 500 over KEYS keys, two in flight; only acknowledged ones count.
-    const writer = h.client(10_000);
-    const acknowledged = new Set<number>();
-    let next = 0;
-    // Paced over WRITE_MS, so the crash, the join and the split happen while records flow.
-    const writeStart = performance.now();
-    const write = async () => {
-      while (next < TOTAL) {
-        const dueMs = writeStart + (next / TOTAL) * WRITE_MS - performance.now();
-        if (dueMs > 0) await sleep(dueMs);
-        const first = next;
-        next = Math.min(TOTAL, next + 500);
-        const records = [];
-        for (let i = first; i < next; i++) {
-          records.push({ partitionKey: `k${i % KEYS}`, data: Buffer.from(`r${i}`) });
+      const processed: Processed[] = [];
+      const started = new Set<string>();
+      const shutdowns: Array<{ worker: string; shardId: string; reason: ShutdownReason }> = [];
+      const start = (workerId: string) => {
+        let lastCheckpointMs = 0;
+        const worker = startGroupWorker({
+          client: h.client(5_000),
+          application: 'app',
+          streamName: STREAM,
+          workerId,
+          processRecords: async ({ shardId, records, checkpointer }) => {
+            if (!started.has(`${workerId}/${shardId}`)) {
+              started.add(`${workerId}/${shardId}`);
+              log(`${workerId} processes ${shardId} from ${records[0]?.sequenceNumber.slice(-12)}`);
+            }
+            for (const r of records) {
+              processed.push({ worker: workerId, shardId, n: Number(r.data.toString().slice(1)) });
+            }
+            if (performance.now() - lastCheckpointMs >= 300) {
+              lastCheckpointMs = performance.now();
+              await checkpointer.checkpoint().catch(() => undefined);
+            }
+          },
+          shutdown: async ({ shardId, reason, checkpointer }) => {
+            shutdowns.push({ worker: workerId, shardId, reason });
+            log(`${workerId} shutdown ${reason} ${shardId}`);
+            started.delete(`${workerId}/${shardId}`);
+            if (reason === 'REQUESTED') await checkpointer?.checkpoint();
+          },
+        });
+        workers.push(worker);
+        log(`worker ${workerId} started`);
+        return worker;
+      };
+      const w1 = start('w1');
+      const w2 = start('w2');
+      const w3 = start('w3');
+
+      // The writer: batches of 500 over KEYS keys, two in flight; only acknowledged ones count.
+      const writer = h.client(10_000);
+      const acknowledged = new Set<number>();
+      let next = 0;
+      // Paced over WRITE_MS, so the crash, the join and the split happen while records flow.
+      const writeStart = performance.now();
+      const write = async () => {
+        while (next < TOTAL) {
+          const dueMs = writeStart + (next / TOTAL) * WRITE_MS - performance.now();
+          if (dueMs > 0) await sleep(dueMs);
+          const first = next;
+          next = Math.min(TOTAL, next + 500);
+          const records = [];
+          for (let i = first; i < next; i++) {
+            records.push({ partitionKey: `k${i % KEYS}`, data: Buffer.from(`r${i}`) });
+          }
+          try {
+            const answer = await writer.putRecords({ streamName: STREAM, records });
+            answer.records.forEach((r, j) => {
+              if (r.errorCode === '') acknowledged.add(first + j);
+            });
+          } catch {
+            // Nothing acknowledged; later records go on (their order per key is checked among
+            // the acknowledged ones only).
+          }
         }
-        try {
-          const answer = await writer.putRecords({ streamName: STREAM, records });
-          answer.records.forEach((r, j) => {
-            if (r.errorCode === '') acknowledged.add(first + j);
-          });
-        } catch {
-          // Nothing acknowledged; later records go on (their order per key is checked among
-          // the acknowledged ones only).
-        }
+      };
+      // One writer keeps each key's records in order (a second could reorder them across calls).
+      const writing = write();
+      const at = async (fraction: number) => {
+        while (next < TOTAL * fraction) await sleep(50);
+      };
+
+      await at(0.25);
+      const crashed = w2.shards();
+      await w2.abandon();
+      log(`worker w2 crashed holding ${crashed.join(', ')}`);
+      await at(0.5);
+      const w4 = start('w4');
+      await at(0.7);
+      const [parent] = (await listAll(control, STREAM)).filter(
+        (s) => s.sequenceNumberRange?.endingSequenceNumber === '',
+      );
+      const lo = BigInt(parent?.hashKeyRange?.startingHashKey ?? 0);
+      const hi = BigInt(parent?.hashKeyRange?.endingHashKey ?? MAX_HASH_KEY);
+      await control.splitShard({
+        streamName: STREAM,
+        shardToSplit: parent?.shardId ?? '',
+        newStartingHashKey: ((lo + hi + 1n) / 2n).toString(),
+      });
+      await waitActive(control, STREAM, 90_000);
+      log(`split ${parent?.shardId}`);
+      await writing;
+      log(`wrote ${TOTAL} records, ${acknowledged.size} acknowledged`);
+
+      const seen = () => new Set(processed.map((p) => p.n));
+      const deadline = Date.now() + (SOAK ? 600_000 : 120_000);
+      const seenAtEnd = seen();
+      let missing = [...acknowledged].filter((n) => !seenAtEnd.has(n));
+      while (missing.length > 0 && Date.now() < deadline) {
+        await sleep(250);
+        const s = seen();
+        missing = missing.filter((n) => !s.has(n));
       }
-    };
-    // One writer keeps each key's records in order (a second could reorder them across calls).
-    const writing = write();
-    const at = async (fraction: number) => {
-      while (next < TOTAL * fraction) await sleep(50);
-    };
+      log(
+        `shards now: w1 ${w1.shards().join(' ')}; w3 ${w3.shards().join(' ')}; w4 ${w4.shards().join(' ')}`,
+      );
+      await w1.stop();
+      await w3.stop();
+      await w4.stop();
+      log('workers stopped');
 
-    await at(0.25);
-    const crashed = w2.shards();
-    await w2.abandon();
-    log(`worker w2 crashed holding ${crashed.join(', ')}`);
-    await at(0.5);
-    const w4 = start('w4');
-    await at(0.7);
-    const [parent] = (await listAll(control, STREAM)).filter(
-      (s) => s.sequenceNumberRange?.endingSequenceNumber === '',
-    );
-    const lo = BigInt(parent?.hashKeyRange?.startingHashKey ?? 0);
-    const hi = BigInt(parent?.hashKeyRange?.endingHashKey ?? MAX_HASH_KEY);
-    await control.splitShard({
-      streamName: STREAM,
-      shardToSplit: parent?.shardId ?? '',
-      newStartingHashKey: ((lo + hi + 1n) / 2n).toString(),
-    });
-    await waitActive(control, STREAM, 90_000);
-    log(`split ${parent?.shardId}`);
-    await writing;
-    log(`wrote ${TOTAL} records, ${acknowledged.size} acknowledged`);
+      // Each key's first processings follow the order of writing.
+      const firstSeen = new Set<number>();
+      const lastOfKey = new Map<number, number>();
+      let outOfOrder = 0;
+      for (const p of processed) {
+        if (firstSeen.has(p.n)) continue;
+        firstSeen.add(p.n);
+        const key = p.n % KEYS;
+        if ((lastOfKey.get(key) ?? -1) > p.n && acknowledged.has(p.n)) outOfOrder++;
+        lastOfKey.set(key, Math.max(lastOfKey.get(key) ?? -1, p.n));
+      }
+      // Repeats, and the shards they were on.
+      const times = new Map<number, number>();
+      for (const p of processed) times.set(p.n, (times.get(p.n) ?? 0) + 1);
+      const repeats = processed.length - times.size;
+      const holders = new Map<string, Set<string>>();
+      for (const p of processed)
+        holders.set(p.shardId, (holders.get(p.shardId) ?? new Set()).add(p.worker));
+      const repeatedOn = new Set(
+        processed.filter((p) => (times.get(p.n) ?? 0) > 1).map((p) => p.shardId),
+      );
+      const repeatsOnUnmovedShards = [...repeatedOn].filter((s) => (holders.get(s)?.size ?? 0) < 2);
+      const lost = shutdowns.filter((s) => s.reason === 'LEASE_LOST').length;
+      const ended = shutdowns.filter((s) => s.reason === 'SHARD_END').map((s) => s.shardId);
+      log(
+        `processed ${processed.length} (${times.size} distinct, ${repeats} repeats on ${repeatedOn.size} shards whose lease moved); ` +
+          `${missing.length} acknowledged records never processed; ${outOfOrder} out of order; ` +
+          `${lost} leases lost to others; shards ended: ${ended.join(', ')}`,
+      );
+      for (const [shardId, ws] of [...holders].sort())
+        log(`${shardId} processed by ${[...ws].sort().join(', ')}`);
+      console.log(lines.join('\n'));
 
-    const seen = () => new Set(processed.map((p) => p.n));
-    const deadline = Date.now() + 120_000;
-    const seenAtEnd = seen();
-    let missing = [...acknowledged].filter((n) => !seenAtEnd.has(n));
-    while (missing.length > 0 && Date.now() < deadline) {
-      await sleep(250);
-      const s = seen();
-      missing = missing.filter((n) => !s.has(n));
-    }
-    log(
-      `shards now: w1 ${w1.shards().join(' ')}; w3 ${w3.shards().join(' ')}; w4 ${w4.shards().join(' ')}`,
-    );
-    await w1.stop();
-    await w3.stop();
-    await w4.stop();
-    log('workers stopped');
-
-    // Each key's first processings follow the order of writing.
-    const firstSeen = new Set<number>();
-    const lastOfKey = new Map<number, number>();
-    let outOfOrder = 0;
-    for (const p of processed) {
-      if (firstSeen.has(p.n)) continue;
-      firstSeen.add(p.n);
-      const key = p.n % KEYS;
-      if ((lastOfKey.get(key) ?? -1) > p.n && acknowledged.has(p.n)) outOfOrder++;
-      lastOfKey.set(key, Math.max(lastOfKey.get(key) ?? -1, p.n));
-    }
-    // Repeats, and the shards they were on.
-    const times = new Map<number, number>();
-    for (const p of processed) times.set(p.n, (times.get(p.n) ?? 0) + 1);
-    const repeats = processed.length - times.size;
-    const holders = new Map<string, Set<string>>();
-    for (const p of processed)
-      holders.set(p.shardId, (holders.get(p.shardId) ?? new Set()).add(p.worker));
-    const repeatedOn = new Set(
-      processed.filter((p) => (times.get(p.n) ?? 0) > 1).map((p) => p.shardId),
-    );
-    const repeatsOnUnmovedShards = [...repeatedOn].filter((s) => (holders.get(s)?.size ?? 0) < 2);
-    const lost = shutdowns.filter((s) => s.reason === 'LEASE_LOST').length;
-    const ended = shutdowns.filter((s) => s.reason === 'SHARD_END').map((s) => s.shardId);
-    log(
-      `processed ${processed.length} (${times.size} distinct, ${repeats} repeats on ${repeatedOn.size} shards whose lease moved); ` +
-        `${missing.length} acknowledged records never processed; ${outOfOrder} out of order; ` +
-        `${lost} leases lost to others; shards ended: ${ended.join(', ')}`,
-    );
-    for (const [shardId, ws] of [...holders].sort())
-      log(`${shardId} processed by ${[...ws].sort().join(', ')}`);
-    console.log(lines.join('\n'));
-
-    expect(acknowledged.size).toBeGreaterThan(TOTAL * 0.95);
-    expect(missing).toEqual([]);
-    expect(outOfOrder).toBe(0);
-    expect(repeatsOnUnmovedShards).toEqual([]);
-    // The crashed worker's shards and the joiner's share moved: some replay is expected.
-    expect(crashed.length).toBeGreaterThan(0);
-    expect(ended).toContain(parent?.shardId);
-    // The joiner got a share.
-    expect([...holders.values()].some((ws) => ws.has('w4'))).toBe(true);
-  }, 300_000);
+      expect(acknowledged.size).toBeGreaterThan(TOTAL * 0.95);
+      expect(missing).toEqual([]);
+      expect(outOfOrder).toBe(0);
+      expect(repeatsOnUnmovedShards).toEqual([]);
+      // The crashed worker's shards and the joiner's share moved: some replay is expected.
+      expect(crashed.length).toBeGreaterThan(0);
+      expect(ended).toContain(parent?.shardId);
+      // The joiner got a share.
+      expect([...holders.values()].some((ws) => ws.has('w4'))).toBe(true);
+    },
+    SOAK ? 1_800_000 : 300_000,
+  );
 });
