@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '../../src/client/client.js';
+
+import { freePort } from '../../bench/lib/ports.js';
+
+export { freePort };
 
 /** Real processes for tests: the built `rheos` command, with every child tracked and killed. */
 
@@ -16,17 +19,6 @@ export const RHEOS_BIN = join(ROOT, 'bin', 'rheos.js');
 export const DEV_READY_TIMEOUT_MS = 60_000;
 
 const children = new Set<ChildProcess>();
-
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 export interface CommandResult {
   readonly code: number | null;
