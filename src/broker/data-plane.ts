@@ -709,10 +709,14 @@ export class DataPlane {
       const children = childrenOf(s, shard.shardId);
       return children.length > 0 && children.every(isListed) ? children : undefined;
     };
-    const known = ready(stream);
+    const current = () =>
+      ready(this.options.broker.directory().streamByIncarnation(stream.incarnation));
+    // `stream` may be old (a subscription keeps the one it started with): the local copy first,
+    // which is all a single node has, then the newest from the coordinators.
+    const known = ready(stream) ?? current();
     if (known !== undefined) return known;
     if (!(await this.options.broker.refreshMetadata())) return undefined;
-    return ready(this.options.broker.directory().streamByIncarnation(stream.incarnation));
+    return current();
   }
 
   private iterator(stream: StreamRecord, shard: ShardRecord, position: LogPosition): string {

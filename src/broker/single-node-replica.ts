@@ -197,13 +197,15 @@ export class SingleNodeReplica implements ShardReplica {
     const entry = this.nextEntry(EntryType.Seal, Buffer.from(JSON.stringify(children), 'utf8'));
     const done = this.track(this.writer.write(this.log.appendOps([entry]))).then(
       async () => {
-        this.committed = Math.max(this.committed, entry.index);
-        this.tail.append([entry]);
-        this.readableSignal.advance(this.committed);
         assert(entry.index > this.applyCalled, 'entries are applied in log order');
         this.applyCalled = entry.index;
         await this.track(this.writer.write(this.log.applyOps([entry])));
         this.applied = Math.max(this.applied, entry.index);
+        // Readable only once applied: a reader woken at the SEAL must see the shard's end, or it
+        // would wait for entries that never come.
+        this.committed = Math.max(this.committed, entry.index);
+        this.tail.append([entry]);
+        this.readableSignal.advance(this.committed);
         return entry.index;
       },
       (error: unknown) => {

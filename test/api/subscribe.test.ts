@@ -1,14 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RheosClient } from '../../src/client/client.js';
-import { DEFAULT_IDENTITY, streamArn } from '../../src/common/arn.js';
 import {
   InvalidArgumentError,
   ResourceInUseError,
   ResourceNotFoundError,
 } from '../../src/common/errors.js';
-import { ConsumerStatus } from '../../src/gen/rheos/v1/control.js';
 import { ShardIteratorType, type SubscribeToShardResponse } from '../../src/gen/rheos/v1/data.js';
 import type { NodeConfig } from '../../src/server/node.js';
+import { registerActiveConsumer } from '../helpers/consumers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 
 /**
@@ -36,16 +35,7 @@ async function start(overrides: Partial<NodeConfig> = {}): Promise<{
   const { client } = node;
   await client.createStream({ streamName: 's', shardCount: 1 });
   await client.waitForStreamActive('s');
-  const { consumer } = await client.registerStreamConsumer({
-    streamArn: streamArn(DEFAULT_IDENTITY, 's'),
-    consumerName: 'app',
-  });
-  const consumerArn = consumer?.consumerArn as string;
-  for (let attempt = 0; attempt < 500; attempt++) {
-    const { consumerDescription: d } = await client.describeStreamConsumer({ consumerArn });
-    if (d?.consumerStatus === ConsumerStatus.CONSUMER_STATUS_ACTIVE) break;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  const consumerArn = await registerActiveConsumer(client, 's', 'app');
   return { client, consumerArn };
 }
 
@@ -174,6 +164,34 @@ describe('SubscribeToShard (native)', () => {
       'shardId-000000000002',
     ]);
   });
+
+  it('ends a subscription open at the tip when its shard is split under it (not at its lifetime)', async () => {
+    // A lifetime beyond the test's timeout: only the seal itself can end this subscription.
+    const { client, consumerArn } = await start({
+      subscriptionLimits: { lifetimeMs: 600_000, takeoverAfterMs: 0, maxOpen: 100 },
+    });
+    await put(client, 0, 50);
+    const events = client.subscribeToShard({
+      consumerArn,
+      shardId: SHARD,
+      startingPosition: TRIM_HORIZON,
+    });
+    const reading = collect(events, 1_000_000);
+    // Read to the tip first, so the subscription is waiting for commits when the seal comes.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await client.splitShard({
+      streamName: 's',
+      shardToSplit: SHARD,
+      newStartingHashKey: (1n << 127n).toString(),
+    });
+    const { data, last, ended } = await reading;
+    expect(ended).toBe(true);
+    expect(data).toEqual(range(0, 50));
+    expect(last?.childShards.map((c) => c.shardId).sort()).toEqual([
+      'shardId-000000000001',
+      'shardId-000000000002',
+    ]);
+  }, 30_000);
 
   it("gives Kinesis' errors for unknown consumers and shards and bad positions", async () => {
     const { client, consumerArn } = await start();
