@@ -35,6 +35,8 @@ export interface ProcessRecordsInput {
   readonly shardId: string;
   readonly records: readonly UserRecord[];
   readonly checkpointer: Checkpointer;
+  /** Aborted when this shard's processor stops (its lease was lost, or the worker stops). */
+  readonly signal: AbortSignal;
 }
 
 export interface ShutdownInput {
@@ -326,7 +328,12 @@ async function runProcessor(
     for await (const batch of recordBatches(records, options.maxBatchRecords ?? 1_000)) {
       if (signal.aborted) break;
       last = batch[batch.length - 1];
-      await options.processRecords({ shardId: lease.shardId, records: batch, checkpointer });
+      await options.processRecords({
+        shardId: lease.shardId,
+        records: batch,
+        checkpointer,
+        signal,
+      });
     }
   } catch (error) {
     if (!signal.aborted) options.onError?.(error);

@@ -67,6 +67,12 @@ export {
   type ShutdownInput,
   type ShutdownReason,
 } from './group-worker.js';
+export {
+  consumeGroup,
+  type GroupBatch,
+  type GroupConsumer,
+  type GroupConsumerOptions,
+} from './group-consumer.js';
 
 // Writing: batched PutRecords that keeps per-shard order through retries.
 export {

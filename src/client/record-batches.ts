@@ -16,7 +16,9 @@ export async function* recordBatches<T>(
   let wakeConsumer: (() => void) | undefined;
   let wakePump: (() => void) | undefined;
   let stopped = false;
-  const pump = (async () => {
+  // Ends with its source (which ends with its own signal): nobody waits for it, since waiting
+  // would hang a consumer that broke out.
+  void (async () => {
     try {
       for await (const item of source) {
         if (stopped) return;
@@ -53,7 +55,5 @@ export async function* recordBatches<T>(
   } finally {
     stopped = true;
     wakePump?.();
-    // The source ends with its own signal; waiting here would hang a consumer that broke out.
-    void pump;
   }
 }

@@ -1,16 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RheosClient } from '../../src/client/client.js';
 import { readFanOut } from '../../src/client/fanout-consumer.js';
 import { encodeAggregate } from '../../src/client/kpl-aggregation.js';
 import type { LineageItem } from '../../src/client/lineage-reader.js';
 import { subscribeShard, type FanOutClient } from '../../src/client/shard-subscriber.js';
-import { DEFAULT_IDENTITY, streamArn } from '../../src/common/arn.js';
 import {
   NotLeaderError,
   ResourceInUseError,
   ResourceNotFoundError,
 } from '../../src/common/errors.js';
-import { ConsumerStatus } from '../../src/gen/rheos/v1/control.js';
 import {
   ShardIteratorType,
   SubscribeToShardResponse,
@@ -18,6 +15,7 @@ import {
   type SubscribeToShardRequest,
 } from '../../src/gen/rheos/v1/data.js';
 import { Record as StreamRecord, type Shard } from '../../src/gen/rheos/v1/stream.js';
+import { registerActiveConsumer } from '../helpers/consumers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 
 /**
@@ -212,20 +210,6 @@ describe('readFanOut against a real node', () => {
     node = undefined;
   });
 
-  async function register(client: RheosClient, name: string): Promise<string> {
-    const { consumer } = await client.registerStreamConsumer({
-      streamArn: streamArn(DEFAULT_IDENTITY, 'fan'),
-      consumerName: name,
-    });
-    const consumerArn = consumer?.consumerArn as string;
-    for (let attempt = 0; attempt < 500; attempt++) {
-      const { consumerDescription: d } = await client.describeStreamConsumer({ consumerArn });
-      if (d?.consumerStatus === ConsumerStatus.CONSUMER_STATUS_ACTIVE) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    return consumerArn;
-  }
-
   it('two consumers each read every record once, each key in order, through renewals, a split and a merge', async () => {
     node = await startTestNode({
       subscriptionLimits: { lifetimeMs: 300, takeoverAfterMs: 50, maxOpen: 100 },
@@ -234,7 +218,10 @@ describe('readFanOut against a real node', () => {
     const streamName = 'fan';
     await client.createStream({ streamName, shardCount: 2 });
     await client.waitForStreamActive(streamName);
-    const arns = [await register(client, 'one'), await register(client, 'two')];
+    const arns = [
+      await registerActiveConsumer(client, 'fan', 'one'),
+      await registerActiveConsumer(client, 'fan', 'two'),
+    ];
 
     const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`);
     const sent: string[] = [];

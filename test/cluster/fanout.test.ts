@@ -1,10 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RheosClient } from '../../src/client/client.js';
 import { readFanOut } from '../../src/client/fanout-consumer.js';
-import { DEFAULT_IDENTITY, streamArn } from '../../src/common/arn.js';
 import { MAX_HASH_KEY } from '../../src/common/hash-key.js';
-import { ConsumerStatus } from '../../src/gen/rheos/v1/control.js';
+import { registerActiveConsumer } from '../helpers/consumers.js';
 import { listAll, readLineage, waitActive } from '../helpers/lineage.js';
 import { ClusterHarness } from './harness.js';
 
@@ -31,20 +29,6 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function registerActive(client: RheosClient, name: string): Promise<string> {
-  const { consumer } = await client.registerStreamConsumer({
-    streamArn: streamArn(DEFAULT_IDENTITY, STREAM),
-    consumerName: name,
-  });
-  const consumerArn = consumer?.consumerArn as string;
-  for (let attempt = 0; attempt < 600; attempt++) {
-    const { consumerDescription: d } = await client.describeStreamConsumer({ consumerArn });
-    if (d?.consumerStatus === ConsumerStatus.CONSUMER_STATUS_ACTIVE) return consumerArn;
-    await sleep(50);
-  }
-  throw new Error(`consumer ${name} did not become ACTIVE`);
-}
-
 describe('enhanced fan-out on a 3-broker cluster', () => {
   it('four consumers each receive every record of every shard, in order, through a leader kill, a split and renewals', async () => {
     harness = await ClusterHarness.start({
@@ -63,7 +47,8 @@ describe('enhanced fan-out on a 3-broker cluster', () => {
     const control = h.client(10_000);
     await waitActive(control, STREAM);
     const arns: string[] = [];
-    for (let i = 0; i < CONSUMERS; i++) arns.push(await registerActive(control, `app-${i}`));
+    for (let i = 0; i < CONSUMERS; i++)
+      arns.push(await registerActiveConsumer(control, STREAM, `app-${i}`));
 
     // The consumers, each with its own client (its own channels), as separate applications.
     const stop = new AbortController();
