@@ -1,3 +1,4 @@
+import type { UserRecord } from '../client/kpl-aggregation.js';
 import { StreamMode, StreamStatus, type Shard } from '../gen/rheos/v1/stream.js';
 
 /** Human-facing names: the API's enum spellings without their protobuf prefixes. */
@@ -33,4 +34,26 @@ export function table(rows: readonly string[][]): string[] {
       .join('  ')
       .trimEnd(),
   );
+}
+
+/**
+ * A record as one JSON line, as `rheos tail` and `rheos groups consume` print them; the
+ * sub-sequence number appears only for the members of a KPL aggregate past its first.
+ */
+export function recordLine(shardId: string, record: UserRecord, base64: boolean): string {
+  return JSON.stringify({
+    shardId,
+    sequenceNumber: record.sequenceNumber,
+    ...(record.subSequenceNumber > 0 ? { subSequenceNumber: record.subSequenceNumber } : {}),
+    partitionKey: record.partitionKey,
+    arrivalTime: new Date(record.approximateArrivalTimestampMs).toISOString(),
+    data: base64 ? record.data.toString('base64') : record.data.toString('utf8'),
+  });
+}
+
+/** Writes to stdout, waiting while its buffer is full (a slow pipe slows the reading down). */
+export async function writeOut(text: string): Promise<void> {
+  if (!process.stdout.write(text)) {
+    await new Promise((resolve) => process.stdout.once('drain', resolve));
+  }
 }

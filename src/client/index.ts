@@ -55,6 +55,7 @@ export {
   type ShardSubscriberOptions,
 } from './shard-subscriber.js';
 export { readFanOut, type FanOutReaderOptions } from './fanout-consumer.js';
+export { ensureStreamConsumer, type StreamConsumerClient } from './stream-consumers.js';
 
 // Consumer groups: workers sharing a stream's shards through leases (what the KCL does).
 export {

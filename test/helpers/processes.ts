@@ -132,6 +132,40 @@ export async function startDevServer(
   };
 }
 
+export interface RheosProcess {
+  readonly child: ChildProcess;
+  /** Settles once the process has exited, with its code or the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+}
+
+/**
+ * Starts a long-running `rheos ARGS` (tracked like every child, so killAllChildren ends it) and
+ * hands each line it prints on stdout to `onLine` as it comes.
+ */
+export function spawnRheos(args: readonly string[], onLine: (line: string) => void): RheosProcess {
+  const child = spawn(process.execPath, [RHEOS_BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let stderr = '';
+  let partial = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    // 'close', not 'exit': every line printed has been read by then.
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  return { child, exited, stderr: () => stderr };
+}
+
 /** Kills every child process a test started and has not seen exit (call in afterAll). */
 export async function killAllChildren(): Promise<void> {
   const waits = [...children].map(

@@ -7,16 +7,21 @@ import {
 } from '../../gen/rheos/v1/control.js';
 import { ShardIteratorType } from '../../gen/rheos/v1/data.js';
 import { printJson, table } from '../format.js';
+import { registerGroupConsume } from './group-consume.js';
 import { endpointsFrom } from '../options.js';
 
 interface GlobalOptions {
   endpoint?: string;
 }
 
-/** `rheos groups list|describe APP`: consumer groups, their leases, owners, checkpoints and lag. */
+/**
+ * `rheos groups list|describe APP`: consumer groups, their leases, owners, checkpoints and lag;
+ * `rheos groups consume APP`: one worker of a group.
+ */
 export function registerGroups(program: Command): void {
   const groups = program.command('groups').description('consumer groups (leases and checkpoints)');
   const client = () => createClient({ endpoints: endpointsFrom(program.opts<GlobalOptions>()) });
+  registerGroupConsume(groups, client);
   groups
     .command('list')
     .description('the consumer groups, one per line')

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createClient } from '../../client/client.js';
 import { readLineage, type LineageStart } from '../../client/lineage-reader.js';
+import { recordLine, writeOut } from '../format.js';
 import { endpointsFrom, parsePositiveInt } from '../options.js';
 
 interface TailOptions {
@@ -44,17 +45,8 @@ export function registerTail(program: Command): void {
           signal: stop.signal,
         });
         for await (const { shardId, record } of records) {
-          const line = JSON.stringify({
-            shardId,
-            sequenceNumber: record.sequenceNumber,
-            partitionKey: record.partitionKey,
-            arrivalTime: new Date(record.approximateArrivalTimestampMs).toISOString(),
-            data: options.base64 ? record.data.toString('base64') : record.data.toString('utf8'),
-          });
           printed++;
-          if (!process.stdout.write(line + '\n')) {
-            await new Promise((resolve) => process.stdout.once('drain', resolve));
-          }
+          await writeOut(recordLine(shardId, record, options.base64 === true) + '\n');
           if (options.limit !== undefined && printed >= options.limit) break;
         }
       } finally {
