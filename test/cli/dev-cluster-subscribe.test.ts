@@ -13,7 +13,7 @@ import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { sdkClient } from '../gateway/sdk-helpers.js';
 import { tempDir } from '../helpers/node.js';
-import { DEV_READY_TIMEOUT_MS, killAllChildren, startDevServer } from '../helpers/processes.js';
+import { killAllChildren, startDevServer, waitDevReady } from '../helpers/processes.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /**
@@ -25,17 +25,9 @@ import { waitUntil } from '../helpers/wait.js';
  */
 
 const dirs: string[] = [];
-const pids: number[] = [];
 afterEach(killAllChildren);
 afterAll(async () => {
   await killAllChildren();
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone, as it should be.
-    }
-  }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
@@ -94,20 +86,7 @@ describe('SubscribeToShard through the Kinesis HTTP API of rheos dev --brokers 3
       '--subscription-lifetime-ms',
       '6000',
     ]);
-    const ready = await waitUntil(
-      'rheos dev to be ready',
-      async () => {
-        const line = server
-          .output()
-          .split('\n')
-          .find((l) => l.includes('rheos dev is ready'));
-        return line === undefined
-          ? undefined
-          : (JSON.parse(line) as { pids: Record<string, number> });
-      },
-      DEV_READY_TIMEOUT_MS,
-    );
-    pids.push(...Object.values(ready.pids));
+    await waitDevReady(server);
     const sdk = sdkClient(Number(new URL(server.httpEndpoint).port), 'h2');
     try {
       const name = 'pushed';

@@ -9,11 +9,11 @@ import { rm } from 'node:fs/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/node.js';
 import {
-  DEV_READY_TIMEOUT_MS,
   killAllChildren,
   runRheos,
   startDevServer,
   type DevServer,
+  waitDevReady,
 } from '../helpers/processes.js';
 import { parseTail, type TailLine } from '../helpers/tail-output.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -28,17 +28,9 @@ import { sdkClient } from '../gateway/sdk-helpers.js';
  */
 
 const dirs: string[] = [];
-const brokerPids: number[] = [];
 afterEach(killAllChildren);
 afterAll(async () => {
   await killAllChildren();
-  for (const pid of brokerPids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone, as it should be.
-    }
-  }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
@@ -74,21 +66,7 @@ describe('rheos dev --brokers 3', () => {
     const dataDir = await tempDir('rheos-dev-cluster-');
     dirs.push(dataDir);
     const server: DevServer = await startDevServer(dataDir, ['--brokers', '3']);
-    const ready = await waitUntil(
-      'rheos dev to be ready',
-      async () => {
-        const line = server
-          .output()
-          .split('\n')
-          .find((l) => l.includes('rheos dev is ready'));
-        return line === undefined
-          ? undefined
-          : (JSON.parse(line) as { pids: Record<string, number> });
-      },
-      DEV_READY_TIMEOUT_MS,
-    );
-    const pids = Object.values(ready.pids);
-    brokerPids.push(...pids);
+    const pids = Object.values(await waitDevReady(server));
     expect(pids).toHaveLength(3);
     const rheos = (args: string[], input?: string) =>
       runRheos(['--endpoint', server.endpoint, ...args], input);

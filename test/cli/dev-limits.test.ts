@@ -14,7 +14,7 @@ import { DEFAULT_SHARD_LIMITS } from '../../src/common/limits.js';
 import { sdkClient } from '../gateway/sdk-helpers.js';
 import { tempDir } from '../helpers/node.js';
 import {
-  DEV_READY_TIMEOUT_MS,
+  waitDevReady,
   killAllChildren,
   runRheos,
   startDevServer,
@@ -50,11 +50,7 @@ async function start(args: readonly string[]): Promise<{ server: DevServer; sdk:
   dirs.push(dataDir);
   const server = await startDevServer(dataDir, args);
   // With --brokers, the Kinesis HTTP API opens once the brokers are up, just before this line.
-  await waitUntil(
-    'rheos dev to be ready',
-    () => (server.output().includes('rheos dev is ready') ? true : undefined),
-    DEV_READY_TIMEOUT_MS,
-  );
+  await waitDevReady(server);
   const sdk = sdkClient(Number(new URL(server.httpEndpoint).port), 'h2', { maxAttempts: 1 });
   sdks.push(sdk);
   return { server, sdk };

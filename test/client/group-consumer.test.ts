@@ -8,8 +8,8 @@ import {
   type ShutdownReason,
 } from '../../src/client/group-worker.js';
 import { ResourceNotFoundError } from '../../src/common/errors.js';
-import { MAX_HASH_KEY } from '../../src/common/hash-key.js';
 import { registerActiveConsumer } from '../helpers/consumers.js';
+import { splitFirstOpenShard } from '../helpers/lineage.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -205,18 +205,10 @@ describe('group workers reading by enhanced fan-out', () => {
     await putRange(client, 0, 2_000);
     await waitAll(processed, 2_000);
 
-    const [parent] = (await client.listShards({ streamName: 's' })).shards;
-    const lo = BigInt(parent?.hashKeyRange?.startingHashKey ?? 0);
-    const hi = BigInt(parent?.hashKeyRange?.endingHashKey ?? MAX_HASH_KEY);
-    await client.splitShard({
-      streamName: 's',
-      shardToSplit: parent?.shardId ?? '',
-      newStartingHashKey: ((lo + hi + 1n) / 2n).toString(),
-    });
-    await client.waitForStreamActive('s', 30_000);
+    const parentId = await splitFirstOpenShard(client, 's', 30_000);
     await putRange(client, 2_000, 4_000);
     await waitAll(processed, 4_000);
-    expect(shutdowns).toContainEqual({ shardId: parent?.shardId, reason: 'SHARD_END' });
+    expect(shutdowns).toContainEqual({ shardId: parentId, reason: 'SHARD_END' });
     const children = new Set(
       processed.filter((p) => p.shardId > 'shardId-000000000003').map((p) => p.shardId),
     );

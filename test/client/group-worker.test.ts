@@ -5,7 +5,7 @@ import {
   type GroupWorker,
   type ShutdownReason,
 } from '../../src/client/group-worker.js';
-import { MAX_HASH_KEY } from '../../src/common/hash-key.js';
+import { splitFirstOpenShard } from '../helpers/lineage.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -133,19 +133,10 @@ describe('consumer-group workers', () => {
     expect(w1.shards().length + w2.shards().length).toBe(4);
 
     // A split: the children start only after the parent's SHARD_END.
-    const parent = (await client.listShards({ streamName: 's' })).shards[0];
-    const start0 = BigInt(parent?.hashKeyRange?.startingHashKey ?? 0);
-    const end0 = BigInt(parent?.hashKeyRange?.endingHashKey ?? MAX_HASH_KEY);
-    await client.splitShard({
-      streamName: 's',
-      shardToSplit: parent?.shardId ?? '',
-      newStartingHashKey: ((start0 + end0 + 1n) / 2n).toString(),
-    });
-    await client.waitForStreamActive('s', 30_000);
+    const parentId = await splitFirstOpenShard(client, 's', 30_000);
     const after = await putMany(client, total, total + 1_000);
     total += 1_000;
     await expectAll(total);
-    const parentId = parent?.shardId as string;
     expect(shutdowns.some((s) => s.shardId === parentId && s.reason === 'SHARD_END')).toBe(true);
     const lastParent = processed.map((p) => p.shardId).lastIndexOf(parentId);
     const children = new Set([...after.values()].filter((id) => id > 'shardId-000000000003'));

@@ -1,9 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readFanOut } from '../../src/client/fanout-consumer.js';
-import { MAX_HASH_KEY } from '../../src/common/hash-key.js';
 import { registerActiveConsumer } from '../helpers/consumers.js';
-import { listAll, readLineage, waitActive } from '../helpers/lineage.js';
+import { readLineage, splitFirstOpenShard, waitActive } from '../helpers/lineage.js';
 import { ClusterHarness } from './harness.js';
 
 /**
@@ -103,18 +102,8 @@ describe('enhanced fan-out on a 3-broker cluster', () => {
     log(`broker ${victim} back`);
 
     await sleep(WRITE_MS / 4);
-    const [first] = (await listAll(control, STREAM)).filter(
-      (s) => s.sequenceNumberRange?.endingSequenceNumber === '',
-    );
-    const start = BigInt(first?.hashKeyRange?.startingHashKey ?? 0);
-    const end = BigInt(first?.hashKeyRange?.endingHashKey ?? MAX_HASH_KEY);
-    await control.splitShard({
-      streamName: STREAM,
-      shardToSplit: first?.shardId ?? '',
-      newStartingHashKey: ((start + end + 1n) / 2n).toString(),
-    });
-    await waitActive(control, STREAM, 90_000);
-    log(`split ${first?.shardId}`);
+    const first = await splitFirstOpenShard(control, STREAM);
+    log(`split ${first}`);
 
     await sleep(WRITE_MS / 2);
     writing = false;

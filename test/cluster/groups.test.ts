@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_HASH_KEY } from '../../src/common/hash-key.js';
-import { listAll, waitActive } from '../helpers/lineage.js';
+import { splitFirstOpenShard, waitActive } from '../helpers/lineage.js';
 import { killAllChildren, spawnRheos, type RheosProcess } from '../helpers/processes.js';
 import { ClusterHarness } from './harness.js';
 
@@ -138,18 +137,8 @@ describe('consumer groups on a 3-broker cluster', () => {
       await at(0.5);
       const w4 = start('w4');
       await at(0.7);
-      const [parent] = (await listAll(control, STREAM)).filter(
-        (s) => s.sequenceNumberRange?.endingSequenceNumber === '',
-      );
-      const lo = BigInt(parent?.hashKeyRange?.startingHashKey ?? 0);
-      const hi = BigInt(parent?.hashKeyRange?.endingHashKey ?? MAX_HASH_KEY);
-      await control.splitShard({
-        streamName: STREAM,
-        shardToSplit: parent?.shardId ?? '',
-        newStartingHashKey: ((lo + hi + 1n) / 2n).toString(),
-      });
-      await waitActive(control, STREAM, 90_000);
-      log(`split ${parent?.shardId}`);
+      const parent = await splitFirstOpenShard(control, STREAM);
+      log(`split ${parent}`);
       await writing;
       log(`wrote ${TOTAL} records, ${acknowledged.size} acknowledged`);
 
@@ -192,12 +181,12 @@ describe('consumer groups on a 3-broker cluster', () => {
         processed.filter((p) => (times.get(p.n) ?? 0) > 1).map((p) => p.shardId),
       );
       const repeatsOnUnmovedShards = [...repeatedOn].filter((s) => (holders.get(s)?.size ?? 0) < 2);
-      const parentLease = leases.find((l) => l.shardId === parent?.shardId);
+      const parentLease = leases.find((l) => l.shardId === parent);
       const moves = leases.reduce((sum, l) => sum + Math.max(0, l.counter - 1), 0);
       log(
         `processed ${processed.length} (${times.size} distinct, ${repeats} repeats on ${repeatedOn.size} shards whose lease moved); ` +
           `${missing.length} acknowledged records never processed; ${outOfOrder} out of order; ` +
-          `${moves} lease moves (counters above 1); parent ${parent?.shardId} at ${parentLease?.checkpoint}`,
+          `${moves} lease moves (counters above 1); parent ${parent} at ${parentLease?.checkpoint}`,
       );
       for (const [shardId, ws] of [...holders].sort())
         log(`${shardId} processed by ${[...ws].sort().join(', ')}`);
@@ -211,7 +200,7 @@ describe('consumer groups on a 3-broker cluster', () => {
       expect(crashed.length).toBeGreaterThan(0);
       expect(parentLease?.checkpoint).toBe('SHARD_END');
       // Both children were processed, after the parent (their leases wait for its SHARD_END).
-      const children = leases.filter((l) => l.parentShardIds.includes(parent?.shardId ?? ''));
+      const children = leases.filter((l) => l.parentShardIds.includes(parent));
       expect(children).toHaveLength(2);
       for (const c of children) expect(holders.has(c.shardId)).toBe(true);
       // The joiner got a share, and every worker stopped cleanly at SIGTERM.

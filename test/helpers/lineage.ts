@@ -1,5 +1,6 @@
 import type { RheosClient } from '../../src/client/client.js';
 import { RheosError } from '../../src/common/errors.js';
+import { MAX_HASH_KEY } from '../../src/common/hash-key.js';
 import { ShardIteratorType } from '../../src/gen/rheos/v1/data.js';
 import type { Record as StreamRecord, Shard } from '../../src/gen/rheos/v1/stream.js';
 
@@ -29,6 +30,30 @@ export async function listAll(client: RheosClient, streamName: string): Promise<
 /** Polls until the stream is ACTIVE (a reshard finished); bounded. */
 export async function waitActive(client: RheosClient, streamName: string, timeoutMs = 60_000) {
   await client.waitForStreamActive(streamName, timeoutMs, 20);
+}
+
+/**
+ * Splits the stream's first open shard at the middle of its hash-key range and waits until the
+ * stream is ACTIVE again; returns the split shard's id.
+ */
+export async function splitFirstOpenShard(
+  client: RheosClient,
+  streamName: string,
+  timeoutMs = 90_000,
+): Promise<string> {
+  const [parent] = (await listAll(client, streamName)).filter(
+    (s) => s.sequenceNumberRange?.endingSequenceNumber === '',
+  );
+  if (parent === undefined) throw new Error(`stream ${streamName} has no open shard`);
+  const lo = BigInt(parent.hashKeyRange?.startingHashKey ?? 0);
+  const hi = BigInt(parent.hashKeyRange?.endingHashKey ?? MAX_HASH_KEY);
+  await client.splitShard({
+    streamName,
+    shardToSplit: parent.shardId,
+    newStartingHashKey: ((lo + hi + 1n) / 2n).toString(),
+  });
+  await waitActive(client, streamName, timeoutMs);
+  return parent.shardId;
 }
 
 /**

@@ -166,6 +166,35 @@ export function spawnRheos(args: readonly string[], onLine: (line: string) => vo
   return { child, exited, stderr: () => stderr };
 }
 
+/** Processes started by our children (the brokers of `rheos dev --brokers N`), killed with them. */
+const grandchildren = new Set<number>();
+
+/**
+ * Waits until `rheos dev` says it is ready (with --brokers, once every broker process is up) and
+ * returns its broker processes' pids, which killAllChildren kills too.
+ */
+export async function waitDevReady(server: DevServer): Promise<Record<string, number>> {
+  const deadlineMs = Date.now() + DEV_READY_TIMEOUT_MS;
+  for (;;) {
+    const line = server
+      .output()
+      .split('\n')
+      .find((l) => l.includes('rheos dev is ready'));
+    if (line !== undefined) {
+      const { pids = {} } = JSON.parse(line) as { pids?: Record<string, number> };
+      for (const pid of Object.values(pids)) grandchildren.add(pid);
+      return pids;
+    }
+    if (server.child.exitCode !== null) throw new Error(`rheos dev exited:\n${server.output()}`);
+    if (Date.now() > deadlineMs) {
+      throw new Error(
+        `rheos dev was not ready after ${DEV_READY_TIMEOUT_MS} ms:\n${server.output()}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Kills every child process a test started and has not seen exit (call in afterAll). */
 export async function killAllChildren(): Promise<void> {
   const waits = [...children].map(
@@ -178,4 +207,12 @@ export async function killAllChildren(): Promise<void> {
   );
   await Promise.all(waits);
   children.clear();
+  for (const pid of grandchildren) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already, as it should be once its parent has stopped.
+    }
+  }
+  grandchildren.clear();
 }
