@@ -1,7 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RheosError } from '../../src/common/errors.js';
 import { splitFirstOpenShard, waitActive } from '../helpers/lineage.js';
 import { killAllChildren, spawnRheos, type RheosProcess } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
 import { ClusterHarness } from './harness.js';
 
 /**
@@ -209,4 +211,111 @@ describe('consumer groups on a 3-broker cluster', () => {
     },
     SOAK ? 1_800_000 : 300_000,
   );
+
+  it('a coordinator leader failover keeps every lease with its live owner and restarts the timers of the silent', async () => {
+    const FAILOVER = 5_000;
+    harness = await ClusterHarness.start({
+      brokers: 1,
+      coordinators: 3,
+      streams: [{ name: 'leased', shardCount: 4, replicationFactor: 1 }],
+      tickMs: 50,
+      groupFailoverMs: FAILOVER,
+    });
+    const h = harness;
+    const client = h.client(5_000);
+    await waitActive(client, 'leased');
+    // Calls during the election fail (retriable) until the new leader answers.
+    const retried = async <T>(call: () => Promise<T>): Promise<T> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await call();
+        } catch (error) {
+          if (attempt >= 200 || !(error instanceof RheosError) || !error.retriable) throw error;
+          await sleep(100);
+        }
+      }
+    };
+    const heartbeat = (workerId: string) =>
+      retried(() => client.groupHeartbeat({ application: 'ha', workerId, streamName: 'leased' }));
+    const take = (workerId: string, shardId: string, expectedCounter: number) =>
+      client.takeLease({ application: 'ha', workerId, shardId, expectedCounter });
+    await heartbeat('alive');
+    await heartbeat('silent');
+    const shard = (n: number) => `shardId-00000000000${n}`;
+    await take('alive', shard(0), 0);
+    await take('alive', shard(1), 0);
+    await take('silent', shard(2), 0);
+    await take('silent', shard(3), 0);
+    // 'alive' heartbeats throughout; 'silent' never again.
+    let beating = true;
+    const beats = (async () => {
+      while (beating) {
+        await heartbeat('alive').catch(() => undefined);
+        await sleep(300);
+      }
+    })();
+    // Every look at the group during the failover: 'alive' never loses or expires a lease.
+    const looks: Array<{ atMs: number; leases: Array<[string, string, number, boolean]> }> = [];
+    const look = async () => {
+      const { group } = await retried(() => client.describeGroup({ application: 'ha' }));
+      const leases = (group?.leases ?? []).map(
+        (l) => [l.shardId, l.owner, l.counter, l.expired] as [string, string, number, boolean],
+      );
+      looks.push({ atMs: Date.now(), leases });
+      return leases;
+    };
+
+    const leader = await h.coordinatorLeader();
+    await h.killCoordinator(leader);
+    const next = await h.coordinatorLeader(30_000);
+    const electedAtMs = Date.now();
+    expect(next).not.toBe(leader);
+    const first = await look();
+    // The new leader's timers started at its election: the silent worker's leases are not
+    // expired at once (an expiry of every lease would hand them to anyone now).
+    const lookedWithinMs = Date.now() - electedAtMs;
+    if (lookedWithinMs < FAILOVER - 1_000) {
+      expect(
+        first.filter(([, owner]) => owner === 'silent').map(([, , , expired]) => expired),
+      ).toEqual([false, false]);
+      await expect(take('other', shard(2), 1)).rejects.toMatchObject({
+        name: 'ResourceInUseException',
+      });
+    }
+    // Once the silent worker has been silent for the failover time under the new leader, its
+    // leases may be taken; the live worker's never.
+    const expired = await waitUntil(
+      "the silent worker's leases to expire",
+      async () => {
+        const leases = await look();
+        return leases.filter(([, owner, , exp]) => owner === 'silent' && exp).length === 2
+          ? true
+          : undefined;
+      },
+      FAILOVER * 3,
+      200,
+    );
+    expect(expired).toBe(true);
+    const expiredAfterMs = Date.now() - electedAtMs;
+    expect(expiredAfterMs).toBeGreaterThanOrEqual(FAILOVER - 1_000);
+    const taken = await retried(() => take('other', shard(2), 1));
+    expect(taken.lease?.owner).toBe('other');
+    beating = false;
+    await beats;
+    for (const { leases } of looks) {
+      for (const [shardId, owner, counter, exp] of leases) {
+        if (shardId === shard(0) || shardId === shard(1)) {
+          expect({ shardId, owner, counter, exp }).toEqual({
+            shardId,
+            owner: 'alive',
+            counter: 1,
+            exp: false,
+          });
+        }
+      }
+    }
+    console.log(
+      `coordinator failover ${leader} -> ${next}: ${looks.length} looks at the group, the live worker's 2 leases held throughout; the silent worker's seen expired ${expiredAfterMs} ms after the election (failover ${FAILOVER} ms; first look ${lookedWithinMs} ms after it)`,
+    );
+  }, 120_000);
 });
