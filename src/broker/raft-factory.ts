@@ -1,5 +1,5 @@
 import { NotLeaderError } from '../common/errors.js';
-import type { ShardRecord } from '../coordinator/model.js';
+import { bootstrapVotersOf, type ShardRecord } from '../coordinator/model.js';
 import type { KvStore } from '../storage/kv-store.js';
 import { ShardLog } from '../storage/shard-log.js';
 import type { RaftHost } from './raft-host.js';
@@ -16,10 +16,14 @@ export function raftReplicas(options: {
   return {
     hosts: (shard) => shard.replicas?.includes(host.nodeId) ?? false,
     open: async (shard: ShardRecord): Promise<ShardReplica> => {
-      const voters = shard.replicas;
+      // A replica added by a move starts from the group's first voters and follows the
+      // membership changes in the log it is sent (it is not among them: it never campaigns).
+      const voters = bootstrapVotersOf(shard);
       if (voters === undefined) throw new Error(`shard ${shard.shardId} has no replica set`);
       // The first replica listed is placement's choice of leader: it stands first.
-      return host.open(shard.incarnation, voters, { campaignIfNew: voters[0] === host.nodeId });
+      return host.open(shard.incarnation, voters, {
+        campaignIfNew: shard.move === undefined && voters[0] === host.nodeId,
+      });
     },
     destroyClosed: (shard: number) => new ShardLog(kv, shard).destroy(),
     notHosted: (shard) => {

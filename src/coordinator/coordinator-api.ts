@@ -22,6 +22,7 @@ import type { FailureDetector } from './failure-detector.js';
 import type { MetadataReplica } from './metadata-replica.js';
 import { recordsOf } from './metadata-records.js';
 import type { ReplicaReports } from './replica-reports.js';
+import { movesInFlight } from './replica-moves.js';
 
 /**
  * What one coordinator serves. Reads (control-plane reads, GetMetadata) are answered by any
@@ -43,6 +44,8 @@ export interface CoordinatorServicesOptions {
   readonly link: CoordinatorLink;
   /** Every coordinator's id and client address. */
   readonly coordinators: ReadonlyMap<number, string>;
+  /** The last step the move driver saw of each move in flight, by shard incarnation. */
+  readonly moveSteps?: () => ReadonlyMap<number, string>;
 }
 
 export interface CoordinatorServices {
@@ -158,6 +161,7 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
           zone: b.zone,
           apiEndpoint: b.api,
           state: b.state,
+          draining: b.draining === true,
           ...(age === undefined ? {} : { lastHeartbeatAgeMs: age }),
           replicas: assignmentsFor(state, b.id).map((a) => ({
             streamName: a.streamName,
@@ -177,6 +181,15 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
           leader: id === leaderId,
         })),
       brokers,
+      moves: movesInFlight(state).map(({ stream, shard, move }) => ({
+        streamName: stream.name,
+        shardId: shard.shardId,
+        fromBroker: move.from,
+        toBroker: move.to,
+        reason: move.reason,
+        ageMs: Math.max(0, options.clock.nowMs() - move.startedMs),
+        step: options.moveSteps?.().get(shard.incarnation) ?? '',
+      })),
     };
   };
 
@@ -209,6 +222,15 @@ export function coordinatorServices(options: CoordinatorServicesOptions): Coordi
     },
     describeCluster: (request, context) =>
       onLeader(Coordinator.describeCluster, request, context, true, describeLocally),
+    setBrokerDraining: (request, context) =>
+      onLeader(Coordinator.setBrokerDraining, request, context, true, async () => {
+        await replica.propose({
+          type: 'setBrokerDraining',
+          id: request.brokerId,
+          draining: request.draining,
+        });
+        return {};
+      }),
   };
 
   /** A change: on the leader, through the metadata state machine. */

@@ -44,6 +44,14 @@ import {
   startStep,
 } from './reshard.js';
 import {
+  withAbortedMove,
+  withFinishedMove,
+  withStartedMove,
+  type MoveRef,
+} from './replica-moves.js';
+import {
+  takesReplicas,
+  type MoveReason,
   type ReshardIntent,
   type ReshardStep,
   type AccountLimits,
@@ -184,6 +192,22 @@ export type MetadataCommand =
   | ({ readonly type: 'checkpointLease'; readonly application: string } & LeaseCheckpoint)
   | ({ readonly type: 'releaseLease'; readonly application: string } & LeaseRelease)
   | { readonly type: 'deleteGroup'; readonly application: string }
+  | ({
+      /** A replica move starts: the target joins the shard's replicas (see replica-moves.ts). */
+      readonly type: 'startMove';
+      readonly reason: MoveReason;
+      readonly nowMs: number;
+    } & MoveRef)
+  | ({ readonly type: 'finishMove' } & MoveRef)
+  | ({ readonly type: 'abortMove' } & MoveRef)
+  | { readonly type: 'setBrokerDraining'; readonly id: number; readonly draining: boolean }
+  | {
+      /**
+       * Preferred leaders (the first of each replica set) are spread evenly again over the
+       * brokers that take leaderships (after moves, a join or a drain).
+       */
+      readonly type: 'balanceLeaders';
+    }
   | {
       readonly type: 'rotateIteratorKey';
       readonly secretBase64: string;
@@ -317,6 +341,36 @@ export function applyCommand(
         },
       ];
     }
+    case 'startMove':
+      return [streamChange(withStartedMove(state, command))];
+    case 'finishMove': {
+      const stream = withFinishedMove(state, command);
+      return stream === undefined ? [] : [streamChange(stream)];
+    }
+    case 'abortMove': {
+      const stream = withAbortedMove(state, command);
+      return stream === undefined ? [] : [streamChange(stream)];
+    }
+    case 'setBrokerDraining': {
+      const broker = state.brokers.get(command.id);
+      if (broker === undefined) {
+        throw new ResourceNotFoundError(`Broker ${command.id} is not registered.`);
+      }
+      if ((broker.draining === true) === command.draining) return [];
+      const { draining: _was, ...rest } = broker;
+      return [
+        {
+          kind: 'broker',
+          id: broker.id,
+          value: command.draining ? { ...rest, draining: true } : rest,
+        },
+      ];
+    }
+    case 'balanceLeaders': {
+      if (!leaderBalanceWanted(state)) return [];
+      const placed = placeReplicas(state, 0, 1);
+      return (placed?.otherStreams ?? []).map(streamChange);
+    }
     case 'joinGroup': {
       const stream = requireStream(state, command.streamName, context);
       const group = joinedGroup(state, command.application, stream, command.start, command.nowMs);
@@ -447,6 +501,17 @@ function createStream(
   ];
 }
 
+/** Whether a balanceLeaders command would change any preferred leader now. */
+export function leaderBalanceWanted(state: MetadataState): boolean {
+  if (![...state.brokers.values()].some(takesReplicas)) return false;
+  try {
+    return (placeReplicas(state, 0, 1)?.otherStreams.length ?? 0) > 0;
+  } catch (error) {
+    if (error instanceof PlacementError) return false;
+    throw error;
+  }
+}
+
 /**
  * Replica sets for a new stream's shards when brokers have registered (a single node has none, and
  * its shards no replica sets), with the streams whose preferred leaders the balancing moved.
@@ -473,7 +538,8 @@ function placeReplicas(
     brokers: [...state.brokers.values()].map((b) => ({
       id: b.id,
       zone: b.zone,
-      up: b.state === 'up',
+      // A draining broker takes no new replicas and no leaderships.
+      up: takesReplicas(b),
     })),
     existing,
     shardCount,

@@ -26,10 +26,35 @@ export interface ShardRecord {
    */
   readonly replicas?: readonly number[];
   /**
+   * The voters the shard's Raft group started with. Every replica, including one added by a move
+   * long after, starts its membership from these and follows the changes in the log (ids are
+   * never reused, so replaying them lands on the current membership). Absent: `replicas` (the
+   * shard has never moved).
+   */
+  readonly bootstrapReplicas?: readonly number[];
+  /** Brokers whose replica of the shard was removed by a move: ids are never reused in a group. */
+  readonly retiredReplicas?: readonly number[];
+  /** A replica move under way (one per shard at a time); `to` is already in `replicas`. */
+  readonly move?: ReplicaMove;
+  /**
    * A child of a split or merge in progress: its replicas exist but it takes no writes and is not
    * listed until every parent is sealed (then the flag goes and `createdMs` is the opening time).
    */
   readonly pending?: true;
+}
+
+export type MoveReason = 'replace' | 'drain' | 'balance';
+
+/**
+ * Moving a shard's replica from one broker to another by Raft membership changes only: `to` joins
+ * as a learner, catches up, becomes a voter, then `from` is removed (after handing leadership on).
+ * The coordinator leader drives it through the shard's leader, one step per turn.
+ */
+export interface ReplicaMove {
+  readonly from: number;
+  readonly to: number;
+  readonly reason: MoveReason;
+  readonly startedMs: number;
 }
 
 /**
@@ -157,6 +182,8 @@ export interface BrokerRecord {
    * whose first answer was lost gets the same id back, never a second one.
    */
   readonly token?: string;
+  /** `rheos admin drain`: every replica and leadership moves off it, and nothing new comes. */
+  readonly draining?: true;
 }
 
 export interface Counters {
@@ -199,6 +226,16 @@ export const DEFAULT_ACCOUNT_LIMITS: AccountLimits = {
 /** Takes writes: not closed by a split or merge, and not a child still waiting for its parents. */
 export function isOpen(shard: ShardRecord): boolean {
   return shard.endingSequenceNumber === undefined && shard.pending !== true;
+}
+
+/** The voters a replica of the shard starts its membership from (see bootstrapReplicas). */
+export function bootstrapVotersOf(shard: ShardRecord): readonly number[] | undefined {
+  return shard.bootstrapReplicas ?? shard.replicas;
+}
+
+/** Brokers that take new replicas and leaderships: up and not draining. */
+export function takesReplicas(broker: BrokerRecord): boolean {
+  return broker.state === 'up' && broker.draining !== true;
 }
 
 /** Shown to users (ListShards, DescribeStream): every shard but pending children. */

@@ -278,6 +278,13 @@ export class Raft {
     );
   }
 
+  /** On a leader: how far a member's log is known to match (undefined elsewhere or unknown id). */
+  matchOf(id: NodeId): { readonly match: number; readonly recentActive: boolean } | undefined {
+    if (this.role !== Role.Leader) return undefined;
+    const pr = this.progress.get(id);
+    return pr === undefined ? undefined : { match: pr.match, recentActive: pr.recentActive };
+  }
+
   /** On a leader: how many entries the furthest-behind other member lacks (0 elsewhere). */
   maxFollowerLag(): number {
     if (this.role !== Role.Leader) return 0;

@@ -229,6 +229,16 @@ export class RawNode {
     return this.raft.isCaughtUp(id);
   }
 
+  /** The membership in force: the latest in the log, committed or not. */
+  membership(): ConfState {
+    return this.raft.confState;
+  }
+
+  /** On a leader: how far a member's log matches, and whether it was heard from lately. */
+  matchOf(id: NodeId): { readonly match: number; readonly recentActive: boolean } | undefined {
+    return this.raft.matchOf(id);
+  }
+
   /** On a leader: entries the furthest-behind other member lacks. */
   maxFollowerLag(): number {
     return this.raft.maxFollowerLag();

@@ -9,6 +9,7 @@ import { GrpcPeerTransport } from '../broker/grpc-peer-transport.js';
 import { raftReplicas } from '../broker/raft-factory.js';
 import { RaftHost } from '../broker/raft-host.js';
 import { ReplicaManager } from '../broker/replica-manager.js';
+import { moveReplicaService } from '../broker/move-replica.js';
 import { sealShardService } from '../broker/seal-shard.js';
 import { shardMap } from '../broker/shard-map.js';
 import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
@@ -204,6 +205,7 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
       ...(topology.coordinatorApi === undefined ? {} : { coordinator: topology.coordinatorApi() }),
       shardMap: shardMap({ broker, identity, selfId: topology.id, endpointOf: apiOf }),
       sealShard: sealShardService(broker, topology.clusterId),
+      moveReplica: moveReplicaService(host, topology.clusterId),
       logger,
     },
     ...(config.httpListen === undefined || config.httpListen === null

@@ -263,6 +263,7 @@ function brokerCoordinatorApi(link: CoordinatorLink): CoordinatorApi {
     heartbeat: refuse,
     getMetadata: refuse,
     describeCluster: (request) => link.call(Coordinator.describeCluster, request, true),
+    setBrokerDraining: (request) => link.call(Coordinator.setBrokerDraining, request, true),
   };
 }
 

@@ -11,7 +11,8 @@ import { ControlPlane } from '../coordinator/control-plane.js';
 import { coordinatorServices } from '../coordinator/coordinator-api.js';
 import { CoordinatorLink } from '../coordinator/coordinator-link.js';
 import { FailureDetector } from '../coordinator/failure-detector.js';
-import { BrokerSealer } from '../coordinator/broker-sealer.js';
+import { DEFAULT_REBALANCE, MoveDriver } from '../coordinator/move-driver.js';
+import { ShardLeaderCalls } from '../coordinator/shard-leader-calls.js';
 import { LeaderLoop } from '../coordinator/leader-loop.js';
 import { ReshardDriver } from '../coordinator/reshard-driver.js';
 import { openMetadataReplica, type MetadataReplica } from '../coordinator/metadata-replica.js';
@@ -59,6 +60,10 @@ export interface CoordinatorNodeConfig {
   readonly keyRotationMs?: number;
   /** A consumer-group worker silent this long loses its leases (default 10 s). */
   readonly groupFailoverMs?: number;
+  /** Replica moves in flight at most, cluster-wide (default 2). */
+  readonly maxConcurrentMoves?: number;
+  /** A broker down this long has its replicas re-created elsewhere (default 10 minutes). */
+  readonly replaceDownAfterMs?: number;
   readonly onFatal?: (error: unknown) => void;
   /**
    * Data-plane and routing calls to serve on the coordinator's API by passing them on to brokers
@@ -138,7 +143,7 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     intervalMs: Math.max(50, Math.floor(heartbeatIntervalMs / 2)),
     ...(config.keyRotationMs === undefined ? {} : { keyRotationMs: config.keyRotationMs }),
   });
-  const sealer = new BrokerSealer({
+  const shardLeaders = new ShardLeaderCalls({
     clusterId: config.clusterId,
     state: () => replica.state,
     reports,
@@ -152,7 +157,18 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
       const led = reports.ledShards(clock.monotonicMs());
       return children.every((c) => led.has(c.incarnation));
     },
-    seal: (parent, children) => sealer.seal(parent, children),
+    seal: (parent, children) => shardLeaders.seal(parent, children),
+    clock,
+    logger,
+    intervalMs: Math.max(50, Math.floor(heartbeatIntervalMs / 2)),
+  });
+  const moves = new MoveDriver({
+    state: () => replica.state,
+    propose: (command) => replica.propose(command),
+    isLeader: () => replica.isLeader,
+    moveReplica: (shard, from, to, abort) => shardLeaders.moveReplica(shard, from, to, abort),
+    maxConcurrentMoves: config.maxConcurrentMoves ?? DEFAULT_REBALANCE.maxConcurrentMoves,
+    replaceDownAfterMs: config.replaceDownAfterMs ?? DEFAULT_REBALANCE.replaceDownAfterMs,
     clock,
     logger,
     intervalMs: Math.max(50, Math.floor(heartbeatIntervalMs / 2)),
@@ -187,12 +203,14 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     reports,
     link,
     coordinators: new Map([...config.members].map(([id, m]) => [id, m.api])),
+    moveSteps: () => moves.moveSteps(),
   });
   const peerService = peerServer(transport);
   const stopBelowApi = async (): Promise<void> => {
     await leaderLoop.stop();
     await resharding.stop();
-    sealer.close();
+    await moves.stop();
+    shardLeaders.close();
     link.close();
     await host.stop();
     await transport.close();
@@ -206,6 +224,7 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     transport.start();
     leaderLoop.start();
     resharding.start();
+    moves.start();
   } catch (error) {
     await stopBelowApi();
     throw error;

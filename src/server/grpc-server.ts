@@ -24,6 +24,8 @@ import {
   type ClusterServiceServer,
   type GetShardMapRequest,
   type GetShardMapResponse,
+  type MoveReplicaRequest,
+  type MoveReplicaResponse,
   type SealShardRequest,
   type SealShardResponse,
 } from '../gen/rheos/v1/cluster.js';
@@ -32,6 +34,8 @@ import {
   type CoordinatorServiceServer,
   type DescribeClusterRequest,
   type DescribeClusterResponse,
+  type SetBrokerDrainingRequest,
+  type SetBrokerDrainingResponse,
   type GetMetadataRequest,
   type GetMetadataResponse,
   type HeartbeatRequest,
@@ -59,6 +63,10 @@ export interface CoordinatorApi {
     request: DescribeClusterRequest,
     context: CallContext,
   ): Promise<DescribeClusterResponse>;
+  setBrokerDraining(
+    request: SetBrokerDrainingRequest,
+    context: CallContext,
+  ): Promise<SetBrokerDrainingResponse>;
 }
 
 /** The services one server exposes; each is registered only when given. */
@@ -71,6 +79,8 @@ export interface GrpcServerOptions {
   readonly shardMap?: (request: GetShardMapRequest) => Promise<GetShardMapResponse>;
   /** SEAL of a shard this broker leads (the coordinator's resharding); brokers serve it. */
   readonly sealShard?: (request: SealShardRequest) => Promise<SealShardResponse>;
+  /** One step of a replica move on a shard this broker leads (the coordinator's rebalancing). */
+  readonly moveReplica?: (request: MoveReplicaRequest) => Promise<MoveReplicaResponse>;
   readonly coordinator?: CoordinatorApi;
   /** SubscribeToShard (a broker's DataPlane); without it the call is ServiceUnavailable. */
   readonly subscribeToShard?: SubscribeHandler;
@@ -124,6 +134,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
           throw new ServiceUnavailableError('This node does not host shard replicas.');
         }
         return options.sealShard(r);
+      }),
+      moveReplica: unary('MoveReplica', (r: MoveReplicaRequest) => {
+        if (options.moveReplica === undefined) {
+          throw new ServiceUnavailableError('This node does not host shard replicas.');
+        }
+        return options.moveReplica(r);
       }),
     };
     server.addService(safeDecoding(ClusterServiceService), clusterService);
@@ -195,6 +211,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       heartbeat: unary('Heartbeat', (r, c) => coordinator.heartbeat(r, c)),
       getMetadata: unary('GetMetadata', (r, c) => coordinator.getMetadata(r, c)),
       describeCluster: unary('DescribeCluster', (r, c) => coordinator.describeCluster(r, c)),
+      setBrokerDraining: unary('SetBrokerDraining', (r, c) => coordinator.setBrokerDraining(r, c)),
     };
     server.addService(safeDecoding(CoordinatorServiceService), coordinatorService);
   }

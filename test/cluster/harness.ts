@@ -54,6 +54,10 @@ export interface ClusterOptions {
   readonly subscriptionLifetimeMs?: number;
   /** Consumer-group failover time on every coordinator (default 10 s). */
   readonly groupFailoverMs?: number;
+  /** Replica moves in flight at most (coordinated clusters; default 2). */
+  readonly maxConcurrentMoves?: number;
+  /** A broker down this long has its replicas re-created elsewhere (default 10 minutes). */
+  readonly replaceDownAfterMs?: number;
 }
 
 export interface CoordinatorInfo {
@@ -103,6 +107,8 @@ export class ClusterHarness {
   private readonly brokers = new Map<number, BrokerProcess>();
   private readonly coordinators = new Map<number, CoordinatorProcess>();
   private readonly links = new Map<string, Link>();
+  /** Zones of brokers added after the start. */
+  private readonly extraZones = new Map<number, string>();
   private closed = false;
 
   private constructor(
@@ -234,7 +240,7 @@ export class ClusterHarness {
           '--peer-listen',
           b.peer,
           '--zone',
-          this.options.zones?.[id] ?? '',
+          this.extraZones.get(id) ?? this.options.zones?.[id] ?? '',
         ]
       : ['--config', this.configFile];
     const args = [
@@ -278,6 +284,31 @@ export class ClusterHarness {
     await this.awaitApi(id, child);
   }
 
+  /**
+   * Starts one more broker (coordinated clusters): the next id, on its own 127.0.0.x address,
+   * reached directly by the others (no proxy in between). Returns its id.
+   */
+  async addBroker(zone?: string): Promise<number> {
+    if (!this.coordinated) throw new Error('only a coordinated cluster takes new brokers');
+    const id = Math.max(...this.brokers.keys()) + 1;
+    const host = hostOf(id);
+    this.brokers.set(id, {
+      id,
+      api: `${host}:${await freePort(host)}`,
+      peer: `${host}:${await freePort(host)}`,
+      dataDir: join(this.baseDir, `broker-${id}`),
+      logFile: join(this.baseDir, `broker-${id}.log`),
+      child: undefined,
+      exited: undefined,
+      state: 'stopped',
+      log: undefined,
+      starts: 0,
+    });
+    if (zone !== undefined) this.extraZones.set(id, zone);
+    await this.startBroker(id);
+    return id;
+  }
+
   get coordinated(): boolean {
     return this.coordinators.size > 0;
   }
@@ -316,6 +347,12 @@ export class ClusterHarness {
       ...(this.options.groupFailoverMs === undefined
         ? []
         : ['--group-failover-ms', String(this.options.groupFailoverMs)]),
+      ...(this.options.maxConcurrentMoves === undefined
+        ? []
+        : ['--max-concurrent-moves', String(this.options.maxConcurrentMoves)]),
+      ...(this.options.replaceDownAfterMs === undefined
+        ? []
+        : ['--replace-down-after-ms', String(this.options.replaceDownAfterMs)]),
     ];
     for (const m of this.coordinators.values()) args.push('--member', `${m.id}=${m.api},${m.peer}`);
     c.log ??= createWriteStream(c.logFile, { flags: 'a' });

@@ -51,6 +51,11 @@ export interface WorkloadOptions {
   readonly t0?: number;
   /** Runs after the producers stop and before the brokers do (checks that need them up). */
   readonly beforeStop?: () => Promise<void>;
+  /**
+   * Changes the test makes to the cluster while the workload runs, instead of random faults:
+   * the producers and readers go on until it settles, then the run heals and checks as usual.
+   */
+  readonly scenario?: () => Promise<void>;
 }
 
 export type FaultKind =
@@ -112,6 +117,8 @@ export interface WorkloadReport {
   /** Probes a minority broker acknowledged: must be 0. */
   readonly minorityAcks: readonly string[];
   readonly durationMs: number;
+  /** When each acknowledged record's call returned (ms since t0), in order: throughput over time. */
+  readonly ackTimesMs: readonly number[];
 }
 
 const MAX_OBSERVATION_RECORDS = 1_000_000;
@@ -177,7 +184,7 @@ class Workload {
       );
       const consumers = this.shardIds.map((shardId) => this.consume(`c-${shardId}`, shardId));
       const watcher = this.watchLeaders();
-      await this.nemesis();
+      await (this.options.scenario?.() ?? this.nemesis());
       this.nemesisDone = true;
       this.log('nemesis done; healing');
       await harness.healAll();
@@ -220,6 +227,10 @@ class Workload {
         minorityProbes: this.minorityProbes,
         minorityAcks: this.minorityAcks,
         durationMs: this.now(),
+        ackTimesMs: this.puts
+          .filter((p) => p.result.type === 'ok')
+          .map((p) => p.endMs)
+          .sort((a, b) => a - b),
       };
     } finally {
       this.stopping = true;

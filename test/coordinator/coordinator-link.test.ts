@@ -52,6 +52,7 @@ async function coordinator(answer: Answer): Promise<FakeCoordinator> {
     registerBroker: notImplemented,
     getMetadata: notImplemented,
     describeCluster: notImplemented,
+    setBrokerDraining: notImplemented,
     heartbeat: (request, context) => {
       fake.calls.push(context);
       try {

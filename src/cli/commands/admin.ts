@@ -6,14 +6,16 @@ import {
   type DescribeClusterResponse,
 } from '../../gen/rheos/v1/coordinator.js';
 import { printJson, table } from '../format.js';
-import { endpointsFrom } from '../options.js';
+import { endpointsFrom, parsePositiveInt } from '../options.js';
 
 interface GlobalOptions {
   endpoint?: string;
 }
 
 export function registerAdmin(program: Command): void {
-  const admin = program.command('admin').description('look at the cluster (asks the coordinators)');
+  const admin = program
+    .command('admin')
+    .description('look at and change the cluster (asks the coordinators)');
   admin
     .command('cluster')
     .description(
@@ -34,6 +36,45 @@ export function registerAdmin(program: Command): void {
         link.close();
       }
     });
+  admin
+    .command('drain')
+    .description(
+      'move every replica and leadership off a broker (it takes no new ones); --undo lets it take them again',
+    )
+    .argument('<broker>', 'the broker id', parsePositiveInt)
+    .option('--undo', 'stop draining: the broker takes replicas again (and balancing fills it)')
+    .option('--wait', 'wait until the broker holds no replica (prints the moves as they go)')
+    .action(async (brokerId: number, options: { undo?: boolean; wait?: boolean }) => {
+      const link = new CoordinatorLink({
+        endpoints: endpointsFrom(program.opts<GlobalOptions>()),
+        maxAttempts: 6,
+        deadlineMs: 5_000,
+      });
+      try {
+        const draining = options.undo !== true;
+        await link.call(Coordinator.setBrokerDraining, { brokerId, draining }, true);
+        process.stdout.write(
+          `broker ${brokerId} ${draining ? 'is draining' : 'takes replicas again'}\n`,
+        );
+        if (!draining || options.wait !== true) return;
+        for (let lastCount = -1; ;) {
+          const cluster = await link.call(Coordinator.describeCluster, {}, true);
+          const broker = cluster.brokers.find((b) => b.brokerId === brokerId);
+          if (broker === undefined) throw new Error(`broker ${brokerId} is not registered`);
+          const count = broker.replicas.length;
+          if (count !== lastCount) {
+            process.stdout.write(
+              `broker ${brokerId}: ${count} replicas left, ${cluster.moves.length} moves in flight\n`,
+            );
+            lastCount = count;
+          }
+          if (count === 0) return;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      } finally {
+        link.close();
+      }
+    });
 }
 
 /** The cluster as a table per broker, then each shard's replicas with its reported leader. */
@@ -44,12 +85,13 @@ export function formatCluster(cluster: DescribeClusterResponse): string {
     .join(', ');
   lines.push(`coordinators: ${coordinators}   metadata version ${cluster.metadataVersion}`, '');
   const rows = [['BROKER', 'ZONE', 'STATE', 'API', 'REPLICAS', 'LEADERS', 'LAST HEARTBEAT']];
+  // A draining broker shows it in its state.
   for (const b of cluster.brokers) {
     const leaders = b.replicas.filter((r) => r.reportedRole === ReplicaRole.REPLICA_ROLE_LEADER);
     rows.push([
       String(b.brokerId),
       b.zone === '' ? '-' : b.zone,
-      b.state,
+      b.draining ? `${b.state} (draining)` : b.state,
       b.apiEndpoint,
       String(b.replicas.length),
       String(leaders.length),
@@ -68,6 +110,21 @@ export function formatCluster(cluster: DescribeClusterResponse): string {
       list.push(leads ? `${b.brokerId}*` : String(b.brokerId));
       shards.set(key, list);
     }
+  }
+  if (cluster.moves.length > 0) {
+    const moveRows = [['MOVING', 'SHARD', 'FROM', 'TO', 'WHY', 'FOR', 'STEP']];
+    for (const m of cluster.moves) {
+      moveRows.push([
+        m.streamName,
+        m.shardId,
+        String(m.fromBroker),
+        String(m.toBroker),
+        m.reason,
+        `${(m.ageMs / 1000).toFixed(1)}s`,
+        m.step === '' ? '-' : m.step,
+      ]);
+    }
+    lines.push(...table(moveRows), '');
   }
   if (shards.size > 0) {
     const shardRows = [['STREAM', 'SHARD', 'REPLICAS (* leads)']];

@@ -18,6 +18,8 @@ interface CoordinatorOptions {
   heartbeatMs: number;
   replicationFactor: number;
   groupFailoverMs: number;
+  maxConcurrentMoves: number;
+  replaceDownAfterMs: number;
   logLevel: string;
 }
 
@@ -63,6 +65,18 @@ export function registerCoordinator(program: Command): void {
       parsePositiveInt,
       10_000,
     )
+    .option(
+      '--max-concurrent-moves <n>',
+      'replica moves in flight at most, cluster-wide',
+      parsePositiveInt,
+      2,
+    )
+    .option(
+      '--replace-down-after-ms <ms>',
+      'a broker down this long has its replicas re-created on the others',
+      parsePositiveInt,
+      600_000,
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: CoordinatorOptions) => {
       const logger = createLogger({ level: options.logLevel });
@@ -84,6 +98,8 @@ export function registerCoordinator(program: Command): void {
         heartbeatIntervalMs: options.heartbeatMs,
         defaultReplicationFactor: options.replicationFactor,
         groupFailoverMs: options.groupFailoverMs,
+        maxConcurrentMoves: options.maxConcurrentMoves,
+        replaceDownAfterMs: options.replaceDownAfterMs,
         logger,
       });
       logger.info(

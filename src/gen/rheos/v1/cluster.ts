@@ -23,6 +23,59 @@ export const protobufPackage = 'rheos.v1';
 
 export const protobufFileName = 'rheos/v1/cluster.proto';
 
+export enum MoveState {
+  MOVE_STATE_UNSPECIFIED = 'MOVE_STATE_UNSPECIFIED',
+  MOVE_STATE_IN_PROGRESS = 'MOVE_STATE_IN_PROGRESS',
+  MOVE_STATE_DONE = 'MOVE_STATE_DONE',
+  /** MOVE_STATE_REFUSED - The move cannot be made (the target was a member of this group before). */
+  MOVE_STATE_REFUSED = 'MOVE_STATE_REFUSED',
+  /** MOVE_STATE_ABORTED - Undone (abort): the target is out of the group again. */
+  MOVE_STATE_ABORTED = 'MOVE_STATE_ABORTED',
+  UNRECOGNIZED = 'UNRECOGNIZED',
+}
+
+export function moveStateFromJSON(object: any): MoveState {
+  switch (object) {
+    case 0:
+    case 'MOVE_STATE_UNSPECIFIED':
+      return MoveState.MOVE_STATE_UNSPECIFIED;
+    case 1:
+    case 'MOVE_STATE_IN_PROGRESS':
+      return MoveState.MOVE_STATE_IN_PROGRESS;
+    case 2:
+    case 'MOVE_STATE_DONE':
+      return MoveState.MOVE_STATE_DONE;
+    case 3:
+    case 'MOVE_STATE_REFUSED':
+      return MoveState.MOVE_STATE_REFUSED;
+    case 4:
+    case 'MOVE_STATE_ABORTED':
+      return MoveState.MOVE_STATE_ABORTED;
+    case -1:
+    case 'UNRECOGNIZED':
+    default:
+      return MoveState.UNRECOGNIZED;
+  }
+}
+
+export function moveStateToNumber(object: MoveState): number {
+  switch (object) {
+    case MoveState.MOVE_STATE_UNSPECIFIED:
+      return 0;
+    case MoveState.MOVE_STATE_IN_PROGRESS:
+      return 1;
+    case MoveState.MOVE_STATE_DONE:
+      return 2;
+    case MoveState.MOVE_STATE_REFUSED:
+      return 3;
+    case MoveState.MOVE_STATE_ABORTED:
+      return 4;
+    case MoveState.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
 export interface GetShardMapRequest {
   streamName: string;
   /** Look at the newest metadata first (the caller was told a shard it wrote to is sealed). */
@@ -64,6 +117,21 @@ export interface SealShardResponse {
   endingSequenceNumber: string;
   /** Log index of the SEAL entry. */
   sealIndex: number;
+}
+
+export interface MoveReplicaRequest {
+  clusterId: string;
+  shardIncarnation: number;
+  fromBroker: number;
+  toBroker: number;
+  /** Undo: take `to_broker` out of the group again. */
+  abort: boolean;
+}
+
+export interface MoveReplicaResponse {
+  state: MoveState;
+  /** What the step did or waits for. */
+  detail: string;
 }
 
 function createBaseGetShardMapRequest(): GetShardMapRequest {
@@ -540,6 +608,178 @@ export const SealShardResponse: MessageFns<SealShardResponse> = {
   },
 };
 
+function createBaseMoveReplicaRequest(): MoveReplicaRequest {
+  return { clusterId: '', shardIncarnation: 0, fromBroker: 0, toBroker: 0, abort: false };
+}
+
+export const MoveReplicaRequest: MessageFns<MoveReplicaRequest> = {
+  encode(message: MoveReplicaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== '') {
+      writer.uint32(10).string(message.clusterId);
+    }
+    if (message.shardIncarnation !== 0) {
+      writer.uint32(16).uint64(message.shardIncarnation);
+    }
+    if (message.fromBroker !== 0) {
+      writer.uint32(24).uint64(message.fromBroker);
+    }
+    if (message.toBroker !== 0) {
+      writer.uint32(32).uint64(message.toBroker);
+    }
+    if (message.abort !== false) {
+      writer.uint32(40).bool(message.abort);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MoveReplicaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMoveReplicaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.shardIncarnation = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fromBroker = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.toBroker = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.abort = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MoveReplicaRequest>, I>>(base?: I): MoveReplicaRequest {
+    return MoveReplicaRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MoveReplicaRequest>, I>>(object: I): MoveReplicaRequest {
+    const message = createBaseMoveReplicaRequest();
+    message.clusterId = object.clusterId ?? '';
+    message.shardIncarnation = object.shardIncarnation ?? 0;
+    message.fromBroker = object.fromBroker ?? 0;
+    message.toBroker = object.toBroker ?? 0;
+    message.abort = object.abort ?? false;
+    return message;
+  },
+};
+
+function createBaseMoveReplicaResponse(): MoveReplicaResponse {
+  return { state: MoveState.MOVE_STATE_UNSPECIFIED, detail: '' };
+}
+
+export const MoveReplicaResponse: MessageFns<MoveReplicaResponse> = {
+  encode(message: MoveReplicaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== MoveState.MOVE_STATE_UNSPECIFIED) {
+      writer.uint32(8).int32(moveStateToNumber(message.state));
+    }
+    if (message.detail !== '') {
+      writer.uint32(18).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MoveReplicaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMoveReplicaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = moveStateFromJSON(reader.int32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MoveReplicaResponse>, I>>(base?: I): MoveReplicaResponse {
+    return MoveReplicaResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MoveReplicaResponse>, I>>(
+    object: I,
+  ): MoveReplicaResponse {
+    const message = createBaseMoveReplicaResponse();
+    message.state = object.state ?? MoveState.MOVE_STATE_UNSPECIFIED;
+    message.detail = object.detail ?? '';
+    return message;
+  },
+};
+
 export type ClusterServiceService = typeof ClusterServiceService;
 export const ClusterServiceService = {
   getShardMap: {
@@ -569,6 +809,22 @@ export const ClusterServiceService = {
       Buffer.from(SealShardResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SealShardResponse => SealShardResponse.decode(value),
   },
+  /**
+   * Internal (coordinator -> the broker leading a shard): one step of moving a replica from one
+   * broker to another by Raft membership changes (learner, catch-up, voter, leadership handed on,
+   * source removed). Idempotent: the leader decides the next step from the group's membership.
+   */
+  moveReplica: {
+    path: '/rheos.v1.ClusterService/MoveReplica' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MoveReplicaRequest): Buffer =>
+      Buffer.from(MoveReplicaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MoveReplicaRequest => MoveReplicaRequest.decode(value),
+    responseSerialize: (value: MoveReplicaResponse): Buffer =>
+      Buffer.from(MoveReplicaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MoveReplicaResponse => MoveReplicaResponse.decode(value),
+  },
 } as const;
 
 export interface ClusterServiceServer extends UntypedServiceImplementation {
@@ -579,6 +835,12 @@ export interface ClusterServiceServer extends UntypedServiceImplementation {
    * Idempotent: a sealed shard answers with the seal it has.
    */
   sealShard: handleUnaryCall<SealShardRequest, SealShardResponse>;
+  /**
+   * Internal (coordinator -> the broker leading a shard): one step of moving a replica from one
+   * broker to another by Raft membership changes (learner, catch-up, voter, leadership handed on,
+   * source removed). Idempotent: the leader decides the next step from the group's membership.
+   */
+  moveReplica: handleUnaryCall<MoveReplicaRequest, MoveReplicaResponse>;
 }
 
 export interface ClusterServiceClient extends Client {
@@ -616,6 +878,26 @@ export interface ClusterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SealShardResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Internal (coordinator -> the broker leading a shard): one step of moving a replica from one
+   * broker to another by Raft membership changes (learner, catch-up, voter, leadership handed on,
+   * source removed). Idempotent: the leader decides the next step from the group's membership.
+   */
+  moveReplica(
+    request: MoveReplicaRequest,
+    callback: (error: ServiceError | null, response: MoveReplicaResponse) => void,
+  ): ClientUnaryCall;
+  moveReplica(
+    request: MoveReplicaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MoveReplicaResponse) => void,
+  ): ClientUnaryCall;
+  moveReplica(
+    request: MoveReplicaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MoveReplicaResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -167,6 +167,7 @@ export interface ClusterBroker {
   /** Milliseconds since the coordinator leader last heard from it; absent when never. */
   lastHeartbeatAgeMs?: number | undefined;
   replicas: ClusterReplica[];
+  draining: boolean;
 }
 
 export interface ClusterCoordinator {
@@ -175,11 +176,32 @@ export interface ClusterCoordinator {
   leader: boolean;
 }
 
+/** A replica move in flight. */
+export interface ClusterMove {
+  streamName: string;
+  shardId: string;
+  fromBroker: number;
+  toBroker: number;
+  /** "replace" (its broker is down), "drain" or "balance". */
+  reason: string;
+  ageMs: number;
+  /** The last step the coordinator leader saw ("learner 5 is 120 entries behind", ...). */
+  step: string;
+}
+
 export interface DescribeClusterResponse {
   metadataVersion: number;
   coordinators: ClusterCoordinator[];
   brokers: ClusterBroker[];
+  moves: ClusterMove[];
 }
+
+export interface SetBrokerDrainingRequest {
+  brokerId: number;
+  draining: boolean;
+}
+
+export interface SetBrokerDrainingResponse {}
 
 function createBaseRegisterBrokerRequest(): RegisterBrokerRequest {
   return {
@@ -995,6 +1017,7 @@ function createBaseClusterBroker(): ClusterBroker {
     state: '',
     lastHeartbeatAgeMs: undefined,
     replicas: [],
+    draining: false,
   };
 }
 
@@ -1017,6 +1040,9 @@ export const ClusterBroker: MessageFns<ClusterBroker> = {
     }
     for (const v of message.replicas) {
       ClusterReplica.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.draining !== false) {
+      writer.uint32(56).bool(message.draining);
     }
     return writer;
   },
@@ -1082,6 +1108,14 @@ export const ClusterBroker: MessageFns<ClusterBroker> = {
             message.replicas.push(ClusterReplica.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1105,6 +1139,7 @@ export const ClusterBroker: MessageFns<ClusterBroker> = {
     message.state = object.state ?? '';
     message.lastHeartbeatAgeMs = object.lastHeartbeatAgeMs ?? undefined;
     message.replicas = object.replicas?.map((e) => ClusterReplica.fromPartial(e)) || [];
+    message.draining = object.draining ?? false;
     return message;
   },
 };
@@ -1188,8 +1223,143 @@ export const ClusterCoordinator: MessageFns<ClusterCoordinator> = {
   },
 };
 
+function createBaseClusterMove(): ClusterMove {
+  return {
+    streamName: '',
+    shardId: '',
+    fromBroker: 0,
+    toBroker: 0,
+    reason: '',
+    ageMs: 0,
+    step: '',
+  };
+}
+
+export const ClusterMove: MessageFns<ClusterMove> = {
+  encode(message: ClusterMove, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.streamName !== '') {
+      writer.uint32(10).string(message.streamName);
+    }
+    if (message.shardId !== '') {
+      writer.uint32(18).string(message.shardId);
+    }
+    if (message.fromBroker !== 0) {
+      writer.uint32(24).uint64(message.fromBroker);
+    }
+    if (message.toBroker !== 0) {
+      writer.uint32(32).uint64(message.toBroker);
+    }
+    if (message.reason !== '') {
+      writer.uint32(42).string(message.reason);
+    }
+    if (message.ageMs !== 0) {
+      writer.uint32(48).uint64(message.ageMs);
+    }
+    if (message.step !== '') {
+      writer.uint32(58).string(message.step);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterMove {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterMove();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.streamName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.shardId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fromBroker = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.toBroker = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.ageMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.step = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ClusterMove>, I>>(base?: I): ClusterMove {
+    return ClusterMove.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClusterMove>, I>>(object: I): ClusterMove {
+    const message = createBaseClusterMove();
+    message.streamName = object.streamName ?? '';
+    message.shardId = object.shardId ?? '';
+    message.fromBroker = object.fromBroker ?? 0;
+    message.toBroker = object.toBroker ?? 0;
+    message.reason = object.reason ?? '';
+    message.ageMs = object.ageMs ?? 0;
+    message.step = object.step ?? '';
+    return message;
+  },
+};
+
 function createBaseDescribeClusterResponse(): DescribeClusterResponse {
-  return { metadataVersion: 0, coordinators: [], brokers: [] };
+  return { metadataVersion: 0, coordinators: [], brokers: [], moves: [] };
 }
 
 export const DescribeClusterResponse: MessageFns<DescribeClusterResponse> = {
@@ -1205,6 +1375,9 @@ export const DescribeClusterResponse: MessageFns<DescribeClusterResponse> = {
     }
     for (const v of message.brokers) {
       ClusterBroker.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.moves) {
+      ClusterMove.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -1246,6 +1419,14 @@ export const DescribeClusterResponse: MessageFns<DescribeClusterResponse> = {
             message.brokers.push(ClusterBroker.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.moves.push(ClusterMove.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1270,6 +1451,128 @@ export const DescribeClusterResponse: MessageFns<DescribeClusterResponse> = {
     message.metadataVersion = object.metadataVersion ?? 0;
     message.coordinators = object.coordinators?.map((e) => ClusterCoordinator.fromPartial(e)) || [];
     message.brokers = object.brokers?.map((e) => ClusterBroker.fromPartial(e)) || [];
+    message.moves = object.moves?.map((e) => ClusterMove.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSetBrokerDrainingRequest(): SetBrokerDrainingRequest {
+  return { brokerId: 0, draining: false };
+}
+
+export const SetBrokerDrainingRequest: MessageFns<SetBrokerDrainingRequest> = {
+  encode(
+    message: SetBrokerDrainingRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.brokerId !== 0) {
+      writer.uint32(8).uint64(message.brokerId);
+    }
+    if (message.draining !== false) {
+      writer.uint32(16).bool(message.draining);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetBrokerDrainingRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetBrokerDrainingRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.brokerId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SetBrokerDrainingRequest>, I>>(
+    base?: I,
+  ): SetBrokerDrainingRequest {
+    return SetBrokerDrainingRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetBrokerDrainingRequest>, I>>(
+    object: I,
+  ): SetBrokerDrainingRequest {
+    const message = createBaseSetBrokerDrainingRequest();
+    message.brokerId = object.brokerId ?? 0;
+    message.draining = object.draining ?? false;
+    return message;
+  },
+};
+
+function createBaseSetBrokerDrainingResponse(): SetBrokerDrainingResponse {
+  return {};
+}
+
+export const SetBrokerDrainingResponse: MessageFns<SetBrokerDrainingResponse> = {
+  encode(_: SetBrokerDrainingResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetBrokerDrainingResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetBrokerDrainingResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SetBrokerDrainingResponse>, I>>(
+    base?: I,
+  ): SetBrokerDrainingResponse {
+    return SetBrokerDrainingResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetBrokerDrainingResponse>, I>>(
+    _: I,
+  ): SetBrokerDrainingResponse {
+    const message = createBaseSetBrokerDrainingResponse();
     return message;
   },
 };
@@ -1324,6 +1627,23 @@ export const CoordinatorServiceService = {
     responseDeserialize: (value: Buffer): DescribeClusterResponse =>
       DescribeClusterResponse.decode(value),
   },
+  /**
+   * `rheos admin drain`: every replica and leadership moves off the broker (or, undone, it takes
+   * replicas again).
+   */
+  setBrokerDraining: {
+    path: '/rheos.v1.CoordinatorService/SetBrokerDraining' as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetBrokerDrainingRequest): Buffer =>
+      Buffer.from(SetBrokerDrainingRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetBrokerDrainingRequest =>
+      SetBrokerDrainingRequest.decode(value),
+    responseSerialize: (value: SetBrokerDrainingResponse): Buffer =>
+      Buffer.from(SetBrokerDrainingResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetBrokerDrainingResponse =>
+      SetBrokerDrainingResponse.decode(value),
+  },
 } as const;
 
 export interface CoordinatorServiceServer extends UntypedServiceImplementation {
@@ -1331,6 +1651,11 @@ export interface CoordinatorServiceServer extends UntypedServiceImplementation {
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
   getMetadata: handleUnaryCall<GetMetadataRequest, GetMetadataResponse>;
   describeCluster: handleUnaryCall<DescribeClusterRequest, DescribeClusterResponse>;
+  /**
+   * `rheos admin drain`: every replica and leadership moves off the broker (or, undone, it takes
+   * replicas again).
+   */
+  setBrokerDraining: handleUnaryCall<SetBrokerDrainingRequest, SetBrokerDrainingResponse>;
 }
 
 export interface CoordinatorServiceClient extends Client {
@@ -1393,6 +1718,25 @@ export interface CoordinatorServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DescribeClusterResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * `rheos admin drain`: every replica and leadership moves off the broker (or, undone, it takes
+   * replicas again).
+   */
+  setBrokerDraining(
+    request: SetBrokerDrainingRequest,
+    callback: (error: ServiceError | null, response: SetBrokerDrainingResponse) => void,
+  ): ClientUnaryCall;
+  setBrokerDraining(
+    request: SetBrokerDrainingRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetBrokerDrainingResponse) => void,
+  ): ClientUnaryCall;
+  setBrokerDraining(
+    request: SetBrokerDrainingRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetBrokerDrainingResponse) => void,
   ): ClientUnaryCall;
 }
 
