@@ -163,6 +163,8 @@ export type MetadataCommand =
         | { readonly kind: 'merge'; readonly shardId: string; readonly adjacentShardId: string }
         | { readonly kind: 'scale'; readonly targetShardCount: number };
       readonly nowMs: number;
+      /** Started by on-demand scaling (on-demand.ts): allowed on ON_DEMAND streams. */
+      readonly automatic?: true;
     }
   | {
       /** A parent of the reshard under way committed its SEAL entry (ending sequence number). */
@@ -683,7 +685,7 @@ function startReshard(
   const stream = requireStream(state, command.name, context);
   const request = command.request;
   const resharding = [...state.streams.values()].filter((s) => s.reshard !== undefined).length;
-  checkCanReshard(stream, resharding, command.operation, context);
+  checkCanReshard(stream, resharding, command.operation, context, command.automatic === true);
   let steps: ReshardStep[];
   if (request.kind === 'split') {
     steps = [planSplit(stream, request.shardId, request.hashKey, context)];

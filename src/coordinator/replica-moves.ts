@@ -17,7 +17,7 @@ import {
  * broker opens an empty replica that the leader then fills) and records the move; finishing one
  * drops the source (whose broker then deletes its copy), aborting one drops the target. The
  * membership changes themselves happen in the shard's Raft log, driven by the coordinator leader
- * (move-driver.ts); the metadata says where replicas should be, the log who votes.
+ * (elasticity-driver.ts); the metadata says where replicas should be, the log who votes.
  */
 
 export interface MoveRef {

@@ -63,6 +63,20 @@ export class ReplicaReports {
     return status?.role ?? ReplicaRole.REPLICA_ROLE_UNSPECIFIED;
   }
 
+  /** Write rates (bytes per second) the shard leaders reported recently, by shard incarnation. */
+  writeRates(nowMs: number): Map<number, number> {
+    const rates = new Map<number, number>();
+    for (const report of this.byBroker.values()) {
+      if (nowMs - report.heardMs > this.freshForMs) continue;
+      for (const replica of report.replicas) {
+        if (replica.role === ReplicaRole.REPLICA_ROLE_LEADER) {
+          rates.set(replica.shardIncarnation, replica.writeBytesPerSecond);
+        }
+      }
+    }
+    return rates;
+  }
+
   /** Shards some broker reporting recently says it leads. */
   ledShards(nowMs: number): Set<number> {
     const led = new Set<number>();

@@ -282,13 +282,15 @@ export function checkCanReshard(
   reshardingStreams: number,
   operation: string,
   context: ReshardContext,
+  automatic = false,
 ): void {
   if (stream.status !== 'ACTIVE') {
     throw new ResourceInUseError(
       `Stream ${stream.name} under account ${context.accountId} not ACTIVE, instead in state ${stream.status}`,
     );
   }
-  if (stream.mode === 'ON_DEMAND') {
+  // ON_DEMAND streams are resharded by Rheos alone (on-demand.ts), as Kinesis does.
+  if (stream.mode === 'ON_DEMAND' && !automatic) {
     throw new ValidationError(
       `${operation} is not supported for stream ${stream.name} under account ${context.accountId} in ON_DEMAND mode.`,
     );

@@ -11,7 +11,12 @@ import { ControlPlane } from '../coordinator/control-plane.js';
 import { coordinatorServices } from '../coordinator/coordinator-api.js';
 import { CoordinatorLink } from '../coordinator/coordinator-link.js';
 import { FailureDetector } from '../coordinator/failure-detector.js';
-import { DEFAULT_REBALANCE, MoveDriver } from '../coordinator/move-driver.js';
+import { DEFAULT_REBALANCE, ElasticityDriver } from '../coordinator/elasticity-driver.js';
+import {
+  DEFAULT_ON_DEMAND,
+  OnDemandScaler,
+  type OnDemandOptions,
+} from '../coordinator/on-demand.js';
 import { ShardLeaderCalls } from '../coordinator/shard-leader-calls.js';
 import { LeaderLoop } from '../coordinator/leader-loop.js';
 import { ReshardDriver } from '../coordinator/reshard-driver.js';
@@ -64,6 +69,8 @@ export interface CoordinatorNodeConfig {
   readonly maxConcurrentMoves?: number;
   /** A broker down this long has its replicas re-created elsewhere (default 10 minutes). */
   readonly replaceDownAfterMs?: number;
+  /** When ON_DEMAND streams split and merge (default DEFAULT_ON_DEMAND). */
+  readonly onDemand?: Partial<OnDemandOptions>;
   readonly onFatal?: (error: unknown) => void;
   /**
    * Data-plane and routing calls to serve on the coordinator's API by passing them on to brokers
@@ -162,7 +169,7 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     logger,
     intervalMs: Math.max(50, Math.floor(heartbeatIntervalMs / 2)),
   });
-  const moves = new MoveDriver({
+  const moves = new ElasticityDriver({
     state: () => replica.state,
     propose: (command) => replica.propose(command),
     isLeader: () => replica.isLeader,
@@ -172,6 +179,10 @@ export async function startCoordinator(config: CoordinatorNodeConfig): Promise<R
     clock,
     logger,
     intervalMs: Math.max(50, Math.floor(heartbeatIntervalMs / 2)),
+    onDemand: {
+      scaler: new OnDemandScaler({ ...DEFAULT_ON_DEMAND, ...config.onDemand }),
+      writeRates: () => reports.writeRates(clock.monotonicMs()),
+    },
   });
   const link = new CoordinatorLink({
     endpoints: [...config.members.values()].map((m) => m.api),

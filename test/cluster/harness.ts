@@ -58,6 +58,8 @@ export interface ClusterOptions {
   readonly maxConcurrentMoves?: number;
   /** A broker down this long has its replicas re-created elsewhere (default 10 minutes). */
   readonly replaceDownAfterMs?: number;
+  /** More `rheos coordinator` flags (the on-demand thresholds, ...). */
+  readonly coordinatorArgs?: readonly string[];
 }
 
 export interface CoordinatorInfo {
@@ -353,6 +355,7 @@ export class ClusterHarness {
       ...(this.options.replaceDownAfterMs === undefined
         ? []
         : ['--replace-down-after-ms', String(this.options.replaceDownAfterMs)]),
+      ...(this.options.coordinatorArgs ?? []),
     ];
     for (const m of this.coordinators.values()) args.push('--member', `${m.id}=${m.api},${m.peer}`);
     c.log ??= createWriteStream(c.logFile, { flags: 'a' });

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_IDENTITY } from '../../common/arn.js';
 import { createLogger } from '../../common/logger.js';
+import { DEFAULT_ON_DEMAND } from '../../coordinator/on-demand.js';
 import { startCoordinator, type CoordinatorMember } from '../../server/coordinator-node.js';
 import { stopOnSignals } from '../lifecycle.js';
 import { parsePositiveInt } from '../options.js';
@@ -20,6 +21,10 @@ interface CoordinatorOptions {
   groupFailoverMs: number;
   maxConcurrentMoves: number;
   replaceDownAfterMs: number;
+  onDemandSplitBytesPerSecond: number;
+  onDemandSplitAfterMs: number;
+  onDemandMergeBytesPerSecond: number;
+  onDemandMergeAfterMs: number;
   logLevel: string;
 }
 
@@ -77,6 +82,30 @@ export function registerCoordinator(program: Command): void {
       parsePositiveInt,
       600_000,
     )
+    .option(
+      '--on-demand-split-bytes-per-second <n>',
+      'an ON_DEMAND stream splits a shard that writes more than this...',
+      parsePositiveInt,
+      DEFAULT_ON_DEMAND.splitAboveBytesPerSecond,
+    )
+    .option(
+      '--on-demand-split-after-ms <ms>',
+      '...for this long',
+      parsePositiveInt,
+      DEFAULT_ON_DEMAND.splitAfterMs,
+    )
+    .option(
+      '--on-demand-merge-bytes-per-second <n>',
+      'and merges two adjacent shards that each write less than this...',
+      parsePositiveInt,
+      DEFAULT_ON_DEMAND.mergeBelowBytesPerSecond,
+    )
+    .option(
+      '--on-demand-merge-after-ms <ms>',
+      `...for this long (down to ${DEFAULT_ON_DEMAND.minShards} shards)`,
+      parsePositiveInt,
+      DEFAULT_ON_DEMAND.mergeAfterMs,
+    )
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)', 'info')
     .action(async (options: CoordinatorOptions) => {
       const logger = createLogger({ level: options.logLevel });
@@ -100,6 +129,12 @@ export function registerCoordinator(program: Command): void {
         groupFailoverMs: options.groupFailoverMs,
         maxConcurrentMoves: options.maxConcurrentMoves,
         replaceDownAfterMs: options.replaceDownAfterMs,
+        onDemand: {
+          splitAboveBytesPerSecond: options.onDemandSplitBytesPerSecond,
+          splitAfterMs: options.onDemandSplitAfterMs,
+          mergeBelowBytesPerSecond: options.onDemandMergeBytesPerSecond,
+          mergeAfterMs: options.onDemandMergeAfterMs,
+        },
         logger,
       });
       logger.info(

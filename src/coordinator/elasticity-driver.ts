@@ -4,6 +4,7 @@ import { MoveState, type MoveReplicaResponse } from '../gen/rheos/v1/cluster.js'
 import type { MetadataCommand } from './metadata-machine.js';
 import { leaderBalanceWanted } from './metadata-machine.js';
 import { takesReplicas, type MetadataState, type ShardRecord } from './model.js';
+import type { OnDemandScaler } from './on-demand.js';
 import { planMoves, type RebalanceOptions } from './rebalance.js';
 import { movesInFlight, type MoveRef } from './replica-moves.js';
 
@@ -12,11 +13,12 @@ import { movesInFlight, type MoveRef } from './replica-moves.js';
  * further on the shard's leader (MoveReplica), records the moves that are done (or given up:
  * their target went down or is draining), starts the moves `planMoves` asks for, and once nothing
  * moves, spreads preferred leaders evenly again (brokers hand leadership over by Raft leadership
- * transfer). Every step is idempotent and recomputed from the metadata, so a new coordinator
+ * transfer). It also starts the splits and merges on-demand scaling decides from the leaders'
+ * write rates. Every step is idempotent and recomputed from the metadata, so a new coordinator
  * leader carries on where the last one stopped. One turn at a time.
  */
 
-export interface MoveDriverOptions extends RebalanceOptions {
+export interface ElasticityDriverOptions extends RebalanceOptions {
   readonly state: () => MetadataState;
   readonly propose: (command: MetadataCommand) => Promise<unknown>;
   readonly isLeader: () => boolean;
@@ -29,6 +31,11 @@ export interface MoveDriverOptions extends RebalanceOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly intervalMs: number;
+  /** On-demand scaling of ON_DEMAND streams, from the write rates shard leaders report. */
+  readonly onDemand?: {
+    readonly scaler: OnDemandScaler;
+    readonly writeRates: () => ReadonlyMap<number, number>;
+  };
 }
 
 export const DEFAULT_REBALANCE: RebalanceOptions = {
@@ -37,13 +44,13 @@ export const DEFAULT_REBALANCE: RebalanceOptions = {
   replaceDownAfterMs: 10 * 60_000,
 };
 
-export class MoveDriver {
+export class ElasticityDriver {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
   private readonly steps = new Map<number, string>();
 
-  constructor(private readonly options: MoveDriverOptions) {}
+  constructor(private readonly options: ElasticityDriverOptions) {}
 
   start(): void {
     this.timer = setInterval(() => {
@@ -81,6 +88,17 @@ export class MoveDriver {
         options.logger.info(move, 'replica move started');
       } catch (error) {
         options.logger.warn({ err: error, move }, 'starting a replica move failed');
+      }
+    }
+    if (options.onDemand !== undefined) {
+      const { scaler, writeRates } = options.onDemand;
+      for (const command of scaler.decide(options.state(), writeRates(), nowMs)) {
+        try {
+          await options.propose(command);
+          options.logger.info(command, 'on-demand reshard started');
+        } catch (error) {
+          options.logger.warn({ err: error }, 'starting an on-demand reshard failed');
+        }
       }
     }
     const state = options.state();
