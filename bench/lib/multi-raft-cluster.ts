@@ -30,19 +30,34 @@ export class MultiRaftCluster {
   private inFlight: Array<{ from: NodeId; batch: PeerBatch }> = [];
   private seed = 7;
 
+  /**
+   * `members`: each node's member id in the groups (default: the node id), with `nodeOf` mapping
+   * member ids back to nodes (as brokers name shard replicas by generation).
+   */
   constructor(
     readonly ids: readonly NodeId[],
     readonly groups: readonly GroupId[],
     quiesce = true,
+    members?: {
+      readonly memberOf: (node: NodeId) => NodeId;
+      readonly nodeOf: (member: NodeId) => NodeId;
+    },
   ) {
+    const memberOf = members?.memberOf ?? ((id: NodeId) => id);
     for (const id of ids) {
-      const node = new MultiRaft({ nodeId: id, peerTimeoutTicks: 10, maxCampaignsPerTick: 8 });
+      const node = new MultiRaft({
+        nodeId: id,
+        peerTimeoutTicks: 10,
+        maxCampaignsPerTick: 8,
+        ...(members === undefined ? {} : { nodeOf: members.nodeOf }),
+      });
       this.nodes.set(id, node);
       for (const group of groups) {
         node.addGroup(
           group,
           {
-            voters: ids,
+            id: memberOf(id),
+            voters: ids.map(memberOf),
             random: () => this.random(),
             electionTicks: 10,
             heartbeatTicks: 1,

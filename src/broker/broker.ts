@@ -218,6 +218,7 @@ export class Broker {
       case 'UPDATING':
         await this.openShards(stream);
         await this.dropRetiredShards(stream);
+        await this.dropMovedAway(stream);
         // The single node carries its consumers' lifecycle itself (a cluster's coordinator
         // leader does it in its duties; a broker there has no propose).
         if (consumersAfterTurn(stream) !== undefined) {
@@ -255,9 +256,24 @@ export class Broker {
     }
   }
 
+  /**
+   * Replicas a move took off this broker (or a move here that was given up) go as soon as the
+   * metadata says so: the group no longer counts them, and left open they would serve reads
+   * that fall further behind and time out into elections nobody answers.
+   */
+  private async dropMovedAway(stream: StreamRecord): Promise<void> {
+    for (const shard of stream.shards) {
+      if (this.options.replicas.get(shard.incarnation) === undefined) continue;
+      if (this.options.replicas.hosts(shard)) continue;
+      this.options.logger.info({ shard: shard.incarnation }, 'deleting a replica moved away');
+      await this.options.replicas.destroy(shard.incarnation);
+      this.quotas.delete(shard.incarnation);
+    }
+  }
+
   private async openShards(stream: StreamRecord): Promise<void> {
     for (const shard of stream.shards) {
-      if (this.options.replicas.hosts(shard)) await this.options.replicas.open(shard);
+      if (this.options.replicas.hosts(shard)) await this.options.replicas.openCurrent(shard);
     }
   }
 }

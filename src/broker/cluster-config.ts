@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { MAX_BROKER_ID } from '../common/replica-id.js';
 import { InvalidArgumentError } from '../common/errors.js';
 import {
   DEFAULT_SHARD_LIMITS,
@@ -70,6 +71,12 @@ function positiveInt(value: unknown, what: string): number {
   return value;
 }
 
+function brokerId(value: unknown, what: string): number {
+  const id = positiveInt(value, what);
+  if (id > MAX_BROKER_ID) fail(`${what} must be at most ${MAX_BROKER_ID}`);
+  return id;
+}
+
 function endpoint(value: unknown, what: string): string {
   if (typeof value !== 'string' || !ENDPOINT_PATTERN.test(value)) fail(`${what} must be host:port`);
   return value;
@@ -92,7 +99,7 @@ export function parseClusterConfig(text: string): ClusterConfig {
   const brokers = raw['brokers'].map((b: unknown, i): BrokerAddress => {
     if (!isRecord(b)) fail(`brokers[${i}] must be an object`);
     return {
-      id: positiveInt(b['id'], `brokers[${i}].id`),
+      id: brokerId(b['id'], `brokers[${i}].id`),
       api: endpoint(b['api'], `brokers[${i}].api`),
       peer: endpoint(b['peer'], `brokers[${i}].peer`),
     };

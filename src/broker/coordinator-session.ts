@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { brokerOfReplica } from '../common/replica-id.js';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import type { Clock } from '../common/clock.js';
 import { ServiceUnavailableError } from '../common/errors.js';
@@ -223,7 +224,7 @@ export class CoordinatorSession {
       out.push({
         shardIncarnation: group.shard,
         role: roleOf(status.role),
-        leaderId: status.lead,
+        leaderId: brokerOfReplica(status.lead),
         term: status.term,
         commitIndex: status.commit,
         appliedIndex: status.applied,

@@ -812,7 +812,9 @@ export class DataPlane {
   private replica(shard: ShardRecord): ShardReplica {
     const replicas = this.options.broker.replicas;
     const replica = replicas.get(shard.incarnation);
-    if (replica === undefined) {
+    // A replica still open here after a move took it away (or an earlier member of a group this
+    // broker joined again) answers nothing: it falls behind, and reconciliation deletes it.
+    if (replica === undefined || !replicas.hosts(shard) || replicas.isStale(replica, shard)) {
       if (!replicas.hosts(shard)) {
         const elsewhere = replicas.notHosted(shard);
         if (elsewhere !== undefined) throw elsewhere;

@@ -8,6 +8,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { backoffDelayMs } from '../common/backoff.js';
+import { brokerOfReplica } from '../common/replica-id.js';
 import type { Clock } from '../common/clock.js';
 import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import type { Logger } from '../common/logger.js';
@@ -189,7 +190,12 @@ export class GrpcPeerTransport implements PeerTransport {
     const messages: GroupMessage[] = [];
     for (const item of batch.messages) {
       const message = item.message === undefined ? undefined : fromWireMessage(item.message);
-      if (message === undefined || message.from !== from || message.to !== this.options.nodeId) {
+      // Members are named by replica ids; the broker each lives on is in their low bits.
+      if (
+        message === undefined ||
+        brokerOfReplica(message.from) !== from ||
+        brokerOfReplica(message.to) !== this.options.nodeId
+      ) {
         this.stats.invalidMessages++;
         continue;
       }

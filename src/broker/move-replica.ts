@@ -1,4 +1,5 @@
-import { NotLeaderError, ServiceUnavailableError } from '../common/errors.js';
+import { InvalidArgumentError, NotLeaderError, ServiceUnavailableError } from '../common/errors.js';
+import { brokerOfReplica } from '../common/replica-id.js';
 import {
   MoveState,
   type MoveReplicaRequest,
@@ -26,10 +27,16 @@ export function moveReplicaService(host: RaftHost, clusterId: string) {
       throw new NotLeaderError(`Shard ${request.shardIncarnation} is not open on this broker.`);
     }
     if (!replica.isLeader) throw replica.notLeader();
+    // Replica ids, not broker ids, are the members (0: a sender that predates replica ids).
+    const from = request.fromReplica === 0 ? request.fromBroker : request.fromReplica;
+    const to = request.toReplica === 0 ? request.toBroker : request.toReplica;
+    if (brokerOfReplica(from) !== request.fromBroker || brokerOfReplica(to) !== request.toBroker) {
+      throw new InvalidArgumentError(`Replica ids ${from} and ${to} do not match the brokers.`);
+    }
     const outcome = stepMove(
-      host.nodeId,
+      replica.node.id,
       replica.node,
-      { from: request.fromBroker, to: request.toBroker, abort: request.abort },
+      { from, to, abort: request.abort },
       PROMOTE_LAG_ENTRIES,
     );
     // The proposal or transfer goes out with the next cycle.

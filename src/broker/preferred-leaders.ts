@@ -1,6 +1,6 @@
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
-import type { MetadataState } from '../coordinator/model.js';
+import { replicaIdIn, type MetadataState } from '../coordinator/model.js';
 import type { RaftHost } from './raft-host.js';
 import { RaftReplica } from './raft-replica.js';
 
@@ -26,11 +26,14 @@ export class PreferredLeaders {
   /** One pass over the groups this broker leads; returns the transfers started. */
   check(): number {
     const state = this.metadata();
-    const preferred = new Map<number, number>();
+    // By shard incarnation: the preferred broker and its member id in the group.
+    const preferred = new Map<number, { broker: number; replica: number }>();
     for (const stream of state.streams.values()) {
       for (const shard of stream.shards) {
         const first = shard.replicas?.[0];
-        if (first !== undefined) preferred.set(shard.incarnation, first);
+        if (first !== undefined) {
+          preferred.set(shard.incarnation, { broker: first, replica: replicaIdIn(shard, first) });
+        }
       }
     }
     const nowMs = this.clock.monotonicMs();
@@ -38,16 +41,17 @@ export class PreferredLeaders {
     for (const group of this.host.groups()) {
       if (!(group instanceof RaftReplica) || !group.isLeader) continue;
       const target = preferred.get(group.shard);
-      if (target === undefined || target === this.host.nodeId) continue;
-      if (state.brokers.get(target)?.state !== 'up' || !group.node.isCaughtUp(target)) continue;
+      if (target === undefined || target.broker === this.host.nodeId) continue;
+      if (state.brokers.get(target.broker)?.state !== 'up') continue;
+      if (!group.node.isCaughtUp(target.replica)) continue;
       const last = this.lastAttemptMs.get(group.shard);
       if (last !== undefined && nowMs - last < this.minIntervalMs) continue;
       this.lastAttemptMs.set(group.shard, nowMs);
       this.logger.info(
-        { shard: group.shard, to: target },
+        { shard: group.shard, to: target.broker },
         'handing leadership to the preferred replica',
       );
-      group.node.transferLeadership(target);
+      group.node.transferLeadership(target.replica);
       this.host.touch(group.shard);
       started++;
     }

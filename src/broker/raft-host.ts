@@ -7,7 +7,8 @@ import type { RawNode } from '../raft/raw-node.js';
 import type { Entry, LoadRequest, NodeId, ReadState, Role, Snapshot } from '../raft/types.js';
 import type { GroupCommitWriter } from '../storage/group-commit.js';
 import type { KvOp, KvStore } from '../storage/kv-store.js';
-import { ShardRaftStore } from '../storage/shard-raft-store.js';
+import { claimGroupStorage, ShardRaftStore } from '../storage/shard-raft-store.js';
+import { brokerOfReplica, MAX_BROKER_ID } from '../common/replica-id.js';
 import type { GroupMessage, PeerLane, PeerTransport } from './peer-transport.js';
 import { RaftReplica, type RaftReplicaHost } from './raft-replica.js';
 
@@ -95,7 +96,11 @@ export class RaftHost implements RaftReplicaHost {
   readonly stats = { cycles: 0, readies: 0, ticks: 0, messagesOut: 0, messagesIn: 0 };
 
   constructor(private readonly options: RaftHostOptions) {
-    this.multi = new MultiRaft({ nodeId: options.nodeId });
+    if (brokerOfReplica(options.nodeId) !== options.nodeId) {
+      throw new RangeError(`node id ${options.nodeId} is above ${MAX_BROKER_ID}`);
+    }
+    // Members are named by replica ids (replica-id.ts); liveness and batching are per broker.
+    this.multi = new MultiRaft({ nodeId: options.nodeId, nodeOf: brokerOfReplica });
     options.transport.onReceive((from, messages) => this.receive(from, messages));
   }
 
@@ -109,6 +114,11 @@ export class RaftHost implements RaftReplicaHost {
 
   addressOf(brokerId: NodeId): string | undefined {
     return this.options.addressOf(brokerId);
+  }
+
+  /** The broker a group member (a Raft replica id) lives on. */
+  brokerOf(replicaId: NodeId): NodeId {
+    return brokerOfReplica(replicaId);
   }
 
   start(): void {
@@ -130,14 +140,15 @@ export class RaftHost implements RaftReplicaHost {
   /**
    * Opens (or returns) this broker's replica of a shard. `campaignIfNew`: a replica of a group
    * that has never had a leader starts an election at once, so the leader placement prefers is
-   * the one elected (the others wait an election timeout first).
+   * the one elected (the others wait an election timeout first). `replicaId`: this broker's
+   * member id in the group (default: the broker id).
    */
   async open(
     shard: number,
     voters: readonly NodeId[],
-    options: { readonly campaignIfNew?: boolean } = {},
+    options: { readonly campaignIfNew?: boolean; readonly replicaId?: NodeId } = {},
   ): Promise<RaftReplica> {
-    const replica = await this.openGroup(shard, voters, ({ node, store, recovered }) => {
+    const build = ({ node, store, recovered }: GroupParts) => {
       return new RaftReplica({
         shard,
         node,
@@ -151,7 +162,8 @@ export class RaftHost implements RaftReplicaHost {
           : { proposalTimeoutMs: this.options.proposalTimeoutMs }),
         ...(this.options.unsafeAckBeforeCommit === true ? { unsafeAckBeforeCommit: true } : {}),
       });
-    });
+    };
+    const replica = await this.openGroup(shard, voters, build, options.replicaId);
     if (!(replica instanceof RaftReplica)) throw new Error(`group ${shard} is not a shard replica`);
     const status = replica.node.status();
     if (options.campaignIfNew === true && status.term === 0 && status.lastIndex === 0) {
@@ -162,16 +174,28 @@ export class RaftHost implements RaftReplicaHost {
   }
 
   /**
-   * Opens (or returns) a member of group `id`: recovers its storage, adds it to the MultiRaft and
-   * builds it with `build`. `init()` of the built member, if any, runs before it is driven.
+   * Opens (or returns) member `replicaId` (default: the node id) of group `id`: recovers its
+   * storage, adds it to the MultiRaft and builds it with `build`. `init()` of the built member,
+   * if any, runs before it is driven.
    */
   async openGroup(
     id: number,
     voters: readonly NodeId[],
     build: (parts: GroupParts) => HostedGroup & { init?: () => Promise<void> },
+    replicaId: NodeId = this.options.nodeId,
   ): Promise<HostedGroup> {
     const existing = this.replicas.get(id);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      if (existing.node.id !== replicaId) {
+        throw new Error(
+          `group ${id} is open here as replica ${existing.node.id}, not ${replicaId}`,
+        );
+      }
+      return existing;
+    }
+    // Storage an earlier member of this group left here is not the new member's: it goes first.
+    const claim = await claimGroupStorage(this.options.kv, id, replicaId, this.options.nodeId);
+    if (claim.length > 0) await this.options.writer.write(claim);
     const store = new ShardRaftStore(this.options.kv, id, voters);
     const recovered = await store.recover(this.options.recoveryTailBytes ?? 4 * 1024 * 1024);
     const again = this.replicas.get(id);
@@ -180,6 +204,7 @@ export class RaftHost implements RaftReplicaHost {
     const node = this.multi.addGroup(
       String(id),
       {
+        id: replicaId,
         voters,
         electionTicks: this.options.electionTicks ?? 10,
         heartbeatTicks: 1,
@@ -189,7 +214,6 @@ export class RaftHost implements RaftReplicaHost {
       },
       recovered.initial,
     );
-    for (const peer of voters) this.multi.addPeer(peer);
     const member = build({ node, store, recovered });
     await member.init?.();
     this.replicas.set(id, member);
@@ -244,8 +268,10 @@ export class RaftHost implements RaftReplicaHost {
     this.multi.heardFrom(from);
     for (const { group, message } of messages) {
       this.stats.messagesIn++;
-      if (message.to !== this.options.nodeId || message.from !== from) continue;
-      if (!this.replicas.has(group)) continue;
+      // Addressed to the member open here now: a message for an earlier (or later) member of
+      // the group on this broker is stale and dropped.
+      if (brokerOfReplica(message.from) !== from) continue;
+      if (this.replicas.get(group)?.node.id !== message.to) continue;
       this.multi.step(String(group), message);
     }
     this.schedule();
@@ -377,9 +403,10 @@ export class RaftHost implements RaftReplicaHost {
     const byPeer = new Map<string, { to: NodeId; lane: PeerLane; list: GroupMessage[] }>();
     for (const item of messages) {
       const lane: PeerLane = item.message.catchUp === true ? 'catchUp' : 'raft';
-      const key = `${item.message.to}:${lane}`;
+      const to = brokerOfReplica(item.message.to);
+      const key = `${to}:${lane}`;
       let entry = byPeer.get(key);
-      if (entry === undefined) byPeer.set(key, (entry = { to: item.message.to, lane, list: [] }));
+      if (entry === undefined) byPeer.set(key, (entry = { to, lane, list: [] }));
       entry.list.push(item);
     }
     for (const { to, lane, list } of byPeer.values()) {

@@ -58,6 +58,8 @@ export interface RaftReplicaHost {
   remove(shard: number): Promise<void>;
   /** Where a broker serves clients, for NOT_LEADER hints. */
   addressOf(brokerId: NodeId): string | undefined;
+  /** The broker a group member (a Raft replica id) lives on. */
+  brokerOf(replicaId: NodeId): NodeId;
   readonly storageFailed: boolean;
 }
 
@@ -168,8 +170,8 @@ export class RaftReplica implements ShardReplica {
   }
 
   leaderHint(): LeaderHint | undefined {
-    const lead = this.node.lead;
-    if (lead === NONE) return undefined;
+    const lead = this.leaderId();
+    if (lead === undefined) return undefined;
     const endpoint = this.host.addressOf(lead);
     return endpoint === undefined ? undefined : { brokerId: lead, endpoint };
   }
@@ -184,9 +186,10 @@ export class RaftReplica implements ShardReplica {
     );
   }
 
+  /** The broker of the leader this replica knows of. */
   leaderId(): number | undefined {
     const lead = this.node.lead;
-    return lead === NONE ? undefined : lead;
+    return lead === NONE ? undefined : this.host.brokerOf(lead);
   }
 
   checkWritable(): void {

@@ -13,6 +13,11 @@ export interface ReplicaFactory {
   hosts(shard: ShardRecord): boolean;
   /** Opens (recovering from disk) this broker's replica of the shard. */
   open(shard: ShardRecord): Promise<ShardReplica>;
+  /**
+   * The open replica is an earlier member of the shard's group than the metadata now places
+   * here (this broker left the group and joined it again meanwhile): it must be replaced.
+   */
+  isStale?(replica: ShardReplica, shard: ShardRecord): boolean;
   /** Deletes the stored data of a shard whose replica is not open. */
   destroyClosed(shard: number): Promise<void>;
   /** Where to send a client asking for a shard this broker does not hold. */
@@ -44,8 +49,30 @@ export class ReplicaManager {
     return this.options.factory.hosts(shard);
   }
 
+  /** The open replica is an earlier member of the group than the metadata places here. */
+  isStale(replica: ShardReplica, shard: ShardRecord): boolean {
+    return this.options.factory.isStale?.(replica, shard) === true;
+  }
+
   notHosted(shard: ShardRecord): NotLeaderError | undefined {
     return this.options.factory.notHosted(shard);
+  }
+
+  /**
+   * Opens the replica of a shard as the current metadata places it: an open replica that is an
+   * earlier member of the group is deleted first. Only for the newest metadata (reconciliation).
+   */
+  async openCurrent(shard: ShardRecord): Promise<ShardReplica> {
+    await this.opening.get(shard.incarnation)?.catch(() => undefined);
+    const existing = this.replicas.get(shard.incarnation);
+    if (existing !== undefined && this.isStale(existing, shard)) {
+      this.options.logger.info(
+        { shard: shard.incarnation },
+        'replacing an earlier replica of a group this broker joined again',
+      );
+      await this.destroy(shard.incarnation);
+    }
+    return this.open(shard);
   }
 
   /** Opens (recovering from disk) the replica of a shard, once, however many callers ask. */

@@ -1,4 +1,5 @@
 import { assert } from '../common/assert.js';
+import { MAX_BROKER_ID } from '../common/replica-id.js';
 import {
   InvalidArgumentError,
   LimitExceededError,
@@ -570,8 +571,10 @@ function registerBroker(
       ? [...state.brokers.values()].find((b) => b.token === command.token)
       : undefined;
   const id = command.id ?? byToken?.id ?? nextId;
-  if (!Number.isSafeInteger(id) || id < 1) {
-    throw new InvalidArgumentError(`Broker id ${id} must be a positive integer.`);
+  if (!Number.isSafeInteger(id) || id < 1 || id > MAX_BROKER_ID) {
+    throw new InvalidArgumentError(
+      `Broker id ${id} must be an integer from 1 to ${MAX_BROKER_ID}.`,
+    );
   }
   const existing = state.brokers.get(id);
   if (

@@ -1,4 +1,5 @@
 import type { ShardThroughputLimits } from '../common/limits.js';
+import { brokerOfReplica, replicaIdOf } from '../common/replica-id.js';
 
 /**
  * The metadata model: what the coordinator knows about streams and shards. Records are immutable;
@@ -21,18 +22,21 @@ export interface ShardRecord {
   readonly closedMs?: number;
   readonly endingSequenceNumber?: string;
   /**
-   * The brokers holding a replica (their ids are the Raft replica ids). Absent: the shard lives on
-   * the single node (`rheos dev`).
+   * The brokers holding a replica (see replicaIdIn for their Raft replica ids). Absent: the shard
+   * lives on the single node (`rheos dev`).
    */
   readonly replicas?: readonly number[];
   /**
-   * The voters the shard's Raft group started with. Every replica, including one added by a move
-   * long after, starts its membership from these and follows the changes in the log (ids are
-   * never reused, so replaying them lands on the current membership). Absent: `replicas` (the
-   * shard has never moved).
+   * The Raft replica ids of the voters the shard's group started with (generation 0: the broker
+   * ids). Every replica, including one added by a move long after, starts its membership from
+   * these and follows the changes in the log (replica ids are never reused, so replaying them
+   * lands on the current membership). Absent: `replicas` (the shard has never moved).
    */
   readonly bootstrapReplicas?: readonly number[];
-  /** Brokers whose replica of the shard was removed by a move: ids are never reused in a group. */
+  /**
+   * Raft replica ids removed from the group by moves. A broker that joins the group again does so
+   * under its next generation (one more than the times it left), so no id is ever reused.
+   */
   readonly retiredReplicas?: readonly number[];
   /** A replica move under way (one per shard at a time); `to` is already in `replicas`. */
   readonly move?: ReplicaMove;
@@ -231,6 +235,13 @@ export function isOpen(shard: ShardRecord): boolean {
 /** The voters a replica of the shard starts its membership from (see bootstrapReplicas). */
 export function bootstrapVotersOf(shard: ShardRecord): readonly number[] | undefined {
   return shard.bootstrapReplicas ?? shard.replicas;
+}
+
+/** The Raft replica id of broker `brokerId`'s replica of the shard (now, or if it joined now). */
+export function replicaIdIn(shard: ShardRecord, brokerId: number): number {
+  let generation = 0;
+  for (const id of shard.retiredReplicas ?? []) if (brokerOfReplica(id) === brokerId) generation++;
+  return replicaIdOf(brokerId, generation);
 }
 
 /** Brokers that take new replicas and leaderships: up and not draining. */

@@ -126,8 +126,7 @@ export function planMoves(
 }
 
 /**
- * The least loaded broker that may take `shard`'s replica from `from`: not a holder now or
- * before, and keeping the replicas spread over as many zones as they are. A replacement or a
+ * The least loaded broker that may take `shard`'s replica from `from`: not a holder now, and keeping the replicas spread over as many zones as they are. A replacement or a
  * drain that cannot keep the spread still goes ahead (a copy in a shared zone beats no copy);
  * balancing never narrows it.
  */
@@ -140,7 +139,8 @@ function targetFor(
   keepSpreadOnly: boolean,
 ): number | undefined {
   const staying = (shard.replicas ?? []).filter((id) => id !== from);
-  const taken = new Set([...(shard.replicas ?? []), ...(shard.retiredReplicas ?? [])]);
+  // A broker that held a replica before may take one again: it joins under a new replica id.
+  const taken = new Set(shard.replicas ?? []);
   const zonesNow = new Set((shard.replicas ?? []).map((id) => zoneOf.get(id))).size;
   const byLoad = (ids: number[]) =>
     ids.sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || a - b)[0];

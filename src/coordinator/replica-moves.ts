@@ -4,6 +4,7 @@ import {
   ResourceNotFoundError,
 } from '../common/errors.js';
 import {
+  replicaIdIn,
   takesReplicas,
   type MetadataState,
   type MoveReason,
@@ -15,7 +16,9 @@ import {
 /**
  * Replica moves in the metadata: starting one adds the target to the shard's replicas (so its
  * broker opens an empty replica that the leader then fills) and records the move; finishing one
- * drops the source (whose broker then deletes its copy), aborting one drops the target. The
+ * drops the source (whose broker then deletes its copy), aborting one drops the target; either
+ * retires the replica id that left, so a broker joining the group again comes back as a new
+ * member (see replica-id.ts). The
  * membership changes themselves happen in the shard's Raft log, driven by the coordinator leader
  * (elasticity-driver.ts); the metadata says where replicas should be, the log who votes.
  */
@@ -62,12 +65,6 @@ export function withStartedMove(
   if (replicas.includes(ref.to)) {
     throw new InvalidArgumentError(`Broker ${ref.to} already holds a replica of ${shard.shardId}.`);
   }
-  if (shard.retiredReplicas?.includes(ref.to) === true) {
-    // Replica ids are never reused in a group, and a broker's id is its replica id.
-    throw new InvalidArgumentError(
-      `Broker ${ref.to} held a replica of ${shard.shardId} before and cannot hold one again.`,
-    );
-  }
   const target = state.brokers.get(ref.to);
   if (target === undefined || !takesReplicas(target)) {
     throw new InvalidArgumentError(`Broker ${ref.to} is not up, or is draining.`);
@@ -96,13 +93,14 @@ export function withFinishedMove(state: MetadataState, ref: MoveRef): StreamReco
   return withShard(stream, index, {
     ...rest,
     replicas: ordered,
-    retiredReplicas: [...(shard.retiredReplicas ?? []), ref.from],
+    retiredReplicas: [...(shard.retiredReplicas ?? []), replicaIdIn(shard, ref.from)],
   });
 }
 
 /**
  * The move was given up (its target went down or is draining) and the target is out of the
- * group's membership again: the target leaves the replicas, and may never rejoin this group.
+ * group's membership again: the target leaves the replicas (a later move there uses its next
+ * replica id).
  */
 export function withAbortedMove(state: MetadataState, ref: MoveRef): StreamRecord | undefined {
   const found = findMove(state, ref);
@@ -112,7 +110,7 @@ export function withAbortedMove(state: MetadataState, ref: MoveRef): StreamRecor
   return withShard(stream, index, {
     ...rest,
     replicas: (shard.replicas ?? []).filter((id) => id !== ref.to),
-    retiredReplicas: [...(shard.retiredReplicas ?? []), ref.to],
+    retiredReplicas: [...(shard.retiredReplicas ?? []), replicaIdIn(shard, ref.to)],
   });
 }
 

@@ -5,7 +5,7 @@ import {
   type MoveReplicaResponse,
 } from '../gen/rheos/v1/cluster.js';
 import { ReplicaRole } from '../gen/rheos/v1/coordinator.js';
-import type { MetadataState, ShardRecord } from './model.js';
+import { replicaIdIn, type MetadataState, type ShardRecord } from './model.js';
 import type { ReplicaReports } from './replica-reports.js';
 
 /**
@@ -48,6 +48,8 @@ export class ShardLeaderCalls {
       shardIncarnation: shard.incarnation,
       fromBroker: from,
       toBroker: to,
+      fromReplica: replicaIdIn(shard, from),
+      toReplica: replicaIdIn(shard, to),
       abort,
     });
   }

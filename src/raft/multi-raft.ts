@@ -21,6 +21,12 @@ export type GroupId = string;
 
 export interface MultiRaftOptions {
   readonly nodeId: NodeId;
+  /**
+   * The node a group member's replica id lives on (default: the id is the node's). Groups may
+   * name their members by replica ids of their own, so that a node leaving a group and joining it
+   * again is a new member; liveness and batching are per node all the same.
+   */
+  readonly nodeOf?: (replicaId: NodeId) => NodeId;
   /** Ticks without hearing from a peer after which the groups it leads are woken. */
   readonly peerTimeoutTicks?: number;
   /** Campaigns started per tick across all groups. */
@@ -48,8 +54,10 @@ export class MultiRaft {
   private campaignsThisTick = 0;
   private readonly peerTimeoutTicks: number;
   private readonly maxCampaignsPerTick: number;
+  private readonly nodeOf: (replicaId: NodeId) => NodeId;
 
   constructor(private readonly options: MultiRaftOptions) {
+    this.nodeOf = options.nodeOf ?? ((id) => id);
     this.peerTimeoutTicks = options.peerTimeoutTicks ?? 10;
     this.maxCampaignsPerTick = options.maxCampaignsPerTick ?? 16;
   }
@@ -58,20 +66,29 @@ export class MultiRaft {
     return this.groups.size;
   }
 
-  /** Creates a group's replica here. Its config gains quiescence and the campaign limiter. */
-  addGroup(group: GroupId, config: Omit<RaftConfig, 'id'>, initial: InitialState): RawNode {
+  /**
+   * Creates a group's replica here, as member `config.id` (default: the node id), which must live
+   * on this node. Its config gains quiescence and the campaign limiter.
+   */
+  addGroup(
+    group: GroupId,
+    config: Omit<RaftConfig, 'id'> & { readonly id?: NodeId },
+    initial: InitialState,
+  ): RawNode {
     invariant(!this.groups.has(group), `group ${group} already exists`);
+    const id = config.id ?? this.options.nodeId;
+    invariant(this.nodeOf(id) === this.options.nodeId, `replica ${id} is not on this node`);
     const node = new RawNode(
       {
         ...config,
-        id: this.options.nodeId,
+        id,
         quiesce: config.quiesce ?? true,
         mayCampaign: () => this.campaignsThisTick++ < this.maxCampaignsPerTick,
       },
       initial,
     );
     this.groups.set(group, node);
-    for (const id of config.voters) if (id !== this.options.nodeId) this.addPeer(id);
+    for (const voter of config.voters) this.addPeer(this.nodeOf(voter));
     this.dirty.add(group);
     return node;
   }
@@ -102,7 +119,7 @@ export class MultiRaft {
     for (const [group, node] of this.groups) {
       if (node.quiesced) {
         // A quiet follower whose leader's node fell silent must find a new leader.
-        if (!silent.has(node.lead)) continue;
+        if (!silent.has(this.nodeOf(node.lead))) continue;
         node.unquiesce();
       }
       node.tick();
@@ -112,7 +129,7 @@ export class MultiRaft {
 
   /** A message for one of this node's groups. */
   step(group: GroupId, message: Message): void {
-    this.heardFrom(message.from);
+    this.heardFrom(this.nodeOf(message.from));
     const node = this.groups.get(group);
     if (node === undefined) return;
     node.step(message);
@@ -157,8 +174,9 @@ export class MultiRaft {
     const byPeer = new Map<NodeId, Array<{ group: GroupId; message: Message }>>();
     if (withNodeHeartbeats) for (const peer of this.peers) byPeer.set(peer, []);
     for (const item of messages) {
-      let list = byPeer.get(item.message.to);
-      if (list === undefined) byPeer.set(item.message.to, (list = []));
+      const to = this.nodeOf(item.message.to);
+      let list = byPeer.get(to);
+      if (list === undefined) byPeer.set(to, (list = []));
       list.push(item);
     }
     return [...byPeer].map(([to, list]) => ({ to, messages: list }));

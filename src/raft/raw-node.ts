@@ -83,6 +83,11 @@ export class RawNode {
     this.lastSoft = { role: this.raft.role, lead: this.raft.lead };
   }
 
+  /** This member's id in its group. */
+  get id(): NodeId {
+    return this.raft.id;
+  }
+
   tick(): void {
     this.raft.tick();
   }

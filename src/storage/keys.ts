@@ -33,6 +33,8 @@ export const STATE_APPLIED = 0x61; // 'a'
 /** The applied SEAL entry of a shard closed by a split or merge: index u64 | children (JSON). */
 export const STATE_SEAL = 0x7a; // 'z'
 export const STATE_SNAPSHOT = 0x73; // 's'
+/** The Raft replica id the stored group belongs to (u64); absent: the broker's own id. */
+export const STATE_REPLICA = 0x72; // 'r'
 /**
  * A snapshot's state-machine payload: the coordinator's metadata, or a shard's producer table at
  * its trim point.

@@ -20,6 +20,7 @@ import {
   shardStateKey,
   SPACE_MARKER,
   STATE_APPLIED,
+  STATE_REPLICA,
   STATE_SNAPSHOT,
   STATE_SNAPSHOT_PAYLOAD,
   writeU64,
@@ -87,6 +88,29 @@ export function decodeShardSnapshotData(bytes: Uint8Array): ShardSnapshotData {
   throw new StorageCorruptionError(
     `snapshot data of ${buf.length} bytes, version ${String(buf[0])}, is not readable`,
   );
+}
+
+/**
+ * Makes group `shard`'s storage belong to Raft replica `replicaId` before the replica opens. What
+ * another replica id left behind (this broker's earlier membership of the group, removed by a
+ * move while the broker was away) is deleted first: its log and votes are not the new member's.
+ * Storage without an owner is `legacyId`'s (written before owners were recorded). Returns the
+ * write recording the owner, to be made durable before the replica is driven; [] when recorded.
+ */
+export async function claimGroupStorage(
+  kv: KvStore,
+  shard: number,
+  replicaId: number,
+  legacyId: number,
+): Promise<KvOp[]> {
+  const key = shardStateKey(shard, STATE_REPLICA);
+  const raw = await kv.get(key);
+  const owner = raw === undefined ? legacyId : readU64(raw, 0);
+  if (raw !== undefined && owner === replicaId) return [];
+  if (owner !== replicaId) await new ShardLog(kv, shard).destroy();
+  const value = Buffer.alloc(8);
+  writeU64(value, replicaId, 0);
+  return [{ type: 'put', key, value }];
 }
 
 export class ShardRaftStore {

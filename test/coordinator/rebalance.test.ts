@@ -4,12 +4,15 @@ import { applyCommand, type MetadataCommand } from '../../src/coordinator/metada
 import {
   DEFAULT_ACCOUNT_LIMITS,
   INITIAL_COUNTERS,
+  replicaIdIn,
   type BrokerRecord,
   type MetadataState,
+  type ShardRecord,
 } from '../../src/coordinator/model.js';
 import { planMoves } from '../../src/coordinator/rebalance.js';
 import { movesInFlight } from '../../src/coordinator/replica-moves.js';
 import { InvalidArgumentError, ResourceInUseError } from '../../src/common/errors.js';
+import { replicaIdOf } from '../../src/common/replica-id.js';
 
 /**
  * The planner of replica moves and the machine's move commands, on metadata built command by
@@ -171,7 +174,7 @@ describe('planning replica moves', () => {
 });
 
 describe('move commands', () => {
-  it('a started move adds the target; finishing drops the source and retires its id for good', () => {
+  it('a started move adds the target; finishing drops the source and retires its replica id', () => {
     let state = cluster(4);
     const shard = state.streams.get('s')?.shards[0];
     const replicas = shard?.replicas ?? [];
@@ -192,18 +195,24 @@ describe('move commands', () => {
     expect(moved?.bootstrapReplicas).toEqual(replicas);
     expect(moved?.retiredReplicas).toEqual([from]);
     expect(moved?.move).toBeUndefined();
-    // A finish seen twice changes nothing; the retired id cannot come back.
+    // A finish seen twice changes nothing.
     expect(applyCommand(state, { type: 'finishMove', ...ref }, context)).toEqual([]);
-    expect(() =>
-      apply(state, {
-        type: 'startMove',
-        ...ref,
-        from: to,
-        to: from,
-        reason: 'balance',
-        nowMs: 7,
-      }),
-    ).toThrow(InvalidArgumentError);
+    // The source may take a replica of the group again, under a new replica id; moving it back
+    // and away once more retires that id too, and its third replica would be generation 2.
+    expect(replicaIdIn(moved as ShardRecord, from)).toBe(replicaIdOf(from, 1));
+    const back = { ...ref, from: to, to: from };
+    state = apply(state, { type: 'startMove', ...back, reason: 'balance', nowMs: 7 });
+    state = apply(state, { type: 'finishMove', ...back });
+    moved = state.streams.get('s')?.shards[0];
+    expect(moved?.replicas).toEqual(replicas);
+    expect(moved?.retiredReplicas).toEqual([from, to]);
+    expect(replicaIdIn(moved as ShardRecord, from)).toBe(replicaIdOf(from, 1));
+    state = apply(state, { type: 'startMove', ...ref, reason: 'balance', nowMs: 8 });
+    state = apply(state, { type: 'finishMove', ...ref });
+    moved = state.streams.get('s')?.shards[0];
+    expect(moved?.retiredReplicas).toEqual([from, to, replicaIdOf(from, 1)]);
+    expect(replicaIdIn(moved as ShardRecord, to)).toBe(replicaIdOf(to, 1));
+    expect(replicaIdIn(moved as ShardRecord, from)).toBe(replicaIdOf(from, 2));
   });
 
   it('an aborted move drops the target again; a draining broker is no target', () => {

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MultiRaftCluster } from '../../bench/lib/multi-raft-cluster.js';
+import { brokerOfReplica, replicaIdOf } from '../../src/common/replica-id.js';
+import { MultiRaft } from '../../src/raft/multi-raft.js';
+import { EMPTY_HARD_STATE } from '../../src/raft/types.js';
 
 /**
  * Many groups on a node: idle groups go quiet (no heartbeats, no timers), one batch per peer per
@@ -65,5 +68,57 @@ describe('multi-raft', () => {
     c.tick();
     const status = c.nodes.get(leader)?.group(g)?.status();
     expect(status?.commit).toBe(status?.lastIndex);
+  });
+
+  describe('replica ids', () => {
+    // Node 2 is a member of every group under its generation-1 id (it left them and came back).
+    const members = {
+      memberOf: (node: number) => (node === 2 ? replicaIdOf(2, 1) : node),
+      nodeOf: brokerOfReplica,
+    };
+
+    it('groups whose members are named by replica ids elect, commit, batch per node and go quiet', () => {
+      const c = new MultiRaftCluster([1, 2, 3], groups.slice(0, 30), true, members);
+      c.electSpread();
+      for (let i = 0; i < 5; i++) c.tick();
+      for (const id of [1, 2, 3]) expect(c.quietGroups(id)).toBe(30);
+      // The node heartbeat reaches node 2 (not a node named 65538): its groups stay quiet.
+      const before = { ...c.stats };
+      for (let i = 0; i < 20; i++) c.tick();
+      expect(c.stats.messages - before.messages).toBe(0);
+      expect(c.stats.batchesOneToTwo - before.batchesOneToTwo).toBe(20);
+      // Groups led by node 2's member are led by node 2, and lose it when node 2 dies.
+      const ledByTwo = groups.slice(0, 30).filter((g) => c.leaderOf(g) === 2);
+      expect(ledByTwo.length).toBeGreaterThan(0);
+      c.down.add(2);
+      for (let i = 0; i < 60; i++) c.tick();
+      for (const g of ledByTwo) expect([1, 3]).toContain(c.leaderOf(g));
+      const g = ledByTwo[0] as string;
+      const leader = c.leaderOf(g) as number;
+      c.nodes.get(leader)?.group(g)?.propose(new TextEncoder().encode('without node 2'));
+      c.nodes.get(leader)?.touch(g);
+      c.settle();
+      c.tick();
+      const status = c.nodes.get(leader)?.group(g)?.status();
+      expect(status?.commit).toBe(status?.lastIndex);
+    });
+
+    it('a member must live on the node that hosts it', () => {
+      const node = new MultiRaft({ nodeId: 1, nodeOf: brokerOfReplica });
+      const initial = {
+        hardState: EMPTY_HARD_STATE,
+        firstIndexMinusOne: 0,
+        termAtFirstIndexMinusOne: 0,
+        lastIndex: 0,
+        termStarts: [],
+        tail: [],
+        intact: true,
+      };
+      const config = { voters: [1, 2, 3], electionTicks: 10, heartbeatTicks: 1, random: () => 0.5 };
+      expect(() => node.addGroup('g', { ...config, id: replicaIdOf(2, 1) }, initial)).toThrow();
+      expect(node.addGroup('g', { ...config, id: replicaIdOf(1, 3) }, initial).id).toBe(
+        replicaIdOf(1, 3),
+      );
+    });
   });
 });

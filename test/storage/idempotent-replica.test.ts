@@ -340,6 +340,7 @@ class RaftGroup {
       compact: (_shard: number, snapshot: Snapshot) => this.compact(id, snapshot),
       remove: () => Promise.resolve(),
       addressOf: (broker: NodeId) => `broker-${broker}:7600`,
+      brokerOf: (replica: NodeId) => replica,
       storageFailed: false,
     };
     const replica = new RaftReplica({

@@ -11,7 +11,12 @@ import {
 import { logKey } from '../../src/storage/keys.js';
 import type { KvStore } from '../../src/storage/kv-store.js';
 import { encodeRecordsCommand } from '../../src/storage/raft-entry.js';
-import { encodeShardSnapshotData, ShardRaftStore } from '../../src/storage/shard-raft-store.js';
+import {
+  claimGroupStorage,
+  encodeShardSnapshotData,
+  ShardRaftStore,
+} from '../../src/storage/shard-raft-store.js';
+import { replicaIdOf } from '../../src/common/replica-id.js';
 import { Cleanup, openStore, tempFolder } from './kv-helpers.js';
 
 const cleanup = new Cleanup();
@@ -301,5 +306,29 @@ describe('shard raft storage', () => {
       ),
       { numRuns: 150 },
     );
+  });
+
+  describe('claimGroupStorage', () => {
+    it("keeps the owner's storage, and deletes what an earlier member of the group left before a new one opens", async () => {
+      const { kv, store } = await setup();
+      await persist(kv, store, {
+        entries: [records(1, 1), records(2, 1)],
+        hardState: { term: 1, vote: 1, commit: 2 },
+      });
+      // Storage from before owners were recorded is the broker's own (generation 0): kept.
+      const first = await claimGroupStorage(kv, SHARD, 1, 1);
+      expect(first).toHaveLength(1);
+      await kv.write(first, { sync: true });
+      expect(await claimGroupStorage(kv, SHARD, 1, 1)).toEqual([]);
+      expect((await (await reopen(kv)).recover(1 << 20)).initial.lastIndex).toBe(2);
+      // The broker left the group and joins again as generation 1: nothing of the old member stays.
+      const rejoin = replicaIdOf(1, 1);
+      const claim = await claimGroupStorage(kv, SHARD, rejoin, 1);
+      await kv.write(claim, { sync: true });
+      const fresh = await (await reopen(kv)).recover(1 << 20);
+      expect(fresh.initial.lastIndex).toBe(0);
+      expect(fresh.initial.hardState).toEqual({ term: 0, vote: 0, commit: 0 });
+      expect(await claimGroupStorage(kv, SHARD, rejoin, 1)).toEqual([]);
+    });
   });
 });

@@ -126,6 +126,12 @@ export interface MoveReplicaRequest {
   toBroker: number;
   /** Undo: take `to_broker` out of the group again. */
   abort: boolean;
+  /**
+   * The Raft replica ids of the two brokers' replicas in the group (a broker that joins a group
+   * again does so under a new id). 0: the broker id (senders that predate replica ids).
+   */
+  fromReplica: number;
+  toReplica: number;
 }
 
 export interface MoveReplicaResponse {
@@ -609,7 +615,15 @@ export const SealShardResponse: MessageFns<SealShardResponse> = {
 };
 
 function createBaseMoveReplicaRequest(): MoveReplicaRequest {
-  return { clusterId: '', shardIncarnation: 0, fromBroker: 0, toBroker: 0, abort: false };
+  return {
+    clusterId: '',
+    shardIncarnation: 0,
+    fromBroker: 0,
+    toBroker: 0,
+    abort: false,
+    fromReplica: 0,
+    toReplica: 0,
+  };
 }
 
 export const MoveReplicaRequest: MessageFns<MoveReplicaRequest> = {
@@ -628,6 +642,12 @@ export const MoveReplicaRequest: MessageFns<MoveReplicaRequest> = {
     }
     if (message.abort !== false) {
       writer.uint32(40).bool(message.abort);
+    }
+    if (message.fromReplica !== 0) {
+      writer.uint32(48).uint64(message.fromReplica);
+    }
+    if (message.toReplica !== 0) {
+      writer.uint32(56).uint64(message.toReplica);
     }
     return writer;
   },
@@ -685,6 +705,22 @@ export const MoveReplicaRequest: MessageFns<MoveReplicaRequest> = {
             message.abort = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.fromReplica = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.toReplica = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -707,6 +743,8 @@ export const MoveReplicaRequest: MessageFns<MoveReplicaRequest> = {
     message.fromBroker = object.fromBroker ?? 0;
     message.toBroker = object.toBroker ?? 0;
     message.abort = object.abort ?? false;
+    message.fromReplica = object.fromReplica ?? 0;
+    message.toReplica = object.toReplica ?? 0;
     return message;
   },
 };
