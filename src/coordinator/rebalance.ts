@@ -9,8 +9,8 @@ import type { MoveRef } from './replica-moves.js';
  *   2. drain: replicas on a draining broker move off it;
  *   3. balance: while the most loaded broker holds two replicas more than the least loaded one,
  *      one of its replicas moves there (a new broker fills up this way).
- * A target never holds a replica of the shard already (nor held one: ids are never reused), is up
- * and not draining, and keeps the shard's replicas spread over as many zones as before. At most
+ * A target holds no replica of the shard now (one it held before is fine: it rejoins the group
+ * under a new replica id), is up and not draining, and keeps the shard's replicas spread over as many zones as before. At most
  * `maxConcurrentMoves` are in flight; each shard moves one replica at a time.
  */
 
