@@ -175,6 +175,8 @@ async function elasticRun(phases: readonly Phase[]): Promise<Run> {
           expect([...perShard.values()]).toEqual(Array.from({ length: 8 }, () => 3));
         }
       }
+      // Steady state again, on the brokers left: the comparison brackets the moves.
+      await timed('steady after', () => sleep(8_000));
     },
   });
   const rates = windows.map(({ name, fromMs, toMs }) => {
