@@ -12,6 +12,20 @@ export function parsePort(value: string): number {
   return port;
 }
 
+/** `--from` of the commands that read a stream from its start or from now on. */
+export type EdgePosition = { readonly type: 'TRIM_HORIZON' } | { readonly type: 'LATEST' };
+
+export function parseEdgePosition(text: string): EdgePosition {
+  switch (text) {
+    case 'trim-horizon':
+      return { type: 'TRIM_HORIZON' };
+    case 'latest':
+      return { type: 'LATEST' };
+    default:
+      throw new InvalidArgumentError(`--from must be trim-horizon or latest, not ${text}`);
+  }
+}
+
 export function parsePositiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1)

@@ -123,6 +123,14 @@ describe('rheos CLI against rheos dev', () => {
     const noShards = await rheos(['stream', 'create', 'x']);
     expect(noShards.code).toBe(1);
     expect(noShards.stderr).toContain('--shards');
+    for (const command of [
+      ['tail', 'od'],
+      ['groups', 'consume', 'app', '--stream', 'od'],
+    ]) {
+      const badFrom = await rheos([...command, '--from', 'yesterday']);
+      expect(badFrom.code, badFrom.stderr).toBe(1);
+      expect(badFrom.stderr).toContain('--from must be trim-horizon or latest, not yesterday');
+    }
 
     expect((await rheos(['stream', 'delete', 'od'])).code).toBe(0);
     let gone = false;

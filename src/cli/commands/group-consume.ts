@@ -4,7 +4,7 @@ import { consumeGroup, type GroupBatch } from '../../client/group-consumer.js';
 import { ensureStreamConsumer } from '../../client/stream-consumers.js';
 import { LeaseLostError } from '../../common/errors.js';
 import { recordLine, writeOut } from '../format.js';
-import { parsePositiveInt } from '../options.js';
+import { parseEdgePosition, parsePositiveInt, type EdgePosition } from '../options.js';
 
 interface ConsumeOptions {
   stream: string;
@@ -53,7 +53,7 @@ export function registerGroupConsume(groups: Command, connect: () => RheosClient
     )
     .option('--base64', 'print data as base64 instead of UTF-8 text')
     .action(async (application: string, options: ConsumeOptions) => {
-      const initialPosition = initialPositionOf(options.from);
+      const initialPosition = parseEdgePosition(options.from);
       const client = connect();
       const stop = new AbortController();
       const onSignal = () => stop.abort();
@@ -86,7 +86,7 @@ async function consume(
   client: RheosClient,
   application: string,
   options: ConsumeOptions,
-  initialPosition: { type: 'TRIM_HORIZON' } | { type: 'LATEST' },
+  initialPosition: EdgePosition,
   fanOutConsumerArn: string | undefined,
   signal: AbortSignal,
 ): Promise<void> {
@@ -155,16 +155,5 @@ async function consume(
     } else {
       await stopping;
     }
-  }
-}
-
-function initialPositionOf(text: string): { type: 'TRIM_HORIZON' } | { type: 'LATEST' } {
-  switch (text) {
-    case 'trim-horizon':
-      return { type: 'TRIM_HORIZON' };
-    case 'latest':
-      return { type: 'LATEST' };
-    default:
-      throw new Error(`--from must be trim-horizon or latest, not ${text}`);
   }
 }

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { createClient } from '../../client/client.js';
-import { readLineage, type LineageStart } from '../../client/lineage-reader.js';
+import { readLineage } from '../../client/lineage-reader.js';
 import { recordLine, writeOut } from '../format.js';
-import { endpointsFrom, parsePositiveInt } from '../options.js';
+import { endpointsFrom, parseEdgePosition, parsePositiveInt } from '../options.js';
 
 interface TailOptions {
   from: string;
@@ -27,7 +27,7 @@ export function registerTail(program: Command): void {
     .option('--no-follow', 'stop once every open shard has been read to its end')
     .option('--limit <count>', 'stop after this many records', parsePositiveInt)
     .action(async (stream: string, options: TailOptions) => {
-      const from = startPosition(options.from);
+      const from = parseEdgePosition(options.from);
       const client = createClient({
         endpoints: endpointsFrom(program.opts<{ endpoint?: string }>()),
       });
@@ -55,15 +55,4 @@ export function registerTail(program: Command): void {
         client.close();
       }
     });
-}
-
-function startPosition(text: string): LineageStart {
-  switch (text) {
-    case 'trim-horizon':
-      return { type: 'TRIM_HORIZON' };
-    case 'latest':
-      return { type: 'LATEST' };
-    default:
-      throw new Error(`--from must be trim-horizon or latest, not ${text}`);
-  }
 }
