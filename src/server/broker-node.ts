@@ -69,6 +69,11 @@ export interface BrokerNodeConfig {
   readonly clock?: Clock;
   readonly logger?: Logger;
   readonly tickMs?: number;
+  /**
+   * Bytes per second per peer on the catch-up lane, which carries what replica moves copy (and
+   * what lagging followers fetch): the move rate that keeps moves from starving client traffic.
+   */
+  readonly catchUpBytesPerSecond?: number;
   readonly wrapKv?: (kv: KvStore) => KvStore;
   readonly onFatal?: (error: unknown) => void;
   readonly retentionCheckIntervalMs?: number;
@@ -129,6 +134,9 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
     peers: topology.peers,
     clock,
     logger,
+    ...(config.catchUpBytesPerSecond === undefined
+      ? {}
+      : { catchUpBytesPerSecond: config.catchUpBytesPerSecond }),
   });
   const host = new RaftHost({
     nodeId: topology.id,

@@ -29,6 +29,7 @@ interface BrokerOptions {
   httpListen?: string;
   region: string;
   tickMs: number;
+  catchUpBytesPerSecond: number;
   limits: LimitsMode;
   subscriptionLifetimeMs: number;
   logLevel: string;
@@ -60,6 +61,12 @@ export function registerBroker(program: Command): void {
     .option('--data-dir <path>', 'data folder', './.rheos-broker')
     .option('--api-listen <host:port>', 'listen here for clients')
     .option('--peer-listen <host:port>', 'listen here for brokers')
+    .option(
+      '--catch-up-bytes-per-second <n>',
+      'bytes per second per peer that replica moves and lagging followers copy (the move rate)',
+      parsePositiveInt,
+      64 * 1024 * 1024,
+    )
     .option(
       '--advertise-api <host:port>',
       'address others reach the API at (default: --api-listen)',
@@ -138,6 +145,7 @@ export function registerBroker(program: Command): void {
         httpListen: options.httpListen ?? null,
         identity: { region: options.region, accountId: DEFAULT_IDENTITY.accountId },
         tickMs: options.tickMs,
+        catchUpBytesPerSecond: options.catchUpBytesPerSecond,
         limits: options.limits,
         subscriptionLifetimeMs: options.subscriptionLifetimeMs,
         logger,
