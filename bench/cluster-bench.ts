@@ -26,8 +26,11 @@ const { values } = parseArgs({
     // BATCHxCONCURRENCY, native API.
     scenarios: { type: 'string', default: '500x4,500x16' },
     'no-record': { type: 'boolean', default: false },
+    // Write a V8 CPU profile of every broker here (node --cpu-prof; written when they stop).
+    'cpu-prof-dir': { type: 'string' },
   },
 });
+const profileDir = values['cpu-prof-dir'];
 
 const RECORD_BYTES = 1024;
 const BROKERS = [1, 2, 3];
@@ -57,6 +60,15 @@ const children: ChildProcess[] = BROKERS.map((id) =>
   spawn(
     process.execPath,
     [
+      ...(profileDir === undefined
+        ? []
+        : [
+            '--cpu-prof',
+            '--cpu-prof-dir',
+            profileDir,
+            '--cpu-prof-name',
+            `broker-${id}.cpuprofile`,
+          ]),
       join(root, 'bin', 'rheos.js'),
       'broker',
       '--config',
