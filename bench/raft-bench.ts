@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { RawNode } from '../src/raft/raw-node.js';
 import {
-  EMPTY_HARD_STATE,
+  EMPTY_INITIAL_STATE,
   Role,
   type Entry,
   type Message,
@@ -43,15 +43,7 @@ for (const id of ids) {
     id,
     new RawNode(
       { id, voters: ids, random, maxSizePerMsgBytes: 4 * 1024 * 1024, maxInflightMsgs: 64 },
-      {
-        hardState: EMPTY_HARD_STATE,
-        firstIndexMinusOne: 0,
-        termAtFirstIndexMinusOne: 0,
-        lastIndex: 0,
-        termStarts: [],
-        tail: [],
-        intact: true,
-      },
+      EMPTY_INITIAL_STATE,
     ),
   );
 }

@@ -1,5 +1,10 @@
 import { MultiRaft, type GroupId, type PeerBatch } from '../../src/raft/multi-raft.js';
-import { EMPTY_HARD_STATE, type Entry, type Message, type NodeId } from '../../src/raft/types.js';
+import {
+  EMPTY_INITIAL_STATE,
+  type Entry,
+  type Message,
+  type NodeId,
+} from '../../src/raft/types.js';
 
 /**
  * Several MultiRaft nodes in one process with in-memory storage and delivery: enough to measure
@@ -63,15 +68,7 @@ export class MultiRaftCluster {
             heartbeatTicks: 1,
             quiesce,
           },
-          {
-            hardState: EMPTY_HARD_STATE,
-            firstIndexMinusOne: 0,
-            termAtFirstIndexMinusOne: 0,
-            lastIndex: 0,
-            termStarts: [],
-            tail: [],
-            intact: true,
-          },
+          EMPTY_INITIAL_STATE,
         );
       }
     }

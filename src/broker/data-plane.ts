@@ -814,8 +814,9 @@ export class DataPlane {
     const replica = replicas.get(shard.incarnation);
     // A replica still open here after a move took it away (or an earlier member of a group this
     // broker joined again) answers nothing: it falls behind, and reconciliation deletes it.
-    if (replica === undefined || !replicas.hosts(shard) || replicas.isStale(replica, shard)) {
-      if (!replicas.hosts(shard)) {
+    const placed = replicas.hosts(shard);
+    if (replica === undefined || !placed || replicas.isStale(replica, shard)) {
+      if (!placed) {
         const elsewhere = replicas.notHosted(shard);
         if (elsewhere !== undefined) throw elsewhere;
       }

@@ -195,6 +195,17 @@ export interface InitialState {
   readonly confEntries?: readonly Entry[];
 }
 
+/** A replica with nothing stored yet: no log, no votes (a new group member starts from here). */
+export const EMPTY_INITIAL_STATE: InitialState = {
+  hardState: EMPTY_HARD_STATE,
+  firstIndexMinusOne: 0,
+  termAtFirstIndexMinusOne: 0,
+  lastIndex: 0,
+  termStarts: [],
+  tail: [],
+  intact: true,
+};
+
 export function entryBytes(entry: Entry): number {
   return entry.data.length + 24;
 }

@@ -4,6 +4,7 @@ import type { RheosClient } from '../../src/client/client.js';
 import { StreamMode, StreamStatus } from '../../src/gen/rheos/v1/stream.js';
 import { listAll, readLineage, waitActive } from '../helpers/lineage.js';
 import type { PutResult } from './checker.js';
+import { seededRandom } from '../raft/harness.js';
 import { ClusterHarness } from './harness.js';
 import { callResult, perRecordResult } from './workload.js';
 
@@ -53,18 +54,6 @@ interface Put {
   readonly value: string;
   readonly partitionKey: string;
   readonly result: PutResult;
-}
-
-/** Deterministic random numbers (mulberry32), so a failing run can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function openShards(client: RheosClient): Promise<{ open: number; active: boolean }> {
@@ -153,7 +142,7 @@ describe('on-demand scaling on 3 brokers', () => {
       const padding = 'x'.repeat(RECORD_BYTES);
       const produce = async (p: number) => {
         const client = h.client(5_000);
-        const rand = random(1_000 + p);
+        const rand = seededRandom(1_000 + p);
         let n = 0;
         let order = 0;
         let sentBytes = 0;

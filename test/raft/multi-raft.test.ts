@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MultiRaftCluster } from '../../bench/lib/multi-raft-cluster.js';
 import { brokerOfReplica, replicaIdOf } from '../../src/common/replica-id.js';
 import { MultiRaft } from '../../src/raft/multi-raft.js';
-import { EMPTY_HARD_STATE } from '../../src/raft/types.js';
+import { EMPTY_INITIAL_STATE } from '../../src/raft/types.js';
 
 /**
  * Many groups on a node: idle groups go quiet (no heartbeats, no timers), one batch per peer per
@@ -105,18 +105,11 @@ describe('multi-raft', () => {
 
     it('a member must live on the node that hosts it', () => {
       const node = new MultiRaft({ nodeId: 1, nodeOf: brokerOfReplica });
-      const initial = {
-        hardState: EMPTY_HARD_STATE,
-        firstIndexMinusOne: 0,
-        termAtFirstIndexMinusOne: 0,
-        lastIndex: 0,
-        termStarts: [],
-        tail: [],
-        intact: true,
-      };
       const config = { voters: [1, 2, 3], electionTicks: 10, heartbeatTicks: 1, random: () => 0.5 };
-      expect(() => node.addGroup('g', { ...config, id: replicaIdOf(2, 1) }, initial)).toThrow();
-      expect(node.addGroup('g', { ...config, id: replicaIdOf(1, 3) }, initial).id).toBe(
+      expect(() =>
+        node.addGroup('g', { ...config, id: replicaIdOf(2, 1) }, EMPTY_INITIAL_STATE),
+      ).toThrow();
+      expect(node.addGroup('g', { ...config, id: replicaIdOf(1, 3) }, EMPTY_INITIAL_STATE).id).toBe(
         replicaIdOf(1, 3),
       );
     });
