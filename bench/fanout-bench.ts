@@ -35,6 +35,8 @@ const { values } = parseArgs({
     shards: { type: 'string', default: '4' },
     'record-bytes': { type: 'string', default: '1024' },
     'no-record': { type: 'boolean', default: false },
+    // Write a V8 CPU profile of the dev process and every broker here (written when they stop).
+    'cpu-prof-dir': { type: 'string' },
   },
 });
 const rates = values.rates.split(',').map(Number);
@@ -61,7 +63,13 @@ interface Run {
   stalls: number;
 }
 
-const server = await startBenchServer(root, 'rheos-fanout-bench-', ['--brokers', '3']);
+const profileDir = values['cpu-prof-dir'];
+const server = await startBenchServer(
+  root,
+  'rheos-fanout-bench-',
+  ['--brokers', '3'],
+  profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir],
+);
 const producer = createClient({ endpoint: server.endpoint, deadlineMs: 10_000 });
 const consumerClient = createClient({ endpoint: server.endpoint, deadlineMs: 10_000 });
 const stopReading = new AbortController();

@@ -27,6 +27,8 @@ export async function startBenchServer(
   root: string,
   prefix: string,
   extraArgs: readonly string[] = [],
+  /** Node flags for the server (such as --cpu-prof); `rheos dev` passes them to its brokers. */
+  nodeArgs: readonly string[] = [],
 ): Promise<BenchServer> {
   const dataDir = await mkdtemp(join(tmpdir(), prefix));
   const grpcPort = await freePort();
@@ -36,6 +38,7 @@ export async function startBenchServer(
   const server: ChildProcess = spawn(
     process.execPath,
     [
+      ...nodeArgs,
       join(root, 'bin', 'rheos.js'),
       'dev',
       '--data-dir',

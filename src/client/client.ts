@@ -3,6 +3,7 @@ import { backoffDelayMs, sleep, type BackoffOptions } from '../common/backoff.js
 import { NotLeaderError, RheosError, ShardSealedError } from '../common/errors.js';
 import { ChannelPool, streamCall, unaryCall, type UnaryMethod } from '../common/grpc-call.js';
 import { checkPutRecords } from '../common/put-records-check.js';
+import { PutStreams } from './put-stream.js';
 import {
   ClusterServiceService as Cluster,
   GetShardMapRequest,
@@ -106,6 +107,7 @@ const MAX_ITERATOR_HOMES = 10_000;
 
 export class RheosClient {
   private readonly channels = new ChannelPool();
+  private readonly putStreams = new PutStreams(this.channels);
   private readonly endpoints: readonly string[];
   private readonly deadlineMs: number;
   private readonly maxRouteAttempts: number;
@@ -213,7 +215,7 @@ export class RheosClient {
       name,
       route,
       idempotent,
-      (endpoint) => this.call(Data.putRecords, full, endpoint),
+      (endpoint) => this.putCall(full, endpoint),
       options.onRetry,
     );
   }
@@ -268,9 +270,7 @@ export class RheosClient {
       // One shard (or unroutable records): one call, answered exactly as the server answers it.
       const only = groups.keys().next().value;
       if (name !== undefined && routedAll && only !== undefined) {
-        return this.toShard(name, only, false, (endpoint) =>
-          this.call(Data.putRecords, full, endpoint),
-        );
+        return this.toShard(name, only, false, (endpoint) => this.putCall(full, endpoint));
       }
       return this.anyNode(Data.putRecords, full, false);
     }
@@ -284,7 +284,7 @@ export class RheosClient {
         };
         try {
           const response = await this.toShard(name, route, false, async (endpoint) => {
-            const answer = await this.call(Data.putRecords, part, endpoint);
+            const answer = await this.putCall(part, endpoint);
             // Leadership moved between the server's check and the write: nothing was stored.
             if (answer.records.every((r) => r.errorCode === 'NotLeaderException'))
               throw new NotLeaderError(answer.records[0]?.errorMessage ?? 'not the leader');
@@ -547,6 +547,7 @@ export class RheosClient {
   }
 
   close(): void {
+    this.putStreams.close();
     this.channels.close();
   }
 
@@ -634,6 +635,16 @@ export class RheosClient {
       this.iteratorHomes.delete(this.iteratorHomes.keys().next().value as string);
     }
     this.iteratorHomes.set(token, endpoint);
+  }
+
+  /** A PutRecords call to one broker, pipelined on its stream while that has room. */
+  private putCall(request: PutRecordsRequest, endpoint: string): Promise<PutRecordsResponse> {
+    let sizeBytes = 0;
+    for (const r of request.records) sizeBytes += (r.data?.length ?? 0) + r.partitionKey.length;
+    if (!this.putStreams.fits(endpoint, sizeBytes)) {
+      return this.call(Data.putRecords, request, endpoint);
+    }
+    return this.putStreams.send(endpoint, request, sizeBytes, this.deadlineMs);
   }
 
   private call<Req, Res>(

@@ -41,46 +41,85 @@ const STATUS_BY_NAME: Record<KinesisErrorName, status> = {
 const LEADER_ID_KEY = 'rheos-leader-id';
 const LEADER_ENDPOINT_KEY = 'rheos-leader-endpoint';
 
-/** What a server handler sends for an error. Non-Rheos errors become InternalFailure. */
-export function toServiceError(error: unknown): Partial<ServiceError> {
+/** The fields of the wire's CallError message (data.proto), which is this shape. */
+export interface CallError {
+  readonly name: string;
+  readonly message: string;
+  readonly retriable: boolean;
+  readonly indeterminate: boolean;
+  /** NotLeaderException: the leader's broker id and endpoint, or 0 and ''. */
+  readonly leaderId: number;
+  readonly leaderEndpoint: string;
+}
+
+/**
+ * An error as the wire carries it: in a call's status metadata (toServiceError) or inside a
+ * stream message (PutRecordsStream's CallError). Non-Rheos errors become InternalFailure.
+ */
+export function toCallError(error: unknown): CallError {
   const rheos =
     error instanceof RheosError
       ? error
       : new InternalFailureError('Internal service failure.', { cause: error });
-  const metadata = new Metadata();
-  metadata.set(NAME_KEY, rheos.name);
-  metadata.set(RETRIABLE_KEY, String(rheos.retriable));
-  metadata.set(INDETERMINATE_KEY, String(rheos.indeterminate));
-  if (rheos instanceof NotLeaderError && rheos.leader !== undefined) {
-    metadata.set(LEADER_ID_KEY, String(rheos.leader.brokerId));
-    metadata.set(LEADER_ENDPOINT_KEY, rheos.leader.endpoint);
+  const leader = rheos instanceof NotLeaderError ? rheos.leader : undefined;
+  return {
+    name: rheos.name,
+    message: rheos.message,
+    retriable: rheos.retriable,
+    indeterminate: rheos.indeterminate,
+    leaderId: leader?.brokerId ?? 0,
+    leaderEndpoint: leader?.endpoint ?? '',
+  };
+}
+
+/** The typed error a client sees for a CallError; undefined for a name that is not Kinesis'. */
+export function fromCallError(wire: CallError, cause?: unknown): RheosError | undefined {
+  const options = {
+    retriable: wire.retriable,
+    indeterminate: wire.indeterminate,
+    ...(cause === undefined ? {} : { cause }),
+  };
+  if (wire.name === 'NotLeaderException') {
+    const leader =
+      Number.isSafeInteger(wire.leaderId) && wire.leaderId > 0 && wire.leaderEndpoint !== ''
+        ? { brokerId: wire.leaderId, endpoint: wire.leaderEndpoint }
+        : undefined;
+    return new NotLeaderError(wire.message, { ...options, ...(leader ? { leader } : {}) });
   }
-  return { code: STATUS_BY_NAME[rheos.name], details: rheos.message, metadata };
+  if (isKinesisErrorName(wire.name)) return errorFromName(wire.name, wire.message, options);
+  return undefined;
+}
+
+/** What a server handler sends for an error. Non-Rheos errors become InternalFailure. */
+export function toServiceError(error: unknown): Partial<ServiceError> {
+  const wire = toCallError(error);
+  const metadata = new Metadata();
+  metadata.set(NAME_KEY, wire.name);
+  metadata.set(RETRIABLE_KEY, String(wire.retriable));
+  metadata.set(INDETERMINATE_KEY, String(wire.indeterminate));
+  if (wire.leaderEndpoint !== '') {
+    metadata.set(LEADER_ID_KEY, String(wire.leaderId));
+    metadata.set(LEADER_ENDPOINT_KEY, wire.leaderEndpoint);
+  }
+  return { code: STATUS_BY_NAME[wire.name as KinesisErrorName], details: wire.message, metadata };
 }
 
 /** Rebuilds the typed error a client sees from a failed call. */
 export function fromServiceError(error: ServiceError): RheosError {
   const name = error.metadata?.get(NAME_KEY)[0];
-  if (name === 'NotLeaderException') {
-    const id = Number(error.metadata.get(LEADER_ID_KEY)[0]);
-    const endpoint = error.metadata.get(LEADER_ENDPOINT_KEY)[0];
-    const leader =
-      Number.isSafeInteger(id) && id > 0 && typeof endpoint === 'string' && endpoint !== ''
-        ? { brokerId: id, endpoint }
-        : undefined;
-    return new NotLeaderError(error.details, {
-      retriable: error.metadata.get(RETRIABLE_KEY)[0] === 'true',
-      indeterminate: error.metadata.get(INDETERMINATE_KEY)[0] === 'true',
-      cause: error,
-      ...(leader ? { leader } : {}),
-    });
-  }
-  if (typeof name === 'string' && isKinesisErrorName(name)) {
-    return errorFromName(name, error.details, {
-      retriable: error.metadata.get(RETRIABLE_KEY)[0] === 'true',
-      indeterminate: error.metadata.get(INDETERMINATE_KEY)[0] === 'true',
-      cause: error,
-    });
+  if (typeof name === 'string') {
+    const rebuilt = fromCallError(
+      {
+        name,
+        message: error.details,
+        retriable: error.metadata.get(RETRIABLE_KEY)[0] === 'true',
+        indeterminate: error.metadata.get(INDETERMINATE_KEY)[0] === 'true',
+        leaderId: Number(error.metadata.get(LEADER_ID_KEY)[0] ?? 0),
+        leaderEndpoint: String(error.metadata.get(LEADER_ENDPOINT_KEY)[0] ?? ''),
+      },
+      error,
+    );
+    if (rebuilt !== undefined) return rebuilt;
   }
   // No Rheos metadata: the call failed in transport, so whether the server acted is unknown.
   switch (error.code) {

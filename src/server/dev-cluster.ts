@@ -95,6 +95,8 @@ export async function startDevCluster(config: DevClusterConfig): Promise<Running
       const child = spawn(
         process.execPath,
         [
+          // The dev process's own node flags (a heap limit, --cpu-prof) apply to its brokers too.
+          ...process.execArgv,
           config.bin,
           'broker',
           // Broker n on 127.0.0.(n+1) is broker n to the coordinator too.

@@ -1,7 +1,9 @@
 import {
   Server,
   ServerCredentials,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
+  type ServerDuplexStream,
   type handleUnaryCall,
   type ServerWritableStream,
   type MethodDefinition,
@@ -11,7 +13,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
-import { toServiceError } from '../common/grpc-errors.js';
+import { toCallError, toServiceError } from '../common/grpc-errors.js';
 import { FORWARDED_HEADER } from '../common/grpc-call.js';
 import type { Logger } from '../common/logger.js';
 import { RheosError, ServiceUnavailableError, ValidationError } from '../common/errors.js';
@@ -46,6 +48,9 @@ import {
 import {
   DataPlaneServiceService,
   type DataPlaneServiceServer,
+  PutRecordsRequest,
+  type PutRecordsStreamRequest,
+  type PutRecordsStreamResponse,
   type SubscribeToShardRequest,
   type SubscribeToShardResponse,
 } from '../gen/rheos/v1/data.js';
@@ -122,6 +127,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       getShardIterator: unary('GetShardIterator', (r) => data.getShardIterator(r)),
       getRecords: unary('GetRecords', (r) => data.getRecords(r)),
       subscribeToShard: streaming(options.subscribeToShard, streams, logger),
+      putRecordsStream: pipelinedPuts(data, streams, logger),
     };
     server.addService(safeDecoding(DataPlaneServiceService), dataService);
   }
@@ -349,6 +355,84 @@ function streaming(
         },
       )
       .finally(() => streams.delete(controller));
+  };
+}
+
+/** PutRecords calls in flight on one PutRecordsStream; more are refused (clients keep fewer). */
+export const MAX_STREAM_CALLS_IN_FLIGHT = 1024;
+
+/**
+ * PutRecordsStream: each message is one PutRecords call, run as the unary handler runs it and
+ * answered with its call id as soon as it completes (calls of one stream run concurrently, as
+ * unary calls on one connection do). The stream ends once the client has ended it and every call
+ * was answered, or when the server closes (after answering what is in flight).
+ */
+function pipelinedPuts(
+  data: DataApi,
+  streams: Set<AbortController>,
+  logger: Logger,
+): handleBidiStreamingCall<PutRecordsStreamRequest, PutRecordsStreamResponse> {
+  return (call: ServerDuplexStream<PutRecordsStreamRequest, PutRecordsStreamResponse>) => {
+    const controller = new AbortController();
+    streams.add(controller);
+    let inFlight = 0;
+    let ending = false;
+    let closed = false;
+    const finish = () => {
+      if (closed || !ending || inFlight > 0) return;
+      closed = true;
+      streams.delete(controller);
+      call.end();
+    };
+    const endWhenIdle = () => {
+      ending = true;
+      finish();
+    };
+    controller.signal.addEventListener('abort', endWhenIdle, { once: true });
+    call.on('end', endWhenIdle);
+    call.on('cancelled', () => {
+      closed = true;
+      streams.delete(controller);
+    });
+    const answer = (message: PutRecordsStreamResponse) => {
+      if (!closed && !call.cancelled) call.write(message);
+    };
+    call.on('data', (message: unknown) => {
+      if (isUndecodable(message)) {
+        // Without its call id the call cannot be answered: the stream fails, with a definite error.
+        closed = true;
+        streams.delete(controller);
+        call.emit(
+          'error',
+          toServiceError(new ValidationError('A PutRecordsStream message could not be decoded.')),
+        );
+        return;
+      }
+      const { callId, request } = message as PutRecordsStreamRequest;
+      if (ending || inFlight >= MAX_STREAM_CALLS_IN_FLIGHT) {
+        const why = ending
+          ? 'The server is closing this stream; send the call again.'
+          : `More than ${MAX_STREAM_CALLS_IN_FLIGHT} PutRecords calls are in flight on this stream.`;
+        answer({ callId, error: toCallError(new ServiceUnavailableError(why)) });
+        return;
+      }
+      inFlight++;
+      Promise.resolve()
+        .then(() => data.putRecords(request ?? PutRecordsRequest.fromPartial({})))
+        .then(
+          (response) => answer({ callId, response }),
+          (error: unknown) => {
+            if (!(error instanceof RheosError) || error.name === 'InternalFailureException') {
+              logger.error({ err: error, method: 'PutRecordsStream' }, 'request failed');
+            }
+            answer({ callId, error: toCallError(error) });
+          },
+        )
+        .finally(() => {
+          inFlight--;
+          finish();
+        });
+    });
   };
 }
 

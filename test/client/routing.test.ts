@@ -1,6 +1,7 @@
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createClient, type RheosClient } from '../../src/client/client.js';
+import { PutStreams } from '../../src/client/put-stream.js';
 import { endpointFor, routeRecord, ShardRoutes } from '../../src/client/shard-routes.js';
 import { sleep } from '../../src/common/backoff.js';
 import { NotLeaderError, RheosError } from '../../src/common/errors.js';
@@ -159,14 +160,28 @@ interface SentCall {
   readonly endpoint: string;
 }
 
-/** Records every unary gRPC call any client makes from now on (method and target). */
+/**
+ * Records every call any client makes from now on (method and target): unary gRPC calls, and the
+ * PutRecords calls pipelined on a PutRecordsStream, in the order they were made.
+ */
 function recordCalls(): () => SentCall[] {
-  const spy = vi.spyOn(Client.prototype, 'makeUnaryRequest');
+  const unary = vi.spyOn(Client.prototype, 'makeUnaryRequest');
+  const pipelined = vi.spyOn(PutStreams.prototype, 'send');
   return () =>
-    spy.mock.calls.map((args, i) => ({
-      method: String(args[0]).split('/').pop() as string,
-      endpoint: (spy.mock.contexts[i] as Client).getChannel().getTarget().replace(/^dns:/, ''),
-    }));
+    [
+      ...unary.mock.calls.map((args, i) => ({
+        order: unary.mock.invocationCallOrder[i] as number,
+        method: String(args[0]).split('/').pop() as string,
+        endpoint: (unary.mock.contexts[i] as Client).getChannel().getTarget().replace(/^dns:/, ''),
+      })),
+      ...pipelined.mock.calls.map((args, i) => ({
+        order: pipelined.mock.invocationCallOrder[i] as number,
+        method: 'PutRecords',
+        endpoint: args[0],
+      })),
+    ]
+      .sort((a, b) => a.order - b.order)
+      .map(({ method, endpoint }) => ({ method, endpoint }));
 }
 
 interface TestRecord {

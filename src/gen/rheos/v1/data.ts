@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -153,6 +155,32 @@ export interface PutRecordsResponse {
   failedRecordCount: number;
   records: PutRecordsResultEntry[];
   encryptionType: EncryptionType;
+}
+
+export interface PutRecordsStreamRequest {
+  /** Chosen by the client, unique among its calls in flight on the stream. */
+  callId: number;
+  request?: PutRecordsRequest | undefined;
+}
+
+export interface PutRecordsStreamResponse {
+  callId: number;
+  response?: PutRecordsResponse | undefined;
+  /** The call failed as a whole, as a unary PutRecords would have failed with a status. */
+  error?: CallError | undefined;
+}
+
+/** A failed call inside a stream: the error model of a call's status (see grpc-errors.ts). */
+export interface CallError {
+  /** A Kinesis error name, such as NotLeaderException. */
+  name: string;
+  message: string;
+  retriable: boolean;
+  /** The server may have acted on the call. */
+  indeterminate: boolean;
+  /** NotLeaderException: where the leader is, when known. */
+  leaderId: number;
+  leaderEndpoint: string;
 }
 
 export interface GetShardIteratorRequest {
@@ -868,6 +896,297 @@ export const PutRecordsResponse: MessageFns<PutRecordsResponse> = {
   },
 };
 
+function createBasePutRecordsStreamRequest(): PutRecordsStreamRequest {
+  return { callId: 0, request: undefined };
+}
+
+export const PutRecordsStreamRequest: MessageFns<PutRecordsStreamRequest> = {
+  encode(
+    message: PutRecordsStreamRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    if (message.request !== undefined) {
+      PutRecordsRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutRecordsStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutRecordsStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = PutRecordsRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PutRecordsStreamRequest>, I>>(
+    base?: I,
+  ): PutRecordsStreamRequest {
+    return PutRecordsStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PutRecordsStreamRequest>, I>>(
+    object: I,
+  ): PutRecordsStreamRequest {
+    const message = createBasePutRecordsStreamRequest();
+    message.callId = object.callId ?? 0;
+    message.request =
+      object.request !== undefined && object.request !== null
+        ? PutRecordsRequest.fromPartial(object.request)
+        : undefined;
+    return message;
+  },
+};
+
+function createBasePutRecordsStreamResponse(): PutRecordsStreamResponse {
+  return { callId: 0, response: undefined, error: undefined };
+}
+
+export const PutRecordsStreamResponse: MessageFns<PutRecordsStreamResponse> = {
+  encode(
+    message: PutRecordsStreamResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    if (message.response !== undefined) {
+      PutRecordsResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== undefined) {
+      CallError.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PutRecordsStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePutRecordsStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = PutRecordsResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = CallError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PutRecordsStreamResponse>, I>>(
+    base?: I,
+  ): PutRecordsStreamResponse {
+    return PutRecordsStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PutRecordsStreamResponse>, I>>(
+    object: I,
+  ): PutRecordsStreamResponse {
+    const message = createBasePutRecordsStreamResponse();
+    message.callId = object.callId ?? 0;
+    message.response =
+      object.response !== undefined && object.response !== null
+        ? PutRecordsResponse.fromPartial(object.response)
+        : undefined;
+    message.error =
+      object.error !== undefined && object.error !== null
+        ? CallError.fromPartial(object.error)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseCallError(): CallError {
+  return {
+    name: '',
+    message: '',
+    retriable: false,
+    indeterminate: false,
+    leaderId: 0,
+    leaderEndpoint: '',
+  };
+}
+
+export const CallError: MessageFns<CallError> = {
+  encode(message: CallError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== '') {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.message !== '') {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.retriable !== false) {
+      writer.uint32(24).bool(message.retriable);
+    }
+    if (message.indeterminate !== false) {
+      writer.uint32(32).bool(message.indeterminate);
+    }
+    if (message.leaderId !== 0) {
+      writer.uint32(40).uint32(message.leaderId);
+    }
+    if (message.leaderEndpoint !== '') {
+      writer.uint32(50).string(message.leaderEndpoint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CallError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error('protobuf decode recursion limit exceeded');
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCallError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.retriable = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.indeterminate = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.leaderId = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.leaderEndpoint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CallError>, I>>(base?: I): CallError {
+    return CallError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CallError>, I>>(object: I): CallError {
+    const message = createBaseCallError();
+    message.name = object.name ?? '';
+    message.message = object.message ?? '';
+    message.retriable = object.retriable ?? false;
+    message.indeterminate = object.indeterminate ?? false;
+    message.leaderId = object.leaderId ?? 0;
+    message.leaderEndpoint = object.leaderEndpoint ?? '';
+    return message;
+  },
+};
+
 function createBaseGetShardIteratorRequest(): GetShardIteratorRequest {
   return {
     streamName: '',
@@ -1565,6 +1884,25 @@ export const DataPlaneServiceService = {
     responseDeserialize: (value: Buffer): SubscribeToShardResponse =>
       SubscribeToShardResponse.decode(value),
   },
+  /**
+   * PutRecords pipelined on one stream that a client keeps open per broker: each request message
+   * is answered by one response message with its call_id, in any order, exactly as PutRecords
+   * answers it. A unary call costs a new HTTP/2 stream and headers each time; on a 2-core machine
+   * that was ~0.8 ms of client CPU and ~0.45 ms of server CPU per call, a stream message ~0.15 ms.
+   */
+  putRecordsStream: {
+    path: '/rheos.v1.DataPlaneService/PutRecordsStream' as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: PutRecordsStreamRequest): Buffer =>
+      Buffer.from(PutRecordsStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PutRecordsStreamRequest =>
+      PutRecordsStreamRequest.decode(value),
+    responseSerialize: (value: PutRecordsStreamResponse): Buffer =>
+      Buffer.from(PutRecordsStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PutRecordsStreamResponse =>
+      PutRecordsStreamResponse.decode(value),
+  },
 } as const;
 
 export interface DataPlaneServiceServer extends UntypedServiceImplementation {
@@ -1577,6 +1915,13 @@ export interface DataPlaneServiceServer extends UntypedServiceImplementation {
    * for up to 5 minutes; then the consumer subscribes again from the last continuation.
    */
   subscribeToShard: handleServerStreamingCall<SubscribeToShardRequest, SubscribeToShardResponse>;
+  /**
+   * PutRecords pipelined on one stream that a client keeps open per broker: each request message
+   * is answered by one response message with its call_id, in any order, exactly as PutRecords
+   * answers it. A unary call costs a new HTTP/2 stream and headers each time; on a 2-core machine
+   * that was ~0.8 ms of client CPU and ~0.45 ms of server CPU per call, a stream message ~0.15 ms.
+   */
+  putRecordsStream: handleBidiStreamingCall<PutRecordsStreamRequest, PutRecordsStreamResponse>;
 }
 
 export interface DataPlaneServiceClient extends Client {
@@ -1653,6 +1998,20 @@ export interface DataPlaneServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<SubscribeToShardResponse>;
+  /**
+   * PutRecords pipelined on one stream that a client keeps open per broker: each request message
+   * is answered by one response message with its call_id, in any order, exactly as PutRecords
+   * answers it. A unary call costs a new HTTP/2 stream and headers each time; on a 2-core machine
+   * that was ~0.8 ms of client CPU and ~0.45 ms of server CPU per call, a stream message ~0.15 ms.
+   */
+  putRecordsStream(): ClientDuplexStream<PutRecordsStreamRequest, PutRecordsStreamResponse>;
+  putRecordsStream(
+    options: Partial<CallOptions>,
+  ): ClientDuplexStream<PutRecordsStreamRequest, PutRecordsStreamResponse>;
+  putRecordsStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<PutRecordsStreamRequest, PutRecordsStreamResponse>;
 }
 
 export const DataPlaneServiceClient = makeGenericClientConstructor(
