@@ -22,6 +22,7 @@ import { readFanOut } from '../src/client/fanout-consumer.js';
 import { ConsumerStatus } from '../src/gen/rheos/v1/control.js';
 import { startBenchServer } from './lib/dev-server.js';
 import { runContext } from './lib/machine.js';
+import { readProcessStats } from './lib/process-stats.js';
 import { percentile, round } from './lib/stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -198,8 +199,13 @@ try {
   console.log(
     'records/s   delivered   missing  dup   put p50/p99 ms        delivery p50 / p99 / p999 / max ms',
   );
+  const cpuMsOf = () => server.pids.map((pid) => readProcessStats(pid)?.cpuMs ?? Number.NaN);
   for (const rate of rates) {
+    const cpuBefore = cpuMsOf();
+    const benchBefore = process.cpuUsage();
     const run = await putRun(rate, durationMs);
+    const benchUsage = process.cpuUsage(benchBefore);
+    const cpuAfter = cpuMsOf();
     const acked: number[] = [];
     const delivered: number[] = [];
     let missing = 0;
@@ -236,6 +242,12 @@ try {
       producerStalls: run.stalls,
       putLatencyMs: latency(acked),
       deliveryLatencyMs: latency(delivered),
+      // CPU time per record of each server process (the dev process, then brokers 1-3) and of
+      // the bench process (producer and consumer), over the run and its drain.
+      serverCpuUsPerRecord: cpuAfter.map((after, i) =>
+        round(((after - (cpuBefore[i] as number)) * 1000) / run.dueMs.length, 1),
+      ),
+      benchCpuUsPerRecord: round((benchUsage.user + benchUsage.system) / run.dueMs.length, 1),
     };
     const d = result.deliveryLatencyMs;
     console.log(
@@ -249,6 +261,9 @@ try {
       ].join(' ') +
         (run.failed > 0 ? `   (${run.failed} records failed)` : '') +
         (run.stalls > 0 ? `   (producer stalled ${run.stalls} times)` : ''),
+    );
+    console.log(
+      `${' '.repeat(10)}CPU us per record: servers ${result.serverCpuUsPerRecord.join(' / ')}, bench ${result.benchCpuUsPerRecord}`,
     );
     if (!values['no-record']) {
       await mkdir(join(root, 'bench', 'results'), { recursive: true });
