@@ -14,6 +14,21 @@ import { GRPC_CHANNEL_OPTIONS } from '../common/grpc-options.js';
 import type { Logger } from '../common/logger.js';
 import { TokenBucket } from '../common/token-bucket.js';
 import { PeerServiceService, type RaftBatch } from '../gen/rheos/v1/peer.js';
+import { encodePeerEnvelope } from './peer-encoding.js';
+
+/** PeerService with the one-pass serializer (peer-encoding.ts) in both directions. */
+const PEER_SERVICE: typeof PeerServiceService = {
+  raft: {
+    ...PeerServiceService.raft,
+    requestSerialize: encodePeerEnvelope,
+    responseSerialize: encodePeerEnvelope,
+  },
+  catchUp: {
+    ...PeerServiceService.catchUp,
+    requestSerialize: encodePeerEnvelope,
+    responseSerialize: encodePeerEnvelope,
+  },
+};
 import type { NodeId } from '../raft/types.js';
 import type { GroupMessage, PeerLane, PeerTransport } from './peer-transport.js';
 import { fromWireMessage, toWireMessage, wireSizeEstimate } from './raft-wire.js';
@@ -123,7 +138,7 @@ export class GrpcPeerTransport implements PeerTransport {
     implementation: UntypedServiceImplementation;
   } {
     return {
-      definition: PeerServiceService,
+      definition: PEER_SERVICE,
       implementation: {
         raft: (call: ServerDuplexStream<unknown, unknown>) => this.accept(call, 'raft'),
         catchUp: (call: ServerDuplexStream<unknown, unknown>) => this.accept(call, 'catchUp'),
@@ -344,7 +359,7 @@ class Link {
   dial(): void {
     if (this.transport.isClosed) return;
     const client = this.transport.clientFor(this.peer, this.lane);
-    const method = this.lane === 'raft' ? PeerServiceService.raft : PeerServiceService.catchUp;
+    const method = this.lane === 'raft' ? PEER_SERVICE.raft : PEER_SERVICE.catchUp;
     const deadlineMs = this.transport.config.streamDeadlineMs ?? 60 * 60 * 1000;
     const stream = client.makeBidiStreamRequest(
       method.path,
