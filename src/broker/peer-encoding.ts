@@ -23,10 +23,10 @@ import { assert } from '../common/assert.js';
 export function encodePeerEnvelope(value: { readonly batch?: RaftBatch | undefined }): Buffer {
   const batch = value.batch;
   if (batch === undefined) return Buffer.alloc(0);
-  const sizes: number[] = [];
-  const batchSize = sizeOfBatch(batch, sizes);
+  const plan: Plan = { sizes: [], snapshots: [] };
+  const batchSize = sizeOfBatch(batch, plan);
   const out = Buffer.allocUnsafe(1 + varintSize(batchSize) + batchSize);
-  const w = new Writer(out, sizes);
+  const w = new Writer(out, plan);
   w.key(1, LEN);
   w.varint(batchSize);
   w.batch(batch);
@@ -55,35 +55,39 @@ function lenField(length: number): number {
   return 1 + varintSize(length) + length;
 }
 
-/*
- * Sizes are computed depth first and pushed in the order the writer needs them: each
- * length-delimited sub-message's size is pushed before those of its own children.
+/**
+ * What sizing leaves for the writer, in the order it needs them: sub-message sizes depth first
+ * (each before those of its own children), and snapshots already encoded.
  */
+interface Plan {
+  readonly sizes: number[];
+  readonly snapshots: Uint8Array[];
+}
 
-function sizeOfBatch(batch: RaftBatch, sizes: number[]): number {
+function sizeOfBatch(batch: RaftBatch, plan: Plan): number {
   let size = uintField(batch.fromBroker);
   if (batch.clusterId !== '') size += lenField(Buffer.byteLength(batch.clusterId));
   for (const gm of batch.messages) {
-    const at = sizes.push(0) - 1;
-    const s = sizeOfGroupMessage(gm, sizes);
-    sizes[at] = s;
+    const at = plan.sizes.push(0) - 1;
+    const s = sizeOfGroupMessage(gm, plan);
+    plan.sizes[at] = s;
     size += lenField(s);
   }
   return size;
 }
 
-function sizeOfGroupMessage(gm: GroupMessage, sizes: number[]): number {
+function sizeOfGroupMessage(gm: GroupMessage, plan: Plan): number {
   let size = uintField(gm.group);
   if (gm.message !== undefined) {
-    const at = sizes.push(0) - 1;
-    const s = sizeOfMessage(gm.message, sizes);
-    sizes[at] = s;
+    const at = plan.sizes.push(0) - 1;
+    const s = sizeOfMessage(gm.message, plan);
+    plan.sizes[at] = s;
     size += lenField(s);
   }
   return size;
 }
 
-function sizeOfMessage(m: RaftMessage, sizes: number[]): number {
+function sizeOfMessage(m: RaftMessage, plan: Plan): number {
   let size = 0;
   if (m.type !== RaftMessageType.RAFT_MESSAGE_TYPE_UNSPECIFIED) {
     size += uintField(raftMessageTypeToNumber(m.type));
@@ -92,7 +96,7 @@ function sizeOfMessage(m: RaftMessage, sizes: number[]): number {
   size += uintField(m.index) + uintField(m.logTerm);
   for (const e of m.entries) {
     const s = sizeOfEntry(e);
-    sizes.push(s);
+    plan.sizes.push(s);
     size += lenField(s);
   }
   size += uintField(m.commit);
@@ -103,16 +107,13 @@ function sizeOfMessage(m: RaftMessage, sizes: number[]): number {
   if (m.snapshot !== undefined) {
     // Rare (a follower far behind): the generated encoder does it.
     const bytes = RaftSnapshot.encode(m.snapshot).finish();
-    snapshotBytes.set(m, bytes);
+    plan.snapshots.push(bytes);
     size += lenField(bytes.length);
   }
   if (m.quiesce) size += 2;
   if (m.catchUp) size += 2;
   return size;
 }
-
-/** Snapshots encoded while sizing, written from here. */
-const snapshotBytes = new WeakMap<RaftMessage, Uint8Array>();
 
 function sizeOfEntry(e: RaftEntry): number {
   let size = uintField(e.index) + uintField(e.term);
@@ -125,11 +126,12 @@ function sizeOfEntry(e: RaftEntry): number {
 
 class Writer {
   pos = 0;
-  private next = 0;
+  private nextSize = 0;
+  private nextSnapshot = 0;
 
   constructor(
     private readonly out: Buffer,
-    private readonly sizes: readonly number[],
+    private readonly plan: Plan,
   ) {}
 
   key(field: number, wireType: number): void {
@@ -177,7 +179,7 @@ class Writer {
   /** The next sub-message's size, as sizing recorded it. */
   private size(field: number): void {
     this.key(field, LEN);
-    this.varint(this.sizes[this.next++] as number);
+    this.varint(this.plan.sizes[this.nextSize++] as number);
   }
 
   batch(b: RaftBatch): void {
@@ -217,7 +219,7 @@ class Writer {
     this.bool(11, m.force);
     this.string(12, m.context);
     if (m.snapshot !== undefined) {
-      const bytes = snapshotBytes.get(m);
+      const bytes = this.plan.snapshots[this.nextSnapshot++];
       assert(bytes !== undefined, 'the snapshot was encoded while sizing');
       this.key(13, LEN);
       this.varint(bytes.length);
