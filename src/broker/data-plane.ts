@@ -66,7 +66,7 @@ import {
 import { EncryptionType, type ChildShard } from '../gen/rheos/v1/stream.js';
 import type { Broker } from './broker.js';
 import type { ShardLocation } from './stream-directory.js';
-import type { ShardReplica } from './replica.js';
+import type { ReadResult, ShardReplica } from './replica.js';
 import { serveSubscription, type SubscriptionPacing } from './shard-subscription.js';
 import {
   DEFAULT_SUBSCRIPTION_LIMITS,
@@ -684,10 +684,7 @@ export class DataPlane {
     });
     quota.chargeRead(bytes);
     const lastArrivalMs = result.records[result.records.length - 1]?.arrivalMs;
-    const millisBehindLatest =
-      result.caughtUp || lastArrivalMs === undefined
-        ? 0
-        : Math.max(0, result.tipArrivalMs - lastArrivalMs);
+    const millisBehindLatest = behindLatestMs(result, lastArrivalMs, clock.nowMs());
     // Read to its SEAL: no next iterator, and the children to go on with, once they are open (a
     // merge's child opens after both parents are sealed; until then the reader polls here).
     const children = result.endOfShard ? await this.openChildren(stream, shard) : undefined;
@@ -949,4 +946,22 @@ function failure(error: unknown): PutRecordsResultEntry {
     errorMessage: 'Internal service failure.',
     duplicate: false,
   };
+}
+
+/**
+ * GetRecords' MillisBehindLatest: 0 only when the read reached the shard's tip. A follower that
+ * could not confirm its tip with the leader says how old the newest record it knows is (at least
+ * 1 ms), so a reader never takes it for caught up.
+ */
+function behindLatestMs(
+  result: ReadResult,
+  lastArrivalMs: number | undefined,
+  nowMs: number,
+): number {
+  if (result.unconfirmed === true) {
+    const newestMs = lastArrivalMs ?? result.tipArrivalMs;
+    return newestMs === 0 ? 1 : Math.max(1, nowMs - newestMs);
+  }
+  if (result.caughtUp || lastArrivalMs === undefined) return 0;
+  return Math.max(0, result.tipArrivalMs - lastArrivalMs);
 }

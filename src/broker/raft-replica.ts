@@ -11,7 +11,15 @@ import {
 import type { LogPosition } from '../common/sequence-number.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import type { RawNode } from '../raft/raw-node.js';
-import { EntryType, NONE, Role, type Entry, type NodeId, type Snapshot } from '../raft/types.js';
+import {
+  EntryType,
+  NONE,
+  Role,
+  type Entry,
+  type NodeId,
+  type ReadState,
+  type Snapshot,
+} from '../raft/types.js';
 import type { KvOp } from '../storage/kv-store.js';
 import type { ProducerDecision, ProducerHeader } from '../storage/producer-table.js';
 import {
@@ -39,6 +47,7 @@ import type {
 import { CommittedTail } from './committed-tail.js';
 import { appendOutcome, sealedOutcome } from './producer-outcome.js';
 import { ReadableSignal } from './readable-signal.js';
+import { ReadIndexReads } from './read-index.js';
 import { positionAtTimestamp, readRecords, type ReadableLog } from './shard-reads.js';
 
 /**
@@ -79,6 +88,8 @@ export interface RaftReplicaOptions {
   readonly unsafeAckBeforeCommit?: boolean;
   /** Payload bytes of the newest applied entries kept in memory for readers. */
   readonly tailBytes?: number;
+  /** How long a follower at its tip waits for the leader to confirm how far the log is committed. */
+  readonly readConfirmTimeoutMs?: number;
 }
 
 interface SealWaiter {
@@ -109,6 +120,7 @@ export class RaftReplica implements ShardReplica {
   private readonly clock: Clock;
   private readonly maxPendingBytes: number;
   private readonly proposalTimeoutMs: number;
+  private readonly readConfirmTimeoutMs: number;
   private readonly readable: ReadableLog;
   /** Proposals of this replica as leader, by log index. */
   private readonly waiters = new Map<number, Waiter>();
@@ -132,6 +144,8 @@ export class RaftReplica implements ShardReplica {
   /** Wakes push readers when entries become readable (applied here). */
   private readonly readableSignal: ReadableSignal;
   private readonly tail: CommittedTail;
+  /** A follower's reads at its tip, confirmed by the leader (ReadIndex). */
+  private readonly tipReads: ReadIndexReads;
 
   constructor(private readonly options: RaftReplicaOptions) {
     this.shard = options.shard;
@@ -144,6 +158,7 @@ export class RaftReplica implements ShardReplica {
     this.lastArrivalMs = options.lastArrivalMs;
     this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
     this.proposalTimeoutMs = options.proposalTimeoutMs ?? 10_000;
+    this.readConfirmTimeoutMs = options.readConfirmTimeoutMs ?? 1_000;
     this.tail = new CommittedTail(options.tailBytes);
     this.readable = {
       log: this.store.log,
@@ -152,6 +167,14 @@ export class RaftReplica implements ShardReplica {
       tipArrivalMs: () => this.newestAppliedArrivalMs,
       tail: this.tail,
     };
+    this.tipReads = new ReadIndexReads({
+      node: options.node,
+      touch: () => options.host.touch(this.shard),
+      maxPending: 10_000,
+      overLimit: () =>
+        new ProvisionedThroughputExceededError('Rate exceeded for shard: too many reads waiting.'),
+      noLeader: () => this.notLeader(),
+    });
   }
 
   /** Finds the newest applied record's arrival time (for millisBehindLatest) after a restart. */
@@ -356,6 +379,11 @@ export class RaftReplica implements ShardReplica {
     }
     if (entries.length > 0) this.tail.append(entries.map(toLogEntry));
     this.readableSignal.advance(this.applied);
+    this.tipReads.serve(this.applied);
+  }
+
+  readStates(states: readonly ReadState[]): void {
+    this.tipReads.confirmed(states, this.applied);
   }
 
   waitReadable(afterIndex: number, signal?: AbortSignal): Promise<void> {
@@ -384,6 +412,10 @@ export class RaftReplica implements ShardReplica {
 
   /** Fails writes that waited too long (a leader that can no longer reach a majority). */
   expire(nowMs: number): void {
+    this.tipReads.expire(
+      nowMs,
+      () => new ServiceUnavailableError('The read was not confirmed in time.'),
+    );
     // A SEAL proposal is not timed out: it settles when its index is applied, or with leadership.
     for (const [index, waiter] of this.waiters) {
       if (waiter.deadlineMs > nowMs) continue;
@@ -453,8 +485,22 @@ export class RaftReplica implements ShardReplica {
   // ---------------------------------------------------------------------------------------------
   // Reads
 
-  read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
-    return readRecords(this.readable, from, limits);
+  async read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
+    const result = await readRecords(this.readable, from, limits);
+    if (!result.caughtUp || result.endOfShard || this.isLeader || this.closed) return result;
+    // A follower learns of commits a message after its leader, so at its own tip it may lack
+    // writes already acknowledged. It asks the leader how far the log is committed (ReadIndex)
+    // and waits to have applied that far: "caught up" then means caught up with every write
+    // acknowledged before this read, on any replica.
+    try {
+      await this.tipReads.ask(this.clock.monotonicMs() + this.readConfirmTimeoutMs);
+    } catch {
+      // No leader, or none confirmed in time: what this replica holds, marked as unconfirmed.
+      return { ...result, caughtUp: false, unconfirmed: true };
+    }
+    if (this.applied < result.next.index) return result;
+    if (result.records.length === 0) return readRecords(this.readable, from, limits);
+    return { ...result, caughtUp: false, tipArrivalMs: this.newestAppliedArrivalMs };
   }
 
   trimHorizon(): LogPosition {
@@ -504,6 +550,7 @@ export class RaftReplica implements ShardReplica {
     this.closed = true;
     this.readableSignal.close();
     this.tail.clear();
+    this.tipReads.failAll(() => new ServiceUnavailableError('The broker is shutting down.'));
     this.failAll(
       () =>
         new ServiceUnavailableError(

@@ -48,6 +48,11 @@ export interface ReadResult {
   readonly caughtUp: boolean;
   /** The shard is sealed and every record before its SEAL has been read. */
   readonly endOfShard: boolean;
+  /**
+   * A follower at its tip could not confirm with the leader that nothing newer is committed (no
+   * leader, or none answered in time): there may be records it does not have yet.
+   */
+  readonly unconfirmed?: boolean;
 }
 
 export interface ShardReplica {

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type { HostedGroup, RaftHost } from '../broker/raft-host.js';
+import { ReadIndexReads } from '../broker/read-index.js';
 import type { Clock } from '../common/clock.js';
 import {
   InternalFailureError,
@@ -94,14 +94,6 @@ interface Waiter {
   readonly reject: (error: Error) => void;
 }
 
-interface PendingRead {
-  readonly deadlineMs: number;
-  /** Set once the leader confirmed it: the read is served when this is applied. */
-  index?: number;
-  readonly resolve: (state: MetadataState) => void;
-  readonly reject: (error: Error) => void;
-}
-
 export type MetadataListener = (changes: readonly MetadataChange[], state: MetadataState) => void;
 
 export class MetadataReplica implements HostedGroup {
@@ -118,11 +110,7 @@ export class MetadataReplica implements HostedGroup {
   private readonly outcomes = new Map<number, Outcome>();
   private readonly waiters = new Map<number, Waiter>();
   private readonly listeners = new Set<MetadataListener>();
-  private readonly reads = new Map<string, PendingRead>();
-  private nextReadId = 0;
-  private readonly readNonce = randomUUID();
-  /** The leader that pending reads were last sent to. */
-  private readsLeader: NodeId = NONE;
+  private readonly reads: ReadIndexReads;
   private closed = false;
   private compacting = false;
 
@@ -134,6 +122,13 @@ export class MetadataReplica implements HostedGroup {
     this.applied = options.appliedIndex;
     // Not stored: after a restart brokers fetch the metadata once more, which is harmless.
     this.brokerApplied = options.appliedIndex;
+    this.reads = new ReadIndexReads({
+      node: options.node,
+      touch: () => options.host.touch(this.shard),
+      maxPending: options.maxPendingReads ?? 10_000,
+      overLimit: () => new LimitExceededError('Rate exceeded for control-plane reads.'),
+      noLeader: () => this.notLeader(),
+    });
   }
 
   get state(): MetadataState {
@@ -208,30 +203,12 @@ export class MetadataReplica implements HostedGroup {
    * acknowledged before. A member that cannot reach the leader's majority never answers (the
    * read fails at its deadline).
    */
-  read(): Promise<MetadataState> {
-    if (this.closed) return Promise.reject(new InternalFailureError('the coordinator is closing'));
-    if (this.reads.size >= (this.options.maxPendingReads ?? 10_000)) {
-      return Promise.reject(new LimitExceededError('Rate exceeded for control-plane reads.'));
-    }
-    // Unique across restarts too: a leader may still hold a read a previous incarnation asked.
-    const context = `read-${this.readNonce}-${this.nextReadId++}`;
-    // Older reads go to the current leader first, so this one does not hide a change of leader.
-    this.reissueReadsOnNewLeader();
-    try {
-      this.node.readIndex(context);
-    } catch (error) {
-      if (error instanceof ProposalDroppedError) return Promise.reject(this.notLeader());
-      throw error;
-    }
-    const promise = new Promise<MetadataState>((resolve, reject) => {
-      this.reads.set(context, {
-        deadlineMs: this.options.clock.monotonicMs() + (this.options.proposalTimeoutMs ?? 10_000),
-        resolve,
-        reject,
-      });
-    });
-    this.options.host.touch(this.shard);
-    return promise;
+  async read(): Promise<MetadataState> {
+    if (this.closed) throw new InternalFailureError('the coordinator is closing');
+    await this.reads.ask(
+      this.options.clock.monotonicMs() + (this.options.proposalTimeoutMs ?? 10_000),
+    );
+    return this.published;
   }
 
   notLeader(): NotLeaderError {
@@ -319,7 +296,7 @@ export class MetadataReplica implements HostedGroup {
         for (const listener of this.listeners) listener(changes, this.published);
     }
     if (entries.length === 0) {
-      this.serveReads();
+      this.reads.serve(this.applied);
       return;
     }
     const before = this.published;
@@ -348,7 +325,7 @@ export class MetadataReplica implements HostedGroup {
     if (all.length > 0 && before !== this.published) {
       for (const listener of this.listeners) listener(all, this.published);
     }
-    this.serveReads();
+    this.reads.serve(this.applied);
     this.compactIfDue();
   }
 
@@ -378,19 +355,7 @@ export class MetadataReplica implements HostedGroup {
   }
 
   readStates(states: readonly ReadState[]): void {
-    for (const { context, index } of states) {
-      const read = this.reads.get(context);
-      if (read !== undefined) read.index = index;
-    }
-    this.serveReads();
-  }
-
-  private serveReads(): void {
-    for (const [context, read] of this.reads) {
-      if (read.index === undefined || read.index > this.applied) continue;
-      this.reads.delete(context);
-      read.resolve(this.published);
-    }
+    this.reads.confirmed(states, this.applied);
   }
 
   roleChanged(role: Role): void {
@@ -406,17 +371,14 @@ export class MetadataReplica implements HostedGroup {
   }
 
   expire(nowMs: number): void {
-    this.reissueReadsOnNewLeader();
-    for (const [context, read] of this.reads) {
-      if (read.deadlineMs > nowMs) continue;
-      this.reads.delete(context);
-      // Nothing was changed: a read that times out is safe to retry anywhere.
-      read.reject(
+    // Nothing was changed: a read that times out is safe to retry anywhere.
+    this.reads.expire(
+      nowMs,
+      () =>
         new InternalFailureError('The read could not be confirmed by a majority in time.', {
           indeterminate: false,
         }),
-      );
-    }
+    );
     for (const [index, waiter] of this.waiters) {
       if (waiter.deadlineMs > nowMs) continue;
       this.waiters.delete(index);
@@ -431,33 +393,8 @@ export class MetadataReplica implements HostedGroup {
   async close(): Promise<void> {
     this.closed = true;
     this.roleChanged(Role.Follower);
-    for (const read of this.reads.values())
-      read.reject(new InternalFailureError('closing', { indeterminate: false }));
-    this.reads.clear();
+    this.reads.failAll(() => new InternalFailureError('closing', { indeterminate: false }));
     await Promise.resolve();
-  }
-
-  /**
-   * A follower's read goes to the leader it knows; when that leader dies the request is lost, so
-   * reads not yet confirmed are asked again of each new leader (an answer from either confirms
-   * the read, as both come after it was asked).
-   */
-  private reissueReadsOnNewLeader(): void {
-    const lead = this.node.lead;
-    if (lead === this.readsLeader) return;
-    this.readsLeader = lead;
-    if (lead === NONE) return;
-    let asked = false;
-    for (const [context, read] of this.reads) {
-      if (read.index !== undefined) continue;
-      try {
-        this.node.readIndex(context);
-        asked = true;
-      } catch (error) {
-        if (!(error instanceof ProposalDroppedError)) throw error;
-      }
-    }
-    if (asked) this.options.host.touch(this.shard);
   }
 
   private lostProposal(): Error {

@@ -3,6 +3,9 @@ import type { RheosClient } from '../../src/client/client.js';
 import { writeInOrder } from '../../src/client/ordered-writer.js';
 import { startInProcessCluster, type InProcessCluster } from '../helpers/in-process-cluster.js';
 import { readShardLines } from '../helpers/read-shard.js';
+import { parseSequenceNumber } from '../../src/common/sequence-number.js';
+import { ShardIteratorType } from '../../src/gen/rheos/v1/data.js';
+import { createClient } from '../../src/client/client.js';
 
 /**
  * Three brokers in one process, each with its own LevelDB, talking real gRPC: the replicated write
@@ -130,5 +133,61 @@ describe('replicated shards (three brokers in one process)', () => {
     expect(c).toEqual(a);
     const values = new Set((a as string[]).map((line) => line.split(' ')[1]));
     for (let i = 0; i < 600; i++) expect(values.has(`v${i}`)).toBe(true);
+  });
+
+  it('a follower at its tip sees every write acknowledged before the read (ReadIndex), not just what it has heard of', async () => {
+    const cluster = await startCluster(1);
+    await writeValues(cluster.client, 0, 10);
+    for (let i = 0; i < 30; i++) {
+      const value = `tip-${i}`;
+      const ack = await cluster.client.putRecord({
+        streamName: 'events',
+        partitionKey: value,
+        data: Buffer.from(value),
+      });
+      const at = parseSequenceNumber(ack.sequenceNumber);
+      expect(at).toBeDefined();
+      const followers = cluster.running().filter(([, b]) => b.host.get(1)?.isLeader === false);
+      expect(followers.length).toBe(2);
+      // Read at once, before any heartbeat could tell the followers the new commit index.
+      const reads = await Promise.all(
+        followers.map(([, b]) =>
+          (b.host.get(1) as NonNullable<ReturnType<typeof b.host.get>>).read(
+            { index: at?.index ?? 0, offset: 0 },
+            { maxRecords: 10, maxBytes: 1 << 20 },
+          ),
+        ),
+      );
+      for (const read of reads) {
+        expect(read.records.map((r) => r.data.toString())).toEqual([value]);
+        expect(read.caughtUp).toBe(true);
+        expect(read.unconfirmed).toBeUndefined();
+      }
+    }
+  });
+
+  it('a replica that cannot reach a leader never reports itself caught up (MillisBehindLatest > 0)', async () => {
+    const cluster = await startCluster(1);
+    await writeValues(cluster.client, 0, 10);
+    const lone = cluster.running().find(([, b]) => b.host.get(1)?.isLeader === false)?.[0];
+    expect(lone).toBeDefined();
+    for (const [id] of cluster.running()) if (id !== lone) await cluster.stop(id);
+    const client = createClient({ endpoints: [cluster.api(lone ?? 0)], deadlineMs: 5_000 });
+    try {
+      const { shardIterator } = await client.getShardIterator({
+        streamName: 'events',
+        shardId: 'shardId-000000000000',
+        shardIteratorType: ShardIteratorType.SHARD_ITERATOR_TYPE_TRIM_HORIZON,
+      });
+      const page = await client.getRecords({ shardIterator });
+      // Everything it holds, but it cannot say nothing newer was committed elsewhere.
+      expect(page.records.length).toBe(10);
+      expect(page.millisBehindLatest).toBeGreaterThan(0);
+      const again = await client.getRecords({ shardIterator: page.nextShardIterator });
+      expect(again.records).toEqual([]);
+      expect(again.millisBehindLatest).toBeGreaterThan(0);
+    } finally {
+      client.close();
+    }
   });
 });
