@@ -88,7 +88,10 @@ export interface RaftReplicaOptions {
   readonly unsafeAckBeforeCommit?: boolean;
   /** Payload bytes of the newest applied entries kept in memory for readers. */
   readonly tailBytes?: number;
-  /** How long a follower at its tip waits for the leader to confirm how far the log is committed. */
+  /**
+   * How long a follower at its tip waits for the leader to confirm how far the log is committed;
+   * 0 turns confirmation off (hand-driven test harnesses that deliver no read states).
+   */
   readonly readConfirmTimeoutMs?: number;
 }
 
@@ -488,6 +491,7 @@ export class RaftReplica implements ShardReplica {
   async read(from: LogPosition, limits: ReadLimits): Promise<ReadResult> {
     const result = await readRecords(this.readable, from, limits);
     if (!result.caughtUp || result.endOfShard || this.isLeader || this.closed) return result;
+    if (this.readConfirmTimeoutMs === 0) return result;
     // A follower learns of commits a message after its leader, so at its own tip it may lack
     // writes already acknowledged. It asks the leader how far the log is committed (ReadIndex)
     // and waits to have applied that far: "caught up" then means caught up with every write

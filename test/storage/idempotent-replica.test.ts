@@ -351,6 +351,8 @@ class RaftGroup {
       clock: this.clock,
       appliedIndex: recovered.appliedIndex,
       lastArrivalMs: recovered.lastArrivalMs,
+      // This harness drives Raft by hand and delivers no ReadIndex answers.
+      readConfirmTimeoutMs: 0,
     });
     await replica.init();
     return { id, kv, store, node, replica };
