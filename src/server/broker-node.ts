@@ -16,7 +16,8 @@ import { DEFAULT_IDENTITY, type ServiceIdentity } from '../common/arn.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { silentLogger, type Logger } from '../common/logger.js';
 import { GroupCommitWriter } from '../storage/group-commit.js';
-import { openKvStore, type KvStore } from '../storage/kv-store.js';
+import type { KvStore } from '../storage/kv-store.js';
+import { openBrokerStore } from '../storage/log-store.js';
 import { storedGroups } from '../storage/shard-log.js';
 import { startFrontEnds } from './front-ends.js';
 import { exitOnStorageFailure, peerServer } from './peer-server.js';
@@ -112,7 +113,12 @@ export async function startBroker(config: BrokerNodeConfig): Promise<RunningBrok
     clock,
     logger,
   };
-  const opened = await openKvStore(join(config.dataDir, 'broker.db'));
+  const opened = await openBrokerStore(config.dataDir, {
+    onRecovery: (report) => {
+      if (report.tornBytes > 0 || report.replayedFrames > 0)
+        logger.warn({ ...report }, 'storage recovered from its log segments');
+    },
+  });
   let topology: BrokerTopology;
   try {
     topology =

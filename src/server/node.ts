@@ -15,7 +15,8 @@ import { ControlPlane } from '../coordinator/control-plane.js';
 import { MetadataService } from '../coordinator/metadata-service.js';
 import { DEFAULT_ACCOUNT_LIMITS, type AccountLimits } from '../coordinator/model.js';
 import { GroupCommitWriter } from '../storage/group-commit.js';
-import { openKvStore, type KvStore } from '../storage/kv-store.js';
+import type { KvStore } from '../storage/kv-store.js';
+import { openBrokerStore } from '../storage/log-store.js';
 import { MetadataStore } from '../storage/metadata-store.js';
 import { startGateway, type RunningGateway } from '../gateway/gateway.js';
 import { exitOnStorageFailure } from './peer-server.js';
@@ -76,7 +77,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const logger = config.logger ?? silentLogger();
   const identity = config.identity ?? DEFAULT_IDENTITY;
   await mkdir(config.dataDir, { recursive: true });
-  const opened = await openKvStore(join(config.dataDir, 'broker.db'));
+  const opened = await openBrokerStore(config.dataDir, {
+    onRecovery: (report) => {
+      if (report.tornBytes > 0 || report.replayedFrames > 0)
+        logger.warn({ ...report }, 'storage recovered from its log segments');
+    },
+  });
   const kv = config.wrapKv ? config.wrapKv(opened) : opened;
   const onFatal = config.onFatal ?? exitOnStorageFailure(logger);
   const writer = new GroupCommitWriter(kv, { onFatal });

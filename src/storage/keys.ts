@@ -14,6 +14,10 @@
  *                                             (producer-table.ts; folded into the table at trims)
  *   R | shard u64 | index u64                 a Records entry refused at apply (a duplicate, a
  *                                             fenced or out-of-order producer): never read
+ *   W | 'c'                                   log segments: where replay starts after a crash
+ *   W | 'g' | segment u64                     log segments: which shards a sealed segment holds
+ *
+ * On a broker, an L key's value is a pointer into a log segment (log-store.ts), not the entry.
  *
  * `shard` is the shard incarnation, unique for the life of the cluster, so a deleted stream's keys
  * never collide with a new stream of the same name.
@@ -26,6 +30,7 @@ export const SPACE_METADATA = 0x4d; // 'M'
 export const SPACE_MARKER = 0x45; // 'E'
 export const SPACE_PRODUCER = 0x50; // 'P'
 export const SPACE_REFUSED = 0x52; // 'R'
+export const SPACE_SEGMENTS = 0x57; // 'W'
 
 export const STATE_HARD = 0x68; // 'h'
 export const STATE_TRIM = 0x74; // 't'
@@ -128,3 +133,21 @@ export function metadataKeyName(key: Buffer): string {
 
 export const METADATA_START = Buffer.of(SPACE_METADATA);
 export const METADATA_END = Buffer.of(SPACE_METADATA + 1);
+
+export const SEGMENT_CHECKPOINT_KEY = Buffer.of(SPACE_SEGMENTS, 0x63); // 'c'
+const SEGMENT_SUMMARY = 0x67; // 'g'
+
+export function segmentSummaryKey(segment: number): Buffer {
+  const key = Buffer.allocUnsafe(10);
+  key[0] = SPACE_SEGMENTS;
+  key[1] = SEGMENT_SUMMARY;
+  writeU64(key, segment, 2);
+  return key;
+}
+
+export function segmentSummaryKeySegment(key: Buffer): number {
+  return readU64(key, 2);
+}
+
+export const SEGMENT_SUMMARIES_START = Buffer.of(SPACE_SEGMENTS, SEGMENT_SUMMARY);
+export const SEGMENT_SUMMARIES_END = Buffer.of(SPACE_SEGMENTS, SEGMENT_SUMMARY + 1);

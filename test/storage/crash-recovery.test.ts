@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -8,7 +8,8 @@ import { SingleNodeReplica } from '../../src/broker/single-node-replica.js';
 import { ManualClock } from '../../src/common/clock.js';
 import { EntryType } from '../../src/storage/entry-codec.js';
 import { GroupCommitWriter } from '../../src/storage/group-commit.js';
-import { openKvStore, type KvStore } from '../../src/storage/kv-store.js';
+import type { KvStore } from '../../src/storage/kv-store.js';
+import { openBrokerStore } from '../../src/storage/log-store.js';
 import { ShardLog } from '../../src/storage/shard-log.js';
 import { tempDir } from '../helpers/node.js';
 import { prng, recordsHash } from './fixtures/crash-protocol.js';
@@ -191,8 +192,13 @@ describe('kill -9 recovery', () => {
         shardAcks.set(ack.index, ack);
       }
 
+      // Now and then a power cut tore the write in flight: garbage after the last frame.
+      const torn = random() < 0.4 ? await tearNewestSegment(dataDir, random) : undefined;
       // Reopen the store in this process and check every shard's log.
-      const kv = await openKvStore(dataDir);
+      const kv = await openBrokerStore(dataDir);
+      if (torn !== undefined) {
+        expect((await stat(torn.path)).size, why(cycle, 0)).toBeLessThanOrEqual(torn.sizeBytes);
+      }
       try {
         for (const shard of SHARDS) {
           await checkShard(
@@ -254,6 +260,31 @@ describe('kill -9 recovery', () => {
     await writer.drain();
   }, 300_000);
 });
+
+/**
+ * Appends what a torn write leaves: a frame header whose body never fully reached the disk, then
+ * a few random bytes. Returns the segment and its size before.
+ */
+async function tearNewestSegment(
+  dataDir: string,
+  random: () => number,
+): Promise<{ path: string; sizeBytes: number } | undefined> {
+  const dir = join(dataDir, 'broker.segments');
+  const newest = (await readdir(dir))
+    .filter((n) => n.endsWith('.seg'))
+    .sort()
+    .pop();
+  if (newest === undefined) return undefined;
+  const path = join(dir, newest);
+  const { size } = await stat(path);
+  const garbage = Buffer.alloc(12 + Math.floor(random() * 500));
+  garbage.write('RF', 0, 'latin1');
+  garbage[2] = 1;
+  garbage.writeUInt32BE(4096, 4);
+  for (let i = 8; i < garbage.length; i++) garbage[i] = Math.floor(random() * 256);
+  await appendFile(path, garbage);
+  return { path, sizeBytes: size };
+}
 
 async function checkShard(
   kv: KvStore,

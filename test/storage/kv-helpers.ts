@@ -15,6 +15,7 @@ import {
   type KvStore,
   type KvWriteOptions,
 } from '../../src/storage/kv-store.js';
+import { openBrokerStore } from '../../src/storage/log-store.js';
 import { decodeRecordBatch, type BatchRecord } from '../../src/storage/record-batch.js';
 import { tempDir } from '../helpers/node.js';
 
@@ -47,9 +48,21 @@ export async function tempFolder(cleanup: Cleanup, prefix = 'rheos-storage-'): P
   return dir;
 }
 
-/** A real LevelDB store in `dir`, closed by `cleanup` (closing twice is harmless). */
+const SMALL_CACHES = { cacheSizeBytes: 1024 * 1024, writeBufferSizeBytes: 1 << 20 };
+
+/**
+ * The broker's real store in `dir` (log segments and the LevelDB index), closed by `cleanup`
+ * (closing twice is harmless). Segments are small so that tests seal, replay and delete them.
+ */
 export async function openStore(cleanup: Cleanup, dir: string): Promise<KvStore> {
-  const kv = await openKvStore(dir, { cacheSizeBytes: 1024 * 1024, writeBufferSizeBytes: 1 << 20 });
+  const kv = await openBrokerStore(dir, { ...SMALL_CACHES, segmentBytes: 256 * 1024 });
+  cleanup.add(() => kv.close());
+  return kv;
+}
+
+/** A bare LevelDB in `dir` (for the LevelDB wrapper's own tests). */
+export async function openLevelStore(cleanup: Cleanup, dir: string): Promise<KvStore> {
+  const kv = await openKvStore(dir, SMALL_CACHES);
   cleanup.add(() => kv.close());
   return kv;
 }

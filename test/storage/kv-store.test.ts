@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanup, openStore, tempFolder } from './kv-helpers.js';
+import { Cleanup, openLevelStore, tempFolder } from './kv-helpers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -9,7 +9,7 @@ const key = (s: string) => Buffer.from(s);
 describe('the LevelDB store (through classic-level’s native batch step)', () => {
   it('writes puts and deletes atomically and reads them back after a reopen', async () => {
     const dir = await tempFolder(cleanup);
-    const kv = await openStore(cleanup, dir);
+    const kv = await openLevelStore(cleanup, dir);
     await kv.write(
       [
         { type: 'put', key: key('a'), value: Buffer.from('1') },
@@ -26,7 +26,7 @@ describe('the LevelDB store (through classic-level’s native batch step)', () =
       { sync: false },
     );
     await kv.close();
-    const again = await openStore(cleanup, dir);
+    const again = await openLevelStore(cleanup, dir);
     const entries = await again.entries({});
     expect(entries.map(([k, v]) => [k.toString(), v.toString()])).toEqual([
       ['b', ''],
@@ -35,7 +35,7 @@ describe('the LevelDB store (through classic-level’s native batch step)', () =
   });
 
   it('refuses a write once closed (the native step must never see a closed database)', async () => {
-    const kv = await openStore(cleanup, await tempFolder(cleanup));
+    const kv = await openLevelStore(cleanup, await tempFolder(cleanup));
     await kv.close();
     await expect(
       kv.write([{ type: 'put', key: key('a'), value: key('1') }], { sync: true }),
