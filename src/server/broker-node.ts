@@ -1,6 +1,5 @@
 import { DEFAULT_SUBSCRIPTION_LIMITS } from '../broker/subscriptions.js';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Broker } from '../broker/broker.js';
 import { createClient } from '../client/client.js';
 import type { ClusterConfig } from '../broker/cluster-config.js';

@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Broker } from '../broker/broker.js';
 import { DataPlane } from '../broker/data-plane.js';
 import { ReplicaManager } from '../broker/replica-manager.js';
