@@ -25,6 +25,11 @@ const { values } = parseArgs({
     // AWS SDK for JavaScript v3, over HTTP/2 (its default) or HTTP/1.1.
     api: { type: 'string', default: 'native' },
     'kinesis-endpoint': { type: 'string' },
+    // Open loop: send `--batch` records every batch/rate seconds whatever the answers, with at
+    // most `--concurrency` calls in flight (a call that has to wait for a slot is late). Latency
+    // is counted from each call's scheduled time, so a slow server cannot hide its queue
+    // (coordinated omission).
+    rate: { type: 'string' },
   },
 });
 
@@ -102,7 +107,44 @@ async function worker(): Promise<void> {
   }
 }
 
-const workers = Array.from({ length: concurrency }, () => worker());
+const ratePerSecond = values.rate === undefined ? undefined : Number(values.rate);
+if (ratePerSecond !== undefined && api !== 'native') throw new Error('--rate needs --api native');
+
+/** One put, timed from `scheduledMs` (performance.now() time). */
+async function putOnce(scheduledMs: number): Promise<void> {
+  try {
+    const failed = (await client.putRecords({ streamName: values.stream, records }))
+      .failedRecordCount;
+    if (measuring) {
+      latenciesMs.push(performance.now() - scheduledMs);
+      calls++;
+      recordsFailed += failed;
+      recordsOk += records.length - failed;
+    }
+  } catch {
+    if (measuring) errors++;
+  }
+}
+
+async function openLoop(rate: number): Promise<void> {
+  const intervalMs = (batch / rate) * 1000;
+  const inFlight = new Set<Promise<void>>();
+  let next = performance.now();
+  while (!stopping) {
+    const wait = next - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    while (inFlight.size >= concurrency) await Promise.race(inFlight);
+    const call = putOnce(next).finally(() => inFlight.delete(call));
+    inFlight.add(call);
+    next += intervalMs;
+  }
+  await Promise.all(inFlight);
+}
+
+const workers =
+  ratePerSecond === undefined
+    ? Array.from({ length: concurrency }, () => worker())
+    : [openLoop(ratePerSecond)];
 await new Promise((resolve) => setTimeout(resolve, warmupMs));
 // One pid, or several (the brokers of a cluster): the first is reported as "the server".
 const serverPids = (values['server-pid'] ?? '')
@@ -132,6 +174,7 @@ process.stdout.write(
     api,
     batch,
     concurrency,
+    ...(ratePerSecond === undefined ? {} : { targetRecordsPerSecond: ratePerSecond }),
     recordBytes,
     elapsedS: round(elapsedS, 3),
     calls,
@@ -168,6 +211,8 @@ process.stdout.write(
           before && after && recordsOk > 0
             ? round((after.writeBytes - before.writeBytes) / recordsOk, 0)
             : null,
+        rssMiB: after ? round(after.rssBytes / 2 ** 20, 0) : null,
+        peakRssMiB: after ? round(after.peakRssBytes / 2 ** 20, 0) : null,
       };
     }),
   }) + '\n',

@@ -1,11 +1,10 @@
-import { join } from 'node:path';
 import type { MetadataState } from '../../src/coordinator/model.js';
-import { openKvStore } from '../../src/storage/kv-store.js';
+import { openBrokerStore } from '../../src/storage/log-store.js';
 import { ShardRaftStore } from '../../src/storage/shard-raft-store.js';
 import type { ReplicaLog, ReplicaLogEntry } from './checker.js';
 
 /**
- * Every replica's committed log of one stream, read from the brokers' LevelDBs after they stopped, for the
+ * Every replica's committed log of one stream, read from the brokers' stores after they stopped, for the
  * checker's byte-for-byte divergence check. An entry's bytes are its type, term and payload (the
  * leader stamps arrival times into the payload, so replicas of one entry are identical).
  */
@@ -18,7 +17,7 @@ export async function readReplicaLogs(
   const out: ReplicaLog[] = [];
   for (const id of brokerIds) {
     const broker = { id };
-    const kv = await openKvStore(join(dataDirOf(broker.id), 'broker.db'));
+    const kv = await openBrokerStore(dataDirOf(broker.id));
     try {
       for (const stream of state.streams.values()) {
         if (stream.name !== streamName) continue;

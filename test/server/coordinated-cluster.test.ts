@@ -17,7 +17,7 @@ import { CoordinatorLink } from '../../src/coordinator/coordinator-link.js';
 import { CoordinatorServiceService } from '../../src/gen/rheos/v1/coordinator.js';
 import { startBroker, type RunningBroker } from '../../src/server/broker-node.js';
 import { startCoordinator, type RunningCoordinator } from '../../src/server/coordinator-node.js';
-import { openKvStore } from '../../src/storage/kv-store.js';
+import { openBrokerStore } from '../../src/storage/log-store.js';
 import { storedGroups } from '../../src/storage/shard-log.js';
 import { tempDir } from '../helpers/node.js';
 import { freePort } from '../helpers/processes.js';
@@ -129,7 +129,7 @@ async function startCluster(): Promise<Cluster> {
 }
 
 const storedOn = async (dir: string): Promise<number[]> => {
-  const kv = await openKvStore(join(dir, 'broker.db'));
+  const kv = await openBrokerStore(dir);
   try {
     return await storedGroups(kv);
   } finally {
