@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { CreateStreamCommand, DescribeStreamCommand, KinesisClient } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createClient } from '../src/client/client.js';
 import { UNLIMITED_SHARD_LIMITS } from '../src/common/limits.js';
 import { startBenchCluster, stopChild } from './lib/cluster.js';
@@ -157,7 +158,9 @@ async function startNats(binary: string, nodes: number): Promise<NatsCluster> {
             ]
           : []),
       ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
+      // Its log is chatty (route retries while the cluster forms); a server that fails to start
+      // shows as nats-load's connection error.
+      { stdio: 'ignore' },
     ),
   );
   const urls = hosts.map((h, i) => `nats://${h}:${ports[i]}`);
@@ -303,6 +306,8 @@ try {
     endpoint,
     region: 'us-east-1',
     credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+    // kinesalite speaks HTTP/1.1 only; the Kinesis client defaults to HTTP/2.
+    requestHandler: new NodeHttpHandler(),
   });
   await withRetries(20, () =>
     sdk.send(new CreateStreamCommand({ StreamName: 'bench', ShardCount: SHARDS })),
@@ -330,6 +335,8 @@ try {
     note: 'kinesalite keeps streams in memory (no disk, no fsync)',
   });
   console.log(`kinesalite: ${load.recordsPerSecond} records/s`);
+} catch (error) {
+  console.log(`kinesalite: failed, its row is left out (${String(error)})`);
 } finally {
   await stopChild(kinesalite);
 }

@@ -13,6 +13,12 @@ import type { Random } from './random.js';
  * only when synced; a crash keeps the durable state plus, at random, some prefix of the unsynced
  * writes (the operating system may have flushed them), and loses the rest. This is the crash that
  * `kill -9` cannot show: it is how a missing fsync turns into lost acknowledged data.
+ *
+ * This matches a broker's log store (src/storage/log-store.ts): a batch is one segment frame,
+ * frames are appended in order, and after a power cut the store keeps every synced frame and of
+ * the rest a prefix of whole frames (a torn frame, and everything after it, is cut off at open).
+ * The store's own crash model, LevelDB index and torn bytes included, is tested on the disks of
+ * test/storage/sim-disk.ts.
  */
 
 interface Batch {
