@@ -267,7 +267,9 @@ export class LogStore implements KvStore {
       await this.index.write(ops, { sync: false });
       return;
     }
-    await this.serially(() => this.writeFrame(ops, options.sync));
+    // Frames are always synced, even if not asked: an index pointer must never outlive the bytes
+    // it points to, and nothing writes log entries unsynced anyway.
+    await this.serially(() => this.writeFrame(ops));
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -346,14 +348,14 @@ export class LogStore implements KvStore {
     return run;
   }
 
-  private async writeFrame(ops: readonly KvOp[], sync: boolean): Promise<void> {
+  private async writeFrame(ops: readonly KvOp[]): Promise<void> {
     this.throwIfFailed();
     try {
       const frame = encodeFrame(ops, isLogPut);
       const start = this.active.sizeBytes;
       assert(start + frame.sizeBytes < 2 ** 32, 'a segment stays below 4 GiB');
       await this.active.append(frame.chunks);
-      if (sync) await this.active.sync();
+      await this.active.sync();
       this.stats.segmentBytesWritten += frame.sizeBytes;
       this.stats.frames++;
       const indexOps = ops.slice();
