@@ -78,43 +78,21 @@ let recordsFailed = 0;
 let errors = 0;
 const latenciesMs: number[] = [];
 
-async function worker(): Promise<void> {
-  while (!stopping) {
-    const start = performance.now();
-    try {
-      let failed: number;
-      if (kinesis === undefined) {
-        failed = (await client.putRecords({ streamName: values.stream, records }))
-          .failedRecordCount;
-      } else {
-        const response = await kinesis.send(
-          new PutRecordsCommand({
-            StreamName: values.stream,
-            Records: records.map((r) => ({ PartitionKey: r.partitionKey, Data: r.data })),
-          }),
-        );
-        failed = response.FailedRecordCount ?? 0;
-      }
-      if (measuring) {
-        latenciesMs.push(performance.now() - start);
-        calls++;
-        recordsFailed += failed;
-        recordsOk += records.length - failed;
-      }
-    } catch {
-      if (measuring) errors++;
-    }
-  }
-}
-
-const ratePerSecond = values.rate === undefined ? undefined : Number(values.rate);
-if (ratePerSecond !== undefined && api !== 'native') throw new Error('--rate needs --api native');
-
-/** One put, timed from `scheduledMs` (performance.now() time). */
+/** One put (native or AWS SDK), its latency timed from `scheduledMs` (performance.now() time). */
 async function putOnce(scheduledMs: number): Promise<void> {
   try {
-    const failed = (await client.putRecords({ streamName: values.stream, records }))
-      .failedRecordCount;
+    let failed: number;
+    if (kinesis === undefined) {
+      failed = (await client.putRecords({ streamName: values.stream, records })).failedRecordCount;
+    } else {
+      const response = await kinesis.send(
+        new PutRecordsCommand({
+          StreamName: values.stream,
+          Records: records.map((r) => ({ PartitionKey: r.partitionKey, Data: r.data })),
+        }),
+      );
+      failed = response.FailedRecordCount ?? 0;
+    }
     if (measuring) {
       latenciesMs.push(performance.now() - scheduledMs);
       calls++;
@@ -125,6 +103,14 @@ async function putOnce(scheduledMs: number): Promise<void> {
     if (measuring) errors++;
   }
 }
+
+/** Closed loop: the next call as soon as the last one answered. */
+async function worker(): Promise<void> {
+  while (!stopping) await putOnce(performance.now());
+}
+
+const ratePerSecond = values.rate === undefined ? undefined : Number(values.rate);
+if (ratePerSecond !== undefined && api !== 'native') throw new Error('--rate needs --api native');
 
 async function openLoop(rate: number): Promise<void> {
   const intervalMs = (batch / rate) * 1000;
